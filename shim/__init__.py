@@ -1,0 +1,3 @@
+"""pypi-xmlrpc-shim: PyPI's legacy XML-RPC API, answered from the index's JSON, Simple and RSS APIs."""
+
+__version__ = "0.1.0"
