@@ -1,0 +1,170 @@
+"""The ASGI application: XML-RPC endpoints per mode, the docs page, and the request-body guard.
+
+XML-RPC is answered on POST `/pypi`, `/pypi/`, `/RPC2` and `/`, in the default mode, and under the
+prefixes `/restore/`, `/today/` and `/removed/` in that mode. One event loop per process: anything that
+must be shared between processes goes through an external store, never through state kept here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import zlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from shim import __version__
+from shim.dispatch import Dispatcher
+from shim.docs import docs_page
+from shim.faults import APPLICATION_ERROR, NOT_WELL_FORMED
+from shim.methods import METHODS
+from shim.protocol import dump_fault
+from shim.settings import Settings, SettingsError
+from shim.table import MethodTable, Mode
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger("shim.app")
+
+XML_TYPES = ("text/xml", "application/xml")
+XMLRPC_CONTENT_TYPE = "text/xml; charset=UTF-8"
+ENDPOINT_PATHS = ("/pypi", "/pypi/", "/RPC2", "/")
+# Every method reaches the endpoint, which answers the wrong ones as Warehouse does.
+ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+MODE_PREFIXES = {"": None, "/restore": Mode.RESTORE, "/today": Mode.PYPI_TODAY, "/removed": Mode.REMOVED}
+
+
+class BodyRefused(Exception):
+    """The body is too large, or encoded in a way we do not read; answered as unparsable."""
+
+
+def _xmlrpc_bytes(body: bytes) -> Response:
+    return Response(body, headers={"content-type": XMLRPC_CONTENT_TYPE})
+
+
+def _not_found() -> Response:
+    # The index answers an unknown path this way; "removed" mode is the endpoint gone.
+    return PlainTextResponse("404 Not Found", status_code=404)
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, decompressed, refused as soon as it would pass `limit` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyRefused(f"Content-Length {declared}")
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding in ("gzip", "x-gzip"):
+        decoder: Any = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    elif encoding == "deflate":
+        decoder = zlib.decompressobj()
+    elif encoding in ("identity", ""):
+        decoder = None
+    else:
+        raise BodyRefused(f"Content-Encoding {encoding!r}")
+    parts: list[bytes] = []
+    size = 0
+    chunks: AsyncIterator[bytes] = request.stream()
+    async for chunk in chunks:
+        if decoder is not None:
+            try:
+                # max_length bounds what one chunk may expand to: a small bomb never grows past the cap.
+                chunk = decoder.decompress(chunk, limit + 1 - size)
+            except zlib.error as exc:
+                raise BodyRefused(f"bad {encoding} data: {exc}") from None
+            if decoder.unconsumed_tail:
+                raise BodyRefused("decompressed body over the limit")
+        size += len(chunk)
+        if size > limit:
+            raise BodyRefused("body over the limit")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+class XMLRPCEndpoint:
+    """Answers one XML-RPC path in a fixed mode, or in the default mode when `mode` is None."""
+
+    def __init__(self, settings: Settings, dispatcher: Dispatcher, mode: Mode | None) -> None:
+        self.settings = settings
+        self.dispatcher = dispatcher
+        self.mode = mode
+
+    async def handle(self, request: Request) -> Response:
+        mode = self.mode or self.settings.mode
+        if mode is Mode.REMOVED:
+            return _not_found()
+        is_xml = _media_type(request) in XML_TYPES
+        if request.method != "POST":
+            if is_xml:  # Warehouse answers another method on its XML-RPC route with this fault.
+                return _xmlrpc_bytes(dump_fault(APPLICATION_ERROR.code, APPLICATION_ERROR.string))
+            if request.method in ("GET", "HEAD") and request.url.path.endswith("/"):
+                return HTMLResponse(docs_page(self.dispatcher.table, self.settings, mode))
+            return PlainTextResponse(
+                "This is an XML-RPC endpoint: POST a text/xml methodCall.\n", status_code=405, headers={"Allow": "POST"}
+            )
+        if not is_xml:
+            return PlainTextResponse("XML-RPC calls must be sent as text/xml or application/xml.\n", status_code=415)
+        try:
+            async with asyncio.timeout(self.settings.body_timeout):
+                body = await _read_body(request, self.settings.max_body_bytes)
+        except BodyRefused as exc:
+            logger.warning("request body refused (%s); SHIM_MAX_BODY_BYTES is %d", exc, self.settings.max_body_bytes)
+            return _xmlrpc_bytes(dump_fault(NOT_WELL_FORMED.code, NOT_WELL_FORMED.string))
+        except TimeoutError:
+            logger.warning("request body not received within SHIM_BODY_TIMEOUT=%ds", self.settings.body_timeout)
+            return PlainTextResponse("Request body timed out.\n", status_code=408)
+        except ClientDisconnect:
+            return Response(status_code=400)
+        return _xmlrpc_bytes(await self.dispatcher.handle(body, mode))
+
+
+def _routes(settings: Settings, dispatcher: Dispatcher) -> list[Route]:
+    routes = []
+    for prefix, mode in MODE_PREFIXES.items():
+        endpoint = XMLRPCEndpoint(settings, dispatcher, mode)
+        paths = {prefix + path for path in ENDPOINT_PATHS} | ({prefix} if prefix else set())
+        for path in sorted(paths):
+            routes.append(Route(path, endpoint.handle, methods=ANY_METHOD, include_in_schema=False))
+    return routes
+
+
+async def _health(request: Request) -> Response:
+    return JSONResponse({"status": "ok", "version": __version__})
+
+
+def configure_logging(settings: Settings) -> None:
+    """Log the service's own messages beside uvicorn's, at the configured level."""
+    shim_logger = logging.getLogger("shim")
+    shim_logger.setLevel(settings.log_level.value.upper())
+    if not shim_logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+        shim_logger.addHandler(handler)
+        shim_logger.propagate = False
+
+
+def create_app(settings: Settings | None = None, *, methods: MethodTable = METHODS) -> Starlette:
+    """The service. Without `settings`, they are read from the environment (uvicorn's `--factory`)."""
+    if settings is None:
+        try:
+            settings = Settings.load()
+        except SettingsError as exc:
+            print(f"pypi-xmlrpc-shim: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        configure_logging(settings)
+    dispatcher = Dispatcher(methods, domain=settings.upstream.host, allow_i8=settings.allow_i8)
+    routes = [Route("/healthz", _health, methods=["GET"]), *_routes(settings, dispatcher)]
+    app = Starlette(routes=routes)
+    app.state.settings = settings
+    app.state.dispatcher = dispatcher
+    logger.info("answering XML-RPC from %s in %s mode", settings.upstream, settings.mode.value)
+    return app

@@ -1,0 +1,23 @@
+"""What every method function receives first: the call's mode, the table, and the service around it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from shim.protocol import Raw
+from shim.table import MethodTable, Mode
+
+__all__ = ["CallContext"]
+
+
+@dataclass(frozen=True)
+class CallContext:
+    mode: Mode
+    table: MethodTable
+    # The upstream index's host, for the messages that name it as PyPI names its own domain.
+    domain: str
+    # Dispatches one sub-call of system.multicall and gives back its encoded slot.
+    subcall: Callable[[Any, Any], Awaitable[Raw]]
+    nested: bool = False

@@ -1,0 +1,35 @@
+"""What method functions raise; only dispatch turns these into XML-RPC faults.
+
+ShimError
+├── Refused            a deliberate refusal: -32500 "<ExceptionClass>: <message>"
+└── BadArguments       arguments a method checks itself: -32602 "client error; <details>"
+"""
+
+from __future__ import annotations
+
+__all__ = ["BadArguments", "Refused", "ShimError", "not_served_yet"]
+
+
+class ShimError(Exception):
+    """Base of the errors a method may raise on purpose."""
+
+
+class Refused(ShimError):
+    """The method refuses, as Warehouse's XMLRPCWrappedError does: the fault names `exception`'s class."""
+
+    def __init__(self, exception: Exception) -> None:
+        super().__init__(f"{type(exception).__name__}: {exception}")
+        self.exception = exception
+
+
+class BadArguments(ShimError):
+    """Arguments that pass the signature's types but not the method's own checks."""
+
+    def __init__(self, details: str) -> None:
+        super().__init__(details)
+        self.details = details
+
+
+def not_served_yet(method: str) -> Refused:
+    """The refusal of a method whose data this service does not read yet."""
+    return Refused(RuntimeError(f"The XMLRPC {method} method is not served by this service yet."))

@@ -1,0 +1,38 @@
+"""XML-RPC faults, with PyPI's codes and strings (spec §2.1)."""
+
+from __future__ import annotations
+
+__all__ = [
+    "APPLICATION_ERROR",
+    "METHOD_NOT_FOUND",
+    "NOT_WELL_FORMED",
+    "SERVICE_UNAVAILABLE",
+    "Fault",
+]
+
+
+class Fault(Exception):
+    """A fault to send: `code` and `string` go on the wire as faultCode and faultString."""
+
+    def __init__(self, code: int, string: str) -> None:
+        super().__init__(code, string)
+        self.code = code
+        self.string = string
+
+    def __repr__(self) -> str:
+        return f"Fault({self.code}, {self.string!r})"
+
+    @classmethod
+    def wrapped(cls, text: str) -> Fault:
+        """Warehouse's XMLRPCWrappedError: `<ExceptionClass>: <message>`."""
+        return cls(-32500, text)
+
+    @classmethod
+    def invalid_params(cls, details: str) -> Fault:
+        return cls(-32602, f"client error; {details}")
+
+
+NOT_WELL_FORMED = Fault(-32700, "parse error; not well formed")
+METHOD_NOT_FOUND = Fault(-32601, "server error; requested method not found")
+APPLICATION_ERROR = Fault(-32500, "application error")
+SERVICE_UNAVAILABLE = Fault(-32403, "server error; service unavailable")

@@ -1,0 +1,276 @@
+"""Every setting of the service, in one registry: name, variable, option, default, meaning, validation.
+
+The CLI's options, `--help`, the README's settings table and the docs page are all built from
+`REGISTRY`. A value is taken from the command line, else from `SHIM_<NAME>`, else the default; a bad
+value stops start-up with a message that names where it came from and quotes it (credentials redacted).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+from shim.table import Mode
+from shim.urls import UpstreamURL, redact_url
+
+__all__ = ["REGISTRY", "LogLevel", "Mode", "Setting", "Settings", "SettingsError", "default_upstream"]
+
+T = TypeVar("T")
+
+
+class LogLevel(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class SettingsError(ValueError):
+    """One or more settings have bad values; the message names each one and its value."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
+
+
+@dataclass(frozen=True)
+class Setting(Generic[T]):
+    name: str
+    parse: Callable[[str], T]
+    default: Callable[[Mapping[str, str]], T]
+    default_doc: str
+    meaning: str
+    metavar: str = "VALUE"
+
+    @property
+    def env(self) -> str:
+        return "SHIM_" + self.name.upper()
+
+    @property
+    def option(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+def _int_between(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip().replace("_", ""))
+        except ValueError:
+            raise ValueError("not a whole number") from None
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}")
+        return value
+
+    return parse
+
+
+def _choice(enum: type[StrEnum]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            return enum(text.strip().lower())
+        except ValueError:
+            raise ValueError("must be one of " + ", ".join(m.value for m in enum)) from None
+
+    return parse
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false (also 1/0, yes/no, on/off)")
+
+
+def _host(text: str) -> str:
+    value = text.strip()
+    if not value or not re.fullmatch(r"[A-Za-z0-9.:_\-\[\]%]+", value):
+        raise ValueError("not a host name or IP address")
+    return value
+
+
+def _pip_config() -> Mapping[str, str]:
+    """pip's merged configuration, read through its supported interface (`pip config list`)."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "pip", "config", "list"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    values: dict[str, str] = {}
+    for line in done.stdout.splitlines():
+        key, sep, raw = line.partition("=")
+        if sep:
+            values[key.strip()] = raw.strip().strip("'\"")
+    return values
+
+
+def default_upstream(
+    environ: Mapping[str, str], pip_config: Callable[[], Mapping[str, str]] = _pip_config
+) -> UpstreamURL:
+    """The index pip is configured with, else the public index as pypi-simple publishes it."""
+    candidates = [environ.get("PIP_INDEX_URL", "")]
+    if not candidates[0]:
+        config = pip_config()
+        candidates += [config.get(k, "") for k in (":env:.index-url", "install.index-url", "global.index-url")]
+    for candidate in candidates:
+        # pip allows several URLs separated by white space in PIP_INDEX_URL's siblings; take the first.
+        first = candidate.split()[0] if candidate.split() else ""
+        if first:
+            try:
+                return UpstreamURL.parse(first)
+            except ValueError:
+                continue  # a file:// or odd index pip can use but we cannot: fall through
+    from pypi_simple import PYPI_SIMPLE_ENDPOINT
+
+    return UpstreamURL.parse(PYPI_SIMPLE_ENDPOINT)
+
+
+def _default_port(environ: Mapping[str, str]) -> int:
+    # Platforms such as Heroku or Cloud Run hand the port over in PORT.
+    port = environ.get("PORT", "").strip()
+    if port:
+        return _int_between(1, 65535)(port)
+    return 8000
+
+
+def _const(value: T) -> Callable[[Mapping[str, str]], T]:
+    return lambda environ: value
+
+
+REGISTRY: tuple[Setting[Any], ...] = (
+    Setting(
+        "host",
+        _host,
+        _const("127.0.0.1"),
+        "`127.0.0.1`",
+        "Address to listen on; `0.0.0.0` to serve other machines.",
+        "ADDRESS",
+    ),
+    Setting(
+        "port",
+        _int_between(1, 65535),
+        _default_port,
+        "`$PORT` when set, else `8000`",
+        "TCP port to listen on.",
+        "PORT",
+    ),
+    Setting(
+        "upstream",
+        UpstreamURL.parse,
+        default_upstream,
+        "the index pip is configured with, else the public index",
+        "Base URL of a Warehouse-compatible index (JSON `{base}/pypi/<name>/json`, Simple `{base}/simple/`, "
+        "RSS `{base}/rss/`). A trailing `/simple` is removed. Credentials in the URL are used, never shown.",
+        "URL",
+    ),
+    Setting(
+        "mode",
+        _choice(Mode),
+        _const(Mode.RESTORE),
+        "`restore`",
+        "Default answer mode: `restore` (the last working behaviour of every method), `pypi-today` "
+        "(exactly what PyPI answers now) or `removed` (the XML-RPC endpoint gone: HTTP 404). "
+        "The path prefixes `/restore/`, `/today/` and `/removed/` choose a mode per request.",
+        "MODE",
+    ),
+    Setting(
+        "max_body_bytes",
+        _int_between(1024, 64 * 1024 * 1024),
+        _const(1024 * 1024),
+        "`1048576` (1 MiB)",
+        "Largest XML-RPC request body accepted, counted after decompression; a larger one is a parse "
+        "error fault and is never read further.",
+        "BYTES",
+    ),
+    Setting(
+        "body_timeout",
+        _int_between(1, 3600),
+        _const(30),
+        "`30`",
+        "Seconds a client may take to send its request body.",
+        "SECONDS",
+    ),
+    Setting(
+        "allow_i8",
+        _bool,
+        _const(False),
+        "`false`",
+        "Send integers outside 32 bits as `<i8>`. Off, as on PyPI: such a value is an application error "
+        "(Python's and many other clients cannot read `<i8>`).",
+        "BOOL",
+    ),
+    Setting(
+        "log_level",
+        _choice(LogLevel),
+        _const(LogLevel.INFO),
+        "`info`",
+        "Logging level: debug, info, warning or error.",
+        "LEVEL",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated settings; build with `Settings.load()` or directly in tests."""
+
+    upstream: UpstreamURL
+    host: str = "127.0.0.1"
+    port: int = 8000
+    mode: Mode = Mode.RESTORE
+    max_body_bytes: int = 1024 * 1024
+    body_timeout: int = 30
+    allow_i8: bool = False
+    log_level: LogLevel = LogLevel.INFO
+
+    @classmethod
+    def load(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        options: Mapping[str, str | None] | None = None,
+    ) -> Settings:
+        """Read every setting from `options` (CLI, by setting name), else `environ`, else its default."""
+        environ = os.environ if environ is None else environ
+        options = options or {}
+        values: dict[str, Any] = {}
+        problems: list[str] = []
+        for setting in REGISTRY:
+            given = options.get(setting.name)
+            if given is not None:
+                source, text = setting.option, given
+            elif environ.get(setting.env) is not None:
+                source, text = setting.env, environ[setting.env]
+            else:
+                try:
+                    values[setting.name] = setting.default(environ)
+                except ValueError as exc:
+                    problems.append(f"the default of {setting.env} could not be used: {exc}")
+                continue
+            try:
+                values[setting.name] = setting.parse(text)
+            except ValueError as exc:
+                problems.append(f"{source} has value {redact_url(text)!r}: {exc}.")
+        if problems:
+            raise SettingsError(problems)
+        return cls(**values)
+
+    def public(self) -> dict[str, str]:
+        """Every setting as it may be shown: credentials redacted."""
+        return {f.name: str(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    def __repr__(self) -> str:
+        return "Settings(" + json.dumps(self.public()) + ")"
