@@ -1,0 +1,60 @@
+"""Shared fixtures: an app over the real method table, and an `rpc` helper that makes one real XML-RPC
+round trip (stdlib dumps, POST text/xml, stdlib loads), as Warehouse's functional tests do."""
+
+from __future__ import annotations
+
+import xmlrpc.client
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from shim.app import create_app
+from shim.settings import Settings
+from shim.urls import UpstreamURL
+
+UPSTREAM = "https://upstream.test/"
+
+Rpc = Callable[..., Any]
+
+
+def make_settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {"upstream": UpstreamURL.parse(UPSTREAM)}
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings), raise_server_exceptions=True) as test_client:
+        yield test_client
+
+
+def call(client: TestClient, method: str, *params: Any, path: str = "/pypi") -> Any:
+    """One XML-RPC call; returns the value or raises xmlrpc.client.Fault."""
+    body = xmlrpc.client.dumps(params, methodname=method, allow_none=True)
+    response = client.post(path, content=body.encode(), headers={"Content-Type": "text/xml"})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "text/xml; charset=UTF-8"
+    (value,), _ = xmlrpc.client.loads(response.content, use_builtin_types=False)
+    return value
+
+
+@pytest.fixture
+def rpc(client: TestClient) -> Rpc:
+    def _rpc(method: str, *params: Any, path: str = "/pypi") -> Any:
+        return call(client, method, *params, path=path)
+
+    return _rpc
+
+
+def fault_of(rpc: Rpc, method: str, *params: Any, path: str = "/pypi") -> tuple[int, str]:
+    with pytest.raises(xmlrpc.client.Fault) as caught:
+        rpc(method, *params, path=path)
+    return caught.value.faultCode, caught.value.faultString
