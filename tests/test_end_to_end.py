@@ -1,0 +1,82 @@
+"""The real stdlib client against the service served by uvicorn on 127.0.0.1."""
+
+from __future__ import annotations
+
+import socket
+import time
+import xmlrpc.client
+from collections.abc import Iterator
+
+import pytest
+
+from shim.app import create_app
+
+from .conftest import make_settings
+from .servers import serve_in_thread
+
+
+@pytest.fixture(scope="module")
+def base_url() -> Iterator[str]:
+    with serve_in_thread(create_app(make_settings(body_timeout=1))) as url:
+        yield url
+
+
+@pytest.mark.parametrize("path", ["", "/", "/pypi", "/pypi/", "/RPC2"])
+def test_server_proxy_on_every_path(base_url: str, path: str) -> None:
+    # ServerProxy("http://host:port") posts to /RPC2, as pip and most clients do with a bare host.
+    with xmlrpc.client.ServerProxy(base_url + path, allow_none=True) as proxy:
+        assert proxy.package_hosting_mode("roundup") == "pypi-only"
+        with pytest.raises(xmlrpc.client.Fault) as caught:
+            proxy.package_releases()
+    assert caught.value.faultString == "client error; package_name: Missing required argument"
+
+
+@pytest.mark.parametrize("path", ["/", "/pypi", "/pypi/", "/RPC2"])
+def test_server_proxy_with_the_today_prefix(base_url: str, path: str) -> None:
+    with xmlrpc.client.ServerProxy(base_url + "/today" + path) as proxy:
+        with pytest.raises(xmlrpc.client.Fault) as caught:
+            proxy.package_hosting_mode("roundup")
+        assert (caught.value.faultCode, caught.value.faultString) == (
+            -32601,
+            "server error; requested method not found",
+        )
+        with pytest.raises(xmlrpc.client.Fault) as caught:
+            proxy.list_packages()
+    assert caught.value.faultString.startswith("RuntimeError: PyPI no longer supports the XMLRPC list_packages method.")
+
+
+@pytest.mark.parametrize("path", ["/", "/pypi", "/pypi/", "/RPC2"])
+def test_server_proxy_with_the_removed_prefix(base_url: str, path: str) -> None:
+    with (
+        xmlrpc.client.ServerProxy(base_url + "/removed" + path) as proxy,
+        pytest.raises(xmlrpc.client.ProtocolError) as caught,
+    ):
+        proxy.package_hosting_mode("roundup")
+    assert caught.value.errcode == 404
+
+
+def test_server_proxy_multicall(base_url: str) -> None:
+    with xmlrpc.client.ServerProxy(base_url + "/pypi") as proxy:
+        multi = xmlrpc.client.MultiCall(proxy)
+        multi.package_hosting_mode("a")
+        multi.system.methodSignature("release_urls")
+        assert list(multi()) == ["pypi-only", [["array", "string", "string"]]]
+
+
+def test_server_proxy_with_gzip_encoded_requests(base_url: str) -> None:
+    transport = xmlrpc.client.Transport()
+    transport.encode_threshold = 0  # gzip every request body
+    with xmlrpc.client.ServerProxy(base_url + "/pypi", transport=transport) as proxy:
+        assert proxy.package_hosting_mode("x" * 2000) == "pypi-only"
+
+
+def test_a_client_that_stops_sending_its_body_is_cut_off(base_url: str) -> None:
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(
+            b"POST /pypi HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: 1000\r\n\r\n<methodCall>"
+        )
+        started = time.monotonic()
+        answer = conn.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert time.monotonic() - started < 8
