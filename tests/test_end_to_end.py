@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import time
 import xmlrpc.client
 from collections.abc import Iterator
@@ -80,3 +83,57 @@ def test_a_client_that_stops_sending_its_body_is_cut_off(base_url: str) -> None:
         answer = conn.recv(4096)
     assert answer.startswith(b"HTTP/1.1 408 ")
     assert time.monotonic() - started < 8
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _environ(**extra: str) -> dict[str, str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("SHIM_", "PIP_INDEX"))}
+    environ.update(extra)
+    return environ
+
+
+def test_uvicorn_factory_serves_the_app_with_settings_from_the_environment() -> None:
+    port = _free_port()
+    command = [sys.executable, "-m", "uvicorn", "shim.app:create_app", "--factory", "--port", str(port)]
+    server = subprocess.Popen(
+        command,
+        env=_environ(SHIM_UPSTREAM="https://upstream.test/", SHIM_MODE="pypi-today"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with xmlrpc.client.ServerProxy(f"http://127.0.0.1:{port}/pypi") as proxy:
+                    proxy.package_hosting_mode("x")
+            except xmlrpc.client.Fault as fault:
+                # SHIM_MODE=pypi-today was read: the method is gone there.
+                assert fault.faultCode == -32601
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "uvicorn did not start"
+                time.sleep(0.1)
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=10)[0].decode()
+    assert "answering XML-RPC from https://upstream.test/ in pypi-today mode" in output
+
+
+def test_uvicorn_factory_with_a_bad_setting_stops_with_a_clear_message() -> None:
+    command = [sys.executable, "-m", "uvicorn", "shim.app:create_app", "--factory", "--port", str(_free_port())]
+    done = subprocess.run(
+        command,
+        env=_environ(SHIM_UPSTREAM="https://upstream.test/", SHIM_MODE="tomorrow"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode != 0
+    assert "SHIM_MODE has value 'tomorrow': must be one of restore, pypi-today, removed." in done.stderr
