@@ -143,7 +143,10 @@ def _default_port(environ: Mapping[str, str]) -> int:
     # Platforms such as Heroku or Cloud Run hand the port over in PORT.
     port = environ.get("PORT", "").strip()
     if port:
-        return _int_between(1, 65535)(port)
+        try:
+            return _int_between(1, 65535)(port)
+        except ValueError as exc:
+            raise ValueError(f"PORT has value {environ['PORT']!r}: {exc}") from None
     return 8000
 
 

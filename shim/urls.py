@@ -43,7 +43,11 @@ class Credentials:
         return f"Credentials(username={self.username!r}, password={self.password!r})"
 
 
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#@]*)@")
+# User-info runs to the LAST "@" before the path (a password may hold a raw "@"); it follows a scheme and
+# "//", a bare "//", or starts the text (a URL given without its scheme, `user:token@host/`).
+_USERINFO = re.compile(r"(?P<scheme>(?:[A-Za-z][A-Za-z0-9+.-]*:)?//|^)(?P<userinfo>[^\s/?#]*)@")
+# Query values may be tokens too (`?token=...`): shown as `***`.
+_QUERY_VALUE = re.compile(r"(?P<key>[?&][^=&#\s]*=)[^&#\s]*")
 
 
 def redact_url(text: str) -> str:
@@ -54,7 +58,7 @@ def redact_url(text: str) -> str:
         shown = f"{user}:{REDACTED}" if user else REDACTED
         return f"{match['scheme']}{shown}@"
 
-    return _USERINFO.sub(_hide, text)
+    return _QUERY_VALUE.sub(rf"\g<key>{REDACTED}", _USERINFO.sub(_hide, text))
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,8 @@ class UpstreamURL:
     def parse(cls, value: str) -> UpstreamURL:
         """Parse an operator-given URL; raise ValueError with a reason that never quotes a secret."""
         text = value.strip()
+        if any(c.isspace() for c in text):
+            raise ValueError("a URL has no white space in it")
         try:
             parts = urlsplit(text)
             port = parts.port  # validates the port

@@ -1,0 +1,413 @@
+"""Credentials in the upstream URL are used, never shown: every output is searched for a known token.
+
+The token is put into SHIM_UPSTREAM (and PIP_INDEX_URL), then everything the service can show is
+collected: `--help`, start-up errors, reprs, the docs page, /healthz, fault strings, the log of a whole
+session, and the output of a real server process. None may hold the token, plain or URL-encoded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+import xmlrpc.client
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from shim import cli
+from shim.app import create_app
+from shim.docs import docs_page, settings_markdown
+from shim.methods import METHODS
+from shim.settings import Settings, SettingsError
+from shim.table import Mode
+from shim.urls import REDACTED, UpstreamURL, redact_url
+
+TOKEN = "s3cr3t-T0KEN-4242"
+UPSTREAM_WITH_TOKEN = f"https://deploy:{TOKEN}@upstream.test/simple/"
+# The same secret with characters that must be percent-encoded in a URL.
+ENCODED_SECRET = "s3cr3t/T0KEN-4242:@"
+UPSTREAM_WITH_ENCODED_TOKEN = f"https://deploy:{quote(ENCODED_SECRET, safe='')}@upstream.test/simple/"
+REDACTED_FORM = f"deploy:{REDACTED}@upstream.test"
+SUBPROCESS_TIMEOUT = 30
+
+
+def forbidden() -> set[str]:
+    return {
+        TOKEN,
+        quote(TOKEN, safe=""),
+        ENCODED_SECRET,
+        quote(ENCODED_SECRET, safe=""),
+        quote(ENCODED_SECRET),
+        "T0KEN-4242",  # the distinctive core: catches any partial or differently encoded copy
+    }
+
+
+def assert_no_token(text: str | bytes, where: str = "output") -> None:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    for secret in forbidden():
+        assert secret not in text, f"the token appears in {where}: {text!r}"
+
+
+def assert_none_has_token(outputs: Iterable[tuple[str, str | bytes]]) -> None:
+    for where, text in outputs:
+        assert_no_token(text, where)
+
+
+def token_env(**extra: str) -> dict[str, str]:
+    """This process's environment, with the token in both places the upstream can come from."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SHIM_", "PIP_INDEX_URL")) and k != "PORT"}
+    env.update(
+        SHIM_UPSTREAM=UPSTREAM_WITH_TOKEN,
+        PIP_INDEX_URL=UPSTREAM_WITH_TOKEN,
+        PIP_CONFIG_FILE=os.devnull,
+        COLUMNS="200",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+def run_shim(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shim", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT,
+        check=False,
+    )
+
+
+def files_under(root: Path) -> list[tuple[str, bytes]]:
+    return [(str(path), path.read_bytes()) for path in sorted(root.rglob("*")) if path.is_file()]
+
+
+@pytest.fixture(params=[UPSTREAM_WITH_TOKEN, UPSTREAM_WITH_ENCODED_TOKEN], ids=["plain", "percent-encoded"])
+def secret_settings(request: pytest.FixtureRequest) -> Settings:
+    return Settings.load({"SHIM_UPSTREAM": request.param})
+
+
+# The token is there to be used
+
+
+def test_the_token_is_kept_for_use() -> None:
+    settings = Settings.load({"SHIM_UPSTREAM": UPSTREAM_WITH_TOKEN})
+    assert settings.upstream.base == "https://upstream.test/"
+    assert settings.upstream.credentials is not None
+    assert settings.upstream.credentials.username == "deploy"
+    assert settings.upstream.credentials.password.reveal() == TOKEN
+
+
+def test_a_percent_encoded_token_is_decoded_for_use() -> None:
+    settings = Settings.load({"SHIM_UPSTREAM": UPSTREAM_WITH_ENCODED_TOKEN})
+    assert settings.upstream.credentials is not None
+    assert settings.upstream.credentials.password.reveal() == ENCODED_SECRET
+
+
+def test_the_token_from_pip_index_url_is_kept_for_use() -> None:
+    settings = Settings.load({"PIP_INDEX_URL": UPSTREAM_WITH_TOKEN})
+    assert settings.upstream.credentials is not None
+    assert settings.upstream.credentials.password.reveal() == TOKEN
+
+
+# Reprs
+
+
+def test_reprs_and_strs_hide_the_token(secret_settings: Settings) -> None:
+    upstream = secret_settings.upstream
+    assert upstream.credentials is not None
+    outputs = [
+        ("repr(Settings)", repr(secret_settings)),
+        ("str(Settings)", str(secret_settings)),
+        ("Settings.public()", repr(secret_settings.public())),
+        ("asdict(Settings)", repr(dataclasses.asdict(secret_settings))),
+        ("repr(UpstreamURL)", repr(upstream)),
+        ("str(UpstreamURL)", str(upstream)),
+        ("UpstreamURL.base", upstream.base),
+        ("repr(Credentials)", repr(upstream.credentials)),
+        ("str(Credentials)", str(upstream.credentials)),
+        ("repr(Secret)", repr(upstream.credentials.password)),
+        ("str(Secret)", str(upstream.credentials.password)),
+        ("format(Secret)", f"{upstream.credentials.password}"),
+    ]
+    assert_none_has_token(outputs)
+    assert str(upstream) == "https://deploy:***@upstream.test/"
+    assert secret_settings.public()["upstream"] == "https://deploy:***@upstream.test/"
+
+
+def test_an_upstream_url_parsed_directly_hides_the_token() -> None:
+    for given in (UPSTREAM_WITH_TOKEN, UPSTREAM_WITH_ENCODED_TOKEN, f"http://deploy:{TOKEN}@[::1]:8443/"):
+        url = UpstreamURL.parse(given)
+        assert_none_has_token([("repr", repr(url)), ("str", str(url)), ("base", url.base), ("host", url.host)])
+        assert f"deploy:{REDACTED}@" in str(url)
+
+
+def test_redact_url_hides_the_token_and_keeps_the_user() -> None:
+    text = f"from {UPSTREAM_WITH_TOKEN} and {UPSTREAM_WITH_ENCODED_TOKEN}"
+    redacted = redact_url(text)
+    assert_no_token(redacted, "redact_url")
+    assert redacted.count(REDACTED_FORM) == 2
+
+
+# --help and start-up errors
+
+
+def test_help_hides_the_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in token_env().items():
+        monkeypatch.setenv(name, value)
+    outputs: list[tuple[str, str]] = [
+        ("build_parser().format_help()", cli.build_parser().format_help()),
+        ("settings_markdown()", settings_markdown()),
+    ]
+    done = run_shim("--help", env=token_env())
+    assert done.returncode == 0, done.stderr
+    assert "--upstream" in done.stdout
+    outputs += [("--help stdout", done.stdout), ("--help stderr", done.stderr)]
+    assert_none_has_token(outputs)
+
+
+def test_start_up_error_for_another_setting_hides_the_token(tmp_path: Path) -> None:
+    done = run_shim(env=token_env(SHIM_PORT="nope"), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "SHIM_PORT has value 'nope'" in done.stderr
+    assert_none_has_token([("stdout", done.stdout), ("stderr", done.stderr), *files_under(tmp_path)])
+
+
+BAD_UPSTREAMS_WITH_TOKEN = [
+    f"ftp://deploy:{TOKEN}@x",
+    f"ftp://deploy:{TOKEN}@upstream.test/simple/",
+    f"https://deploy:{TOKEN}@upstream.test/simple/?page=1",
+    f"https://deploy:{TOKEN}@upstream.test/simple/#top",
+    f"https://deploy:{TOKEN}@upstream.test:99999/",
+    f"https://deploy:{TOKEN}@upstream.test:port/",
+    f"https://deploy:{TOKEN}@/simple/",
+    f"https://deploy:{TOKEN}@[::1/",
+    f" https://deploy:{quote(ENCODED_SECRET, safe='')}@upstream.test/?x ",
+]
+
+
+@pytest.mark.parametrize("upstream", BAD_UPSTREAMS_WITH_TOKEN)
+def test_a_bad_upstream_is_reported_without_its_token(upstream: str) -> None:
+    for environ, options, source in [
+        ({"SHIM_UPSTREAM": upstream}, None, "SHIM_UPSTREAM"),
+        ({}, {"upstream": upstream}, "--upstream"),
+    ]:
+        with pytest.raises(SettingsError) as caught:
+            Settings.load(environ, options)
+        message = str(caught.value)
+        assert_no_token(message, f"the error for {source}")
+        assert_no_token(repr(caught.value), f"the error's repr for {source}")
+        assert message.startswith(f"{source} has value ")
+        assert f"deploy:{REDACTED}@" in message
+
+
+def test_python_dash_m_shim_with_a_bad_upstream_exits_2_without_the_token(tmp_path: Path) -> None:
+    done = run_shim(env=token_env(SHIM_UPSTREAM=f"ftp://deploy:{TOKEN}@x"), cwd=tmp_path)
+    assert done.returncode == 2
+    assert f"SHIM_UPSTREAM has value 'ftp://deploy:{REDACTED}@x'" in done.stderr
+    assert_none_has_token([("stdout", done.stdout), ("stderr", done.stderr), *files_under(tmp_path)])
+
+
+def test_upstream_option_with_a_bad_port_exits_2_without_the_token(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        cli.load(["--upstream", f"https://deploy:{TOKEN}@upstream.test:99999/"], environ={})
+    assert caught.value.code == 2
+    out, err = capsys.readouterr()
+    assert "--upstream has value" in err
+    assert_none_has_token([("stdout", out), ("stderr", err)])
+
+
+@pytest.mark.parametrize(
+    "upstream", [f"deploy:{TOKEN}@upstream.test/simple/", f"//deploy:{TOKEN}@upstream.test/simple/"]
+)
+def test_a_scheme_less_upstream_is_reported_without_its_token(upstream: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.load({"SHIM_UPSTREAM": upstream})
+    assert_no_token(str(caught.value), "the error")
+
+
+def test_a_bad_upstream_whose_password_holds_an_at_sign_is_reported_without_its_token() -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.load({"SHIM_UPSTREAM": f"https://deploy:p@{TOKEN}@upstream.test:port/"})
+    assert_no_token(str(caught.value), "the error")
+
+
+# The app: docs page, /healthz, faults, and the log of a session
+
+
+def fault_string(client: TestClient, method: str, *params: Any, path: str) -> str:
+    body = xmlrpc.client.dumps(params, methodname=method, allow_none=True)
+    response = client.post(path, content=body.encode(), headers={"Content-Type": "text/xml"})
+    assert response.status_code == 200, response.text
+    with pytest.raises(xmlrpc.client.Fault) as caught:
+        xmlrpc.client.loads(response.content)
+    return caught.value.faultString
+
+
+def session_outputs(client: TestClient) -> list[tuple[str, str]]:
+    """Everything a client can get out of the app over a session of calls."""
+    outputs: list[tuple[str, str]] = []
+    for path in ("/", "/pypi/", "/restore/", "/today/", "/today/pypi/"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        outputs.append((f"GET {path}", str(response.headers) + response.text))
+    health = client.get("/healthz")
+    assert health.json()["status"] == "ok"
+    outputs.append(("GET /healthz", health.text))
+    outputs.append(("GET /pypi", client.get("/pypi").text))
+    outputs.append(("GET /pypi as text/xml", client.get("/pypi", headers={"Content-Type": "text/xml"}).text))
+    calls = [
+        ("search", ({"name": "x"},), "/today/pypi"),
+        ("list_packages", (), "/today/pypi"),
+        ("changelog", (0,), "/today/pypi"),
+        ("list_packages", (), "/pypi"),
+        ("package_releases", ("x",), "/pypi"),
+        ("no_such_method", (), "/pypi"),
+        ("package_releases", (1,), "/pypi"),
+    ]
+    for method, params, path in calls:
+        outputs.append((f"fault of {method} on {path}", fault_string(client, method, *params, path=path)))
+    listed = client.post(
+        "/pypi",
+        content=xmlrpc.client.dumps((), methodname="system.listMethods").encode(),
+        headers={"Content-Type": "text/xml"},
+    )
+    outputs.append(("system.listMethods", listed.text))
+    bad = client.post("/pypi", content=b"<not xml", headers={"Content-Type": "text/xml"})
+    outputs.append(("unparsable body", bad.text))
+    return outputs
+
+
+def test_docs_page_healthz_and_faults_hide_the_token(secret_settings: Settings) -> None:
+    with TestClient(create_app(secret_settings)) as client:
+        outputs = session_outputs(client)
+    assert_none_has_token(outputs)
+    docs = dict(outputs)["GET /"]
+    assert "https://upstream.test/" in docs  # the page does name the upstream, without credentials
+    search_fault = dict(outputs)["fault of search on /today/pypi"]
+    assert "https://upstream.test/search" in search_fault
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+def test_docs_page_of_every_mode_hides_the_token(secret_settings: Settings, mode: Mode) -> None:
+    assert_no_token(docs_page(METHODS, secret_settings, mode), f"the docs page in {mode}")
+
+
+def test_the_log_of_a_whole_session_hides_the_token(
+    secret_settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # configure_logging (run by `create_app()` without settings) stops propagation; caplog needs it.
+    monkeypatch.setattr(logging.getLogger("shim"), "propagate", True)
+    caplog.set_level(logging.DEBUG)
+    tight = dataclasses.replace(secret_settings, max_body_bytes=1024)
+    with TestClient(create_app(tight)) as client:
+        session_outputs(client)
+        big = client.post("/pypi", content=b"x" * 4096, headers={"Content-Type": "text/xml"})
+        assert big.status_code == 200
+    out, err = capsys.readouterr()
+    records = [
+        (f"log record {r.name}", f"{r.getMessage()} {r.args!r} {r.exc_text or ''} {r.__dict__!r}")
+        for r in caplog.records
+    ]
+    assert records
+    assert_none_has_token([("caplog.text", caplog.text), *records, ("stdout", out), ("stderr", err)])
+    assert REDACTED_FORM in caplog.text  # the upstream IS logged, redacted
+
+
+# A real server process
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_healthy(base: str, process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    with httpx.Client(trust_env=False, timeout=1.0) as http:
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"the server exited with {process.returncode} before answering /healthz")
+            try:
+                if http.get(base + "/healthz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("the server did not answer /healthz in time")
+            time.sleep(0.1)
+
+
+def test_a_real_server_never_shows_the_token(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    workdir = tmp_path / "cwd"
+    logs.mkdir()
+    workdir.mkdir()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    outputs: list[tuple[str, str | bytes]] = []
+    with (logs / "stdout").open("wb") as stdout, (logs / "stderr").open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "shim", "--port", str(port), "--log-level", "debug"],
+            env=token_env(),
+            cwd=workdir,
+            stdout=stdout,
+            stderr=stderr,
+        )
+        try:
+            wait_until_healthy(base, process)
+            with httpx.Client(trust_env=False, timeout=5.0) as http:
+                for path in ("/", "/pypi/", "/today/", "/healthz"):
+                    response = http.get(base + path)
+                    assert response.status_code == 200, path
+                    outputs.append((f"GET {path}", str(response.headers) + response.text))
+                unparsable = http.post(base + "/pypi", content=b"<not xml", headers={"Content-Type": "text/xml"})
+                outputs.append(("unparsable body", unparsable.text))
+            with xmlrpc.client.ServerProxy(base + "/pypi") as proxy:
+                methods = proxy.system.listMethods()
+                assert "package_releases" in methods
+                outputs.append(("system.listMethods", repr(methods)))
+                for call in (lambda: proxy.list_packages(), lambda: proxy.package_releases(1)):
+                    with pytest.raises(xmlrpc.client.Fault) as caught:
+                        call()
+                    outputs.append(("fault on /pypi", caught.value.faultString))
+            with xmlrpc.client.ServerProxy(base + "/today/pypi") as proxy:
+                with pytest.raises(xmlrpc.client.Fault) as caught:
+                    proxy.search({"name": "x"})
+                assert "https://upstream.test/search" in caught.value.faultString
+                outputs.append(("fault of search on /today/pypi", caught.value.faultString))
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+    output = (logs / "stdout").read_text() + (logs / "stderr").read_text()
+    assert "Uvicorn running on" in output
+    assert REDACTED_FORM in output  # the start-up log names the upstream, redacted
+    assert "unparsable XML-RPC body" in output  # debug logging was on
+    assert_none_has_token([*outputs, ("server output", output), *files_under(tmp_path)])
+
+
+def test_a_token_in_a_query_string_is_not_quoted_either() -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.load({"SHIM_UPSTREAM": f"https://upstream.test/?token={TOKEN}"})
+    assert "a base URL takes no query or fragment" in str(caught.value)
+    assert_no_token(str(caught.value), "the error")

@@ -1,0 +1,498 @@
+"""The settings registry: names, `--help`, precedence, defaults, validation, upstream URLs and pip's index."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pypi_simple import PYPI_SIMPLE_ENDPOINT
+
+from shim import cli
+from shim.settings import REGISTRY, LogLevel, Mode, Settings, SettingsError, _pip_config, default_upstream
+from shim.urls import UpstreamURL
+
+UPSTREAM = "https://upstream.test/"
+BASE_ENV = {"SHIM_UPSTREAM": UPSTREAM}
+SUBPROCESS_TIMEOUT = 30
+
+
+def by_name(name: str) -> Any:
+    return next(s for s in REGISTRY if s.name == name)
+
+
+def one_line(text: str) -> str:
+    """argparse wraps help text at the terminal width: compare with all white space collapsed."""
+    return " ".join(text.split())
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The test process's environment without anything that configures the shim or pip's index."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SHIM_", "PIP_INDEX_URL")) and k not in ("PORT",)}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    env["COLUMNS"] = "200"
+    env.update(extra)
+    return env
+
+
+def run_shim(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shim", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT,
+        check=False,
+    )
+
+
+def load_error(environ: dict[str, str], options: dict[str, str | None] | None = None) -> SettingsError:
+    with pytest.raises(SettingsError) as caught:
+        Settings.load(environ, options)
+    return caught.value
+
+
+# Names
+
+
+def test_every_setting_has_one_entry_matching_a_settings_field() -> None:
+    names = [s.name for s in REGISTRY]
+    assert len(names) == len(set(names))
+    assert sorted(names) == sorted(f.name for f in dataclasses.fields(Settings))
+
+
+@pytest.mark.parametrize("setting", REGISTRY, ids=lambda s: s.name)
+def test_env_var_and_option_derive_from_the_name(setting: Any) -> None:
+    assert setting.env == "SHIM_" + setting.name.upper()
+    assert setting.option == "--" + setting.name.replace("_", "-")
+    assert setting.meaning
+    assert setting.default_doc
+
+
+def test_parser_has_one_option_per_setting_and_none_when_not_given() -> None:
+    options = vars(cli.build_parser().parse_args([]))
+    assert options == {s.name: None for s in REGISTRY}
+
+
+# --help
+
+
+def assert_help_lists_every_setting(text: str) -> None:
+    flat = one_line(text)
+    for setting in REGISTRY:
+        assert setting.option in flat, setting.name
+        assert setting.env in flat, setting.name
+        assert one_line(setting.default_doc) in flat, setting.name
+
+
+def test_help_lists_every_option_env_var_and_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    assert_help_lists_every_setting(cli.build_parser().format_help())
+
+
+def test_help_of_python_dash_m_shim_lists_every_setting() -> None:
+    done = run_shim("--help", env=clean_env())
+    assert done.returncode == 0, done.stderr
+    assert_help_lists_every_setting(done.stdout)
+
+
+def test_help_of_the_console_script_lists_every_setting() -> None:
+    script = Path(sys.executable).with_name("pypi-xmlrpc-shim")
+    if not script.exists():
+        pytest.skip("the console script is not installed beside this interpreter")
+    done = subprocess.run(
+        [str(script), "--help"], env=clean_env(), capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: pypi-xmlrpc-shim")
+    assert_help_lists_every_setting(done.stdout)
+
+
+# Defaults and precedence
+
+
+def test_every_default() -> None:
+    settings = Settings.load(BASE_ENV)
+    assert settings.host == "127.0.0.1"
+    assert settings.port == 8000
+    assert settings.mode is Mode.RESTORE
+    assert settings.max_body_bytes == 1024 * 1024
+    assert settings.body_timeout == 30
+    assert settings.allow_i8 is False
+    assert settings.log_level is LogLevel.INFO
+
+
+def test_registry_defaults_agree_with_the_dataclass_defaults() -> None:
+    loaded = Settings.load(BASE_ENV)
+    direct = Settings(upstream=UpstreamURL.parse(UPSTREAM))
+    assert loaded == direct
+
+
+def test_upstream_defaults_to_pip_index_url() -> None:
+    settings = Settings.load({"PIP_INDEX_URL": "https://mirror.test/simple/"})
+    assert settings.upstream.base == "https://mirror.test/"
+
+
+def test_upstream_defaults_to_the_public_index_when_pip_names_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The real `pip config list` runs, with no configuration file and no index in the environment.
+    monkeypatch.delenv("PIP_INDEX_URL", raising=False)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    assert Settings.load({}).upstream == UpstreamURL.parse(PYPI_SIMPLE_ENDPOINT)
+
+
+# name, option value, env value, default, and what the option and env values become
+PRECEDENCE = [
+    ("host", "0.0.0.0", "::1", "127.0.0.1", "0.0.0.0", "::1"),
+    ("port", "9001", "9002", 8000, 9001, 9002),
+    ("mode", "removed", "pypi-today", Mode.RESTORE, Mode.REMOVED, Mode.PYPI_TODAY),
+    ("max_body_bytes", "2048", "4096", 1024 * 1024, 2048, 4096),
+    ("body_timeout", "5", "6", 30, 5, 6),
+    ("allow_i8", "true", "yes", False, True, True),
+    ("log_level", "debug", "warning", LogLevel.INFO, LogLevel.DEBUG, LogLevel.WARNING),
+]
+
+
+@pytest.mark.parametrize(("name", "option", "env", "default", "from_option", "from_env"), PRECEDENCE)
+def test_option_beats_env_beats_default(
+    name: str, option: str, env: str, default: Any, from_option: Any, from_env: Any
+) -> None:
+    variable = by_name(name).env
+    assert getattr(Settings.load(BASE_ENV), name) == default
+    assert getattr(Settings.load({**BASE_ENV, variable: env}), name) == from_env
+    assert getattr(Settings.load({**BASE_ENV, variable: env}, {name: option}), name) == from_option
+    assert getattr(Settings.load({**BASE_ENV, variable: env}, {name: None}), name) == from_env
+    assert getattr(Settings.load(BASE_ENV, {name: option}), name) == from_option
+
+
+def test_upstream_option_beats_env_beats_pip() -> None:
+    environ = {"PIP_INDEX_URL": "https://pip.test/simple/", "SHIM_UPSTREAM": "https://env.test/"}
+    assert Settings.load(environ).upstream.base == "https://env.test/"
+    assert Settings.load(environ, {"upstream": "https://option.test/"}).upstream.base == "https://option.test/"
+
+
+def test_cli_options_reach_the_settings() -> None:
+    settings = cli.load(["--port", "9100", "--mode", "pypi-today", "--allow-i8", "on"], environ={"SHIM_PORT": "9200"})
+    assert settings.port == 9100
+    assert settings.mode is Mode.PYPI_TODAY
+    assert settings.allow_i8 is True
+
+
+def test_port_is_honoured_when_shim_port_is_unset() -> None:
+    assert Settings.load({**BASE_ENV, "PORT": "9300"}).port == 9300
+
+
+def test_shim_port_beats_port() -> None:
+    assert Settings.load({**BASE_ENV, "PORT": "9300", "SHIM_PORT": "9301"}).port == 9301
+
+
+def test_port_option_beats_shim_port_and_port() -> None:
+    assert Settings.load({**BASE_ENV, "PORT": "9300", "SHIM_PORT": "9301"}, {"port": "9302"}).port == 9302
+
+
+def test_a_bad_port_is_ignored_when_shim_port_is_set() -> None:
+    assert Settings.load({**BASE_ENV, "PORT": "nope", "SHIM_PORT": "9301"}).port == 9301
+
+
+def test_an_empty_port_is_unset() -> None:
+    assert Settings.load({**BASE_ENV, "PORT": ""}).port == 8000
+
+
+def test_a_bad_port_stops_start_up_when_shim_port_is_unset() -> None:
+    error = load_error({**BASE_ENV, "PORT": "nope"})
+    assert "SHIM_PORT" in str(error)
+
+
+def test_a_bad_port_is_reported_by_its_name_and_value() -> None:
+    error = load_error({**BASE_ENV, "PORT": "nope"})
+    assert "PORT has value 'nope'" in str(error)
+
+
+# Accepted spellings
+
+GOOD_VALUES = [
+    ("host", "localhost", "localhost"),
+    ("host", " 0.0.0.0 ", "0.0.0.0"),
+    ("host", "::1", "::1"),
+    ("host", "[::1]", "[::1]"),
+    ("port", "1", 1),
+    ("port", "65535", 65535),
+    ("port", " 8080 ", 8080),
+    ("port", "8_080", 8080),
+    ("mode", "RESTORE", Mode.RESTORE),
+    ("mode", " pypi-today ", Mode.PYPI_TODAY),
+    ("mode", "removed", Mode.REMOVED),
+    ("max_body_bytes", "1024", 1024),
+    ("max_body_bytes", str(64 * 1024 * 1024), 64 * 1024 * 1024),
+    ("body_timeout", "1", 1),
+    ("body_timeout", "3600", 3600),
+    *[("allow_i8", text, True) for text in ("1", "true", "TRUE", "yes", "on", " On ")],
+    *[("allow_i8", text, False) for text in ("0", "false", "False", "no", "off")],
+    *[("log_level", text, LogLevel(text.strip().lower())) for text in ("debug", "INFO", "Warning", "error ")],
+]
+
+
+@pytest.mark.parametrize(("name", "text", "value"), GOOD_VALUES)
+def test_accepted_values(name: str, text: str, value: Any) -> None:
+    assert getattr(Settings.load({**BASE_ENV, by_name(name).env: text}), name) == value
+
+
+# Bad values: each names its source and quotes the value
+
+BAD_VALUES = [
+    ("host", "", "not a host name or IP address"),
+    ("host", "   ", "not a host name or IP address"),
+    ("host", "bad host", "not a host name or IP address"),
+    ("host", "a/b", "not a host name or IP address"),
+    ("host", "höst", "not a host name or IP address"),
+    ("port", "nope", "not a whole number"),
+    ("port", "", "not a whole number"),
+    ("port", "80.5", "not a whole number"),
+    ("port", "0", "must be between 1 and 65535"),
+    ("port", "-1", "must be between 1 and 65535"),
+    ("port", "65536", "must be between 1 and 65535"),
+    ("mode", "fast", "must be one of restore, pypi-today, removed"),
+    ("mode", "", "must be one of restore, pypi-today, removed"),
+    ("mode", "pypi_today", "must be one of restore, pypi-today, removed"),
+    ("max_body_bytes", "1MiB", "not a whole number"),
+    ("max_body_bytes", "1023", "must be between 1024 and 67108864"),
+    ("max_body_bytes", str(64 * 1024 * 1024 + 1), "must be between 1024 and 67108864"),
+    ("body_timeout", "ten", "not a whole number"),
+    ("body_timeout", "0", "must be between 1 and 3600"),
+    ("body_timeout", "3601", "must be between 1 and 3600"),
+    ("allow_i8", "maybe", "must be true or false"),
+    ("allow_i8", "2", "must be true or false"),
+    ("allow_i8", "", "must be true or false"),
+    ("log_level", "verbose", "must be one of debug, info, warning, error"),
+    ("log_level", "critical", "must be one of debug, info, warning, error"),
+    ("log_level", "10", "must be one of debug, info, warning, error"),
+    ("upstream", "ftp://upstream.test/", "the scheme must be http or https"),
+    ("upstream", "file:///srv/index/simple", "the scheme must be http or https"),
+    ("upstream", "upstream.test/simple", "the scheme must be http or https"),
+    ("upstream", "garbage", "the scheme must be http or https"),
+    ("upstream", "", "the scheme must be http or https"),
+    ("upstream", "https:///simple/", "the URL has no host"),
+    ("upstream", "https://", "the URL has no host"),
+    ("upstream", "https://upstream.test/simple/#x", "a base URL takes no query or fragment"),
+    ("upstream", "https://upstream.test/#top", "a base URL takes no query or fragment"),
+    ("upstream", "https://upstream.test:99999/", "not a valid URL"),
+    ("upstream", "https://upstream.test:port/", "not a valid URL"),
+    ("upstream", "https://[::1/", "not a valid URL"),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "reason"), BAD_VALUES)
+def test_a_bad_env_value_is_reported_by_variable_and_quoted(name: str, text: str, reason: str) -> None:
+    env = by_name(name).env
+    error = load_error({**BASE_ENV, env: text})
+    assert error.problems == [str(error)]
+    assert str(error).startswith(f"{env} has value {text!r}: ")
+    assert reason in str(error)
+
+
+@pytest.mark.parametrize(("name", "text", "reason"), BAD_VALUES)
+def test_a_bad_option_value_is_reported_by_option_and_quoted(name: str, text: str, reason: str) -> None:
+    setting = by_name(name)
+    error = load_error(BASE_ENV, {name: text})
+    assert str(error).startswith(f"{setting.option} has value {text!r}: ")
+    assert setting.env not in str(error)
+    assert reason in str(error)
+
+
+def test_a_good_option_hides_a_bad_env_value() -> None:
+    assert Settings.load({**BASE_ENV, "SHIM_PORT": "nope"}, {"port": "9000"}).port == 9000
+
+
+def test_every_bad_value_is_reported_at_once() -> None:
+    error = load_error(
+        {"SHIM_UPSTREAM": "ftp://upstream.test/", "SHIM_PORT": "nope", "SHIM_MODE": "fast", "SHIM_HOST": "good.test"},
+        {"log_level": "loud", "allow_i8": None},
+    )
+    assert len(error.problems) == 4
+    text = str(error)
+    assert "SHIM_UPSTREAM has value 'ftp://upstream.test/'" in text
+    assert "SHIM_PORT has value 'nope'" in text
+    assert "SHIM_MODE has value 'fast'" in text
+    assert "--log-level has value 'loud'" in text
+    assert "SHIM_HOST" not in text
+
+
+def test_a_bad_value_on_the_command_line_exits_2_with_the_message(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        cli.load(["--port", "nope", "--mode", "fast"], environ=BASE_ENV)
+    assert caught.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "cannot start" in err
+    assert "--port has value 'nope': not a whole number." in err
+    assert "--mode has value 'fast'" in err
+
+
+def test_python_dash_m_shim_with_a_bad_port_exits_2_without_serving() -> None:
+    done = run_shim(env=clean_env(SHIM_UPSTREAM=UPSTREAM, SHIM_PORT="nope"))
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert "SHIM_PORT has value 'nope': not a whole number." in done.stderr
+    assert "Uvicorn running" not in done.stderr
+    assert "Started server" not in done.stderr
+
+
+# UpstreamURL
+
+NORMALISED = [
+    ("https://upstream.test", "https://upstream.test/"),
+    ("https://upstream.test/", "https://upstream.test/"),
+    ("https://upstream.test//", "https://upstream.test/"),
+    ("  https://upstream.test/  ", "https://upstream.test/"),
+    ("https://upstream.test/simple", "https://upstream.test/"),
+    ("https://upstream.test/simple/", "https://upstream.test/"),
+    ("https://upstream.test/repo/pypi/simple/", "https://upstream.test/repo/pypi/"),
+    ("https://upstream.test/repo", "https://upstream.test/repo/"),
+    ("https://upstream.test/simplex/", "https://upstream.test/simplex/"),
+    ("http://upstream.test:8080/simple/", "http://upstream.test:8080/"),
+    ("https://[::1]/simple/", "https://[::1]/"),
+    ("https://[2001:db8::1]:8443/simple", "https://[2001:db8::1]:8443/"),
+    ("https://deploy:tok@upstream.test:8443/simple/", "https://upstream.test:8443/"),
+    ("https://deploy@upstream.test/", "https://upstream.test/"),
+]
+
+
+@pytest.mark.parametrize(("given", "base"), NORMALISED)
+def test_upstream_base_is_normalised(given: str, base: str) -> None:
+    url = UpstreamURL.parse(given)
+    assert url.base == base
+    assert "@" not in url.base
+
+
+def test_upstream_host_of_ipv6_and_port() -> None:
+    assert UpstreamURL.parse("https://[2001:db8::1]:8443/").host == "2001:db8::1"
+    assert UpstreamURL.parse("http://upstream.test:8080/").host == "upstream.test"
+
+
+def test_upstream_without_credentials_shows_its_base() -> None:
+    url = UpstreamURL.parse("https://upstream.test/simple/")
+    assert url.credentials is None
+    assert str(url) == "https://upstream.test/"
+
+
+def test_upstream_credentials_are_split_off_and_decoded() -> None:
+    url = UpstreamURL.parse("https://de%40ploy:p%2Fss%3Aw0rd@upstream.test/simple/")
+    assert url.base == "https://upstream.test/"
+    assert url.credentials is not None
+    assert url.credentials.username == "de@ploy"
+    assert url.credentials.password.reveal() == "p/ss:w0rd"
+    assert str(url) == "https://de@ploy:***@upstream.test/"
+
+
+def test_upstream_with_a_user_name_only_has_an_empty_password() -> None:
+    url = UpstreamURL.parse("https://deploy@upstream.test/")
+    assert url.credentials is not None
+    assert url.credentials.username == "deploy"
+    assert url.credentials.password.reveal() == ""
+
+
+# default_upstream
+
+
+class FakePipConfig:
+    """Stands in for `pip config list`: the given keys, and how often it was read."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = values
+        self.reads = 0
+
+    def __call__(self) -> dict[str, str]:
+        self.reads += 1
+        return self.values
+
+
+def no_pip_config() -> dict[str, str]:
+    raise AssertionError("pip's configuration must not be read when PIP_INDEX_URL is set")
+
+
+def test_pip_index_url_wins_without_reading_pip_config() -> None:
+    url = default_upstream({"PIP_INDEX_URL": "https://env.test/simple/"}, pip_config=no_pip_config)
+    assert url.base == "https://env.test/"
+
+
+def test_pip_index_url_takes_the_first_of_several() -> None:
+    url = default_upstream({"PIP_INDEX_URL": " https://one.test/simple/  https://two.test/simple/"}, no_pip_config)
+    assert url.base == "https://one.test/"
+
+
+def test_pip_index_url_credentials_are_kept_apart() -> None:
+    url = default_upstream({"PIP_INDEX_URL": "https://deploy:tok@env.test/simple/"}, no_pip_config)
+    assert url.base == "https://env.test/"
+    assert url.credentials is not None
+    assert url.credentials.password.reveal() == "tok"
+
+
+PIP_KEYS = {
+    ":env:.index-url": "https://pipenv.test/simple/",
+    "install.index-url": "https://install.test/simple/",
+    "global.index-url": "https://global.test/simple/",
+}
+
+
+@pytest.mark.parametrize(
+    ("present", "expected"),
+    [
+        ([":env:.index-url", "install.index-url", "global.index-url"], "https://pipenv.test/"),
+        (["install.index-url", "global.index-url"], "https://install.test/"),
+        (["global.index-url"], "https://global.test/"),
+    ],
+)
+def test_pip_config_keys_in_order(present: list[str], expected: str) -> None:
+    config = FakePipConfig({key: PIP_KEYS[key] for key in present})
+    assert default_upstream({}, pip_config=config).base == expected
+
+
+def test_a_file_index_in_pip_config_is_skipped() -> None:
+    config = FakePipConfig(
+        {"install.index-url": "file:///srv/index/simple", "global.index-url": PIP_KEYS["global.index-url"]}
+    )
+    assert default_upstream({}, pip_config=config).base == "https://global.test/"
+
+
+def test_a_file_pip_index_url_falls_back_to_the_public_index() -> None:
+    assert default_upstream({"PIP_INDEX_URL": "file:///srv/index/simple"}, no_pip_config) == UpstreamURL.parse(
+        PYPI_SIMPLE_ENDPOINT
+    )
+
+
+def test_other_pip_keys_are_ignored() -> None:
+    config = FakePipConfig(
+        {"global.extra-index-url": "https://extra.test/simple/", "global.find-links": "https://links.test/"}
+    )
+    assert default_upstream({}, pip_config=config) == UpstreamURL.parse(PYPI_SIMPLE_ENDPOINT)
+
+
+def test_nothing_configured_means_the_public_index() -> None:
+    config = FakePipConfig({})
+    assert default_upstream({}, pip_config=config) == UpstreamURL.parse(PYPI_SIMPLE_ENDPOINT)
+    assert config.reads == 1
+
+
+def test_empty_pip_index_url_reads_pip_config() -> None:
+    config = FakePipConfig({"global.index-url": "https://global.test/simple/"})
+    assert default_upstream({"PIP_INDEX_URL": ""}, pip_config=config).base == "https://global.test/"
+
+
+def test_real_pip_config_list_output_is_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `_pip_config` runs `python -m pip config list`, which inherits this environment and prints
+    # `:env:.index-url='https://mirror.test/simple/'`.
+    monkeypatch.setenv("PIP_INDEX_URL", "https://mirror.test/simple/")
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    config = _pip_config()
+    assert config[":env:.index-url"] == "https://mirror.test/simple/"
+    assert default_upstream({}).base == "https://mirror.test/"
+
+
+def test_an_upstream_with_white_space_inside_is_refused() -> None:
+    error = load_error({"SHIM_UPSTREAM": "https://u.test/ https://other.test/"})
+    assert "SHIM_UPSTREAM has value 'https://u.test/ https://other.test/': a URL has no white space in it." in str(
+        error
+    )
