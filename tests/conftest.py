@@ -3,8 +3,11 @@ round trip (stdlib dumps, POST text/xml, stdlib loads), as Warehouse's functiona
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import xmlrpc.client
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -58,3 +61,16 @@ def fault_of(rpc: Rpc, method: str, *params: Any, path: str = "/pypi") -> tuple[
     with pytest.raises(xmlrpc.client.Fault) as caught:
         rpc(method, *params, path=path)
     return caught.value.faultCode, caught.value.faultString
+
+
+def run_shim(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m shim ARGS` in a child process with exactly `env`; bounded in time."""
+    return subprocess.run(
+        [sys.executable, "-m", "shim", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )

@@ -32,6 +32,8 @@ from shim.settings import Settings, SettingsError
 from shim.table import Mode
 from shim.urls import REDACTED, UpstreamURL, redact_url
 
+from .conftest import run_shim
+
 TOKEN = "s3cr3t-T0KEN-4242"
 UPSTREAM_WITH_TOKEN = f"https://deploy:{TOKEN}@upstream.test/simple/"
 # The same secret with characters that must be percent-encoded in a URL.
@@ -76,18 +78,6 @@ def token_env(**extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
-
-
-def run_shim(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "shim", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=SUBPROCESS_TIMEOUT,
-        check=False,
-    )
 
 
 def files_under(root: Path) -> list[tuple[str, bytes]]:

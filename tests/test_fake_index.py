@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fake_index import FIXTURES, FakeIndex, IndexState, Project, Release
+from tests.fakeindex import FIXTURES, FakeIndex, IndexState, Project, Release
 from tests.fakeindex.render_json import encode
 from tests.fakeindex.render_simple import negotiate
 from tests.fakeindex.state import full_info, version_key

@@ -118,8 +118,14 @@ def _table_with(function: Any, returns: str = "int") -> MethodTable:
     return MethodTable((*METHODS.entries, spec))
 
 
-def _client_for(table: MethodTable, **settings: Any) -> TestClient:
-    return TestClient(create_app(make_settings(**settings), methods=table))
+def _probe(function: Any, **settings: Any) -> Any:
+    """Call a one-off method `probe` through the real app; its value, or its fault as (code, string)."""
+    table = _table_with(function)
+    with TestClient(create_app(make_settings(**settings), methods=table)) as client:
+        try:
+            return call(client, "probe")
+        except xmlrpc.client.Fault as fault:
+            return (fault.faultCode, fault.faultString)
 
 
 def test_an_unexpected_exception_is_an_application_error_logged_and_never_leaked(
@@ -128,14 +134,8 @@ def test_an_unexpected_exception_is_an_application_error_logged_and_never_leaked
     async def probe(context: object) -> None:
         raise KeyError("internal detail /srv/secret/path")
 
-    with (
-        _client_for(_table_with(probe)) as client,
-        caplog.at_level(logging.ERROR, logger="shim"),
-        pytest.raises(xmlrpc.client.Fault) as caught,
-    ):
-        call(client, "probe")
-    assert (caught.value.faultCode, caught.value.faultString) == (-32500, "application error")
-    assert "internal detail" not in caught.value.faultString
+    with caplog.at_level(logging.ERROR, logger="shim"):
+        assert _probe(probe) == (-32500, "application error")
     record = next(r for r in caplog.records if r.name == "shim.dispatch")
     assert record.exc_info is not None and "internal detail" in caplog.text
 
@@ -144,25 +144,15 @@ def test_a_refusal_raised_by_a_method_names_its_exception_class() -> None:
     async def probe(context: object) -> None:
         raise Refused(TypeError("Invalid spec, must be a mapping/dictionary."))
 
-    with _client_for(_table_with(probe)) as client, pytest.raises(xmlrpc.client.Fault) as caught:
-        call(client, "probe")
-    assert (caught.value.faultCode, caught.value.faultString) == (
-        -32500,
-        "TypeError: Invalid spec, must be a mapping/dictionary.",
-    )
+    assert _probe(probe) == (-32500, "TypeError: Invalid spec, must be a mapping/dictionary.")
 
 
 def test_an_integer_beyond_32_bits_is_an_application_error_logged(caplog: pytest.LogCaptureFixture) -> None:
     async def probe(context: object) -> int:
         return 2**31
 
-    with (
-        _client_for(_table_with(probe)) as client,
-        caplog.at_level(logging.ERROR, logger="shim"),
-        pytest.raises(xmlrpc.client.Fault) as caught,
-    ):
-        call(client, "probe")
-    assert (caught.value.faultCode, caught.value.faultString) == (-32500, "application error")
+    with caplog.at_level(logging.ERROR, logger="shim"):
+        assert _probe(probe) == (-32500, "application error")
     assert "2147483648" in caplog.text
 
 
@@ -170,8 +160,7 @@ def test_an_integer_beyond_32_bits_goes_out_as_i8_when_the_setting_allows_it() -
     async def probe(context: object) -> int:
         return 2**40
 
-    with _client_for(_table_with(probe), allow_i8=True) as client:
-        assert call(client, "probe") == 2**40
+    assert _probe(probe, allow_i8=True) == 2**40
 
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])

@@ -16,6 +16,8 @@ from shim import cli
 from shim.settings import REGISTRY, LogLevel, Mode, Settings, SettingsError, _pip_config, default_upstream
 from shim.urls import UpstreamURL
 
+from .conftest import run_shim
+
 UPSTREAM = "https://upstream.test/"
 BASE_ENV = {"SHIM_UPSTREAM": UPSTREAM}
 SUBPROCESS_TIMEOUT = 30
@@ -37,17 +39,6 @@ def clean_env(**extra: str) -> dict[str, str]:
     env["COLUMNS"] = "200"
     env.update(extra)
     return env
-
-
-def run_shim(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "shim", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=SUBPROCESS_TIMEOUT,
-        check=False,
-    )
 
 
 def load_error(environ: dict[str, str], options: dict[str, str | None] | None = None) -> SettingsError:
