@@ -68,11 +68,11 @@ class Dispatcher:
 
     async def invoke(self, method: Any, params: Any, mode: Mode, *, nested: bool = False) -> Any:
         """Call `method` with `params` in `mode`; raise Fault for every failure."""
-        name = method if isinstance(method, str) else None
-        self.calls[name or "(none)"] += 1
-        spec = self.table.lookup(name, mode) if name is not None else None
+        spec = self.table.lookup(method, mode) if isinstance(method, str) else None
         if spec is None:
-            raise METHOD_NOT_FOUND
+            raise METHOD_NOT_FOUND  # not counted as a call, as in Warehouse (spec §4.1 case 2)
+        name = spec.name
+        self.calls[name] += 1
         context = CallContext(mode, self.table, self.domain, self._subcall_for(mode), nested)
         try:
             spec.check_arguments(context, *params)

@@ -216,6 +216,7 @@ def test_multicall_answers_each_slot_as_its_own_call(client: TestClient, rpc: Rp
     # Each sub-call counts as a call of its own (rate limits and metrics read these counts).
     counted = client.app.state.dispatcher.calls  # type: ignore[attr-defined]
     assert counted["system.multicall"] == 2 and counted["package_hosting_mode"] == 1 and counted["top_packages"] == 1
+    assert "multipassssss" not in counted  # unknown methods are not calls
 
 
 def test_multicall_takes_at_most_100_calls(rpc: Rpc) -> None:
