@@ -8,25 +8,32 @@ must be shared between processes goes through an external store, never through s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import zlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from shim import __version__
+from shim.cache import DocumentCache, MemoryStorage
+from shim.context import Services
 from shim.dispatch import Dispatcher
 from shim.docs import docs_page
+from shim.documents import DocumentStore
 from shim.faults import APPLICATION_ERROR, NOT_WELL_FORMED
+from shim.index import ProjectIndex
 from shim.methods import METHODS
 from shim.protocol import dump_fault
 from shim.settings import Settings, SettingsError
 from shim.table import MethodTable, Mode
+from shim.upstream import Upstream, build_client
 
 __all__ = ["create_app"]
 
@@ -152,8 +159,32 @@ def configure_logging(settings: Settings) -> None:
         shim_logger.propagate = False
 
 
-def create_app(settings: Settings | None = None, *, methods: MethodTable = METHODS) -> Starlette:
-    """The service. Without `settings`, they are read from the environment (uvicorn's `--factory`)."""
+def build_services(
+    settings: Settings, transport: httpx.AsyncBaseTransport | None = None
+) -> tuple[Services, httpx.AsyncClient]:
+    """The upstream client, the Simple index and the document cache, wired together."""
+    client = build_client(timeout=settings.upstream_timeout, ca_bundle=settings.ca_bundle, transport=transport)
+    upstream = Upstream(client, settings.upstream)
+    index = ProjectIndex(upstream, refresh_every=settings.index_refresh)
+    cache = DocumentCache(
+        MemoryStorage(settings.cache_max_bytes),
+        soft_ttl=settings.cache_soft_ttl,
+        hard_ttl=settings.cache_hard_ttl,
+        not_found_ttl=settings.not_found_ttl,
+    )
+    return Services(DocumentStore(upstream, cache, index), index, settings.upstream.base), client
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    methods: MethodTable = METHODS,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> Starlette:
+    """The service. Without `settings`, they are read from the environment (uvicorn's `--factory`).
+
+    `transport` replaces the network under the upstream client (tests pass a fake index).
+    """
     if settings is None:
         try:
             settings = Settings.load()
@@ -161,10 +192,25 @@ def create_app(settings: Settings | None = None, *, methods: MethodTable = METHO
             print(f"pypi-xmlrpc-shim: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
         configure_logging(settings)
-    dispatcher = Dispatcher(methods, domain=settings.upstream.host, allow_i8=settings.allow_i8)
+    services, client = build_services(settings, transport)
+    dispatcher = Dispatcher(methods, services, domain=settings.upstream.host, allow_i8=settings.allow_i8)
     routes = [Route("/healthz", _health, methods=["GET"]), *_routes(settings, dispatcher)]
-    app = Starlette(routes=routes)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # The Simple index loads in the background: the first calls that need it wait, the others don't.
+        refresher = asyncio.create_task(services.index.run())
+        try:
+            yield
+        finally:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
+            await client.aclose()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.settings = settings
     app.state.dispatcher = dispatcher
+    app.state.services = services
     logger.info("answering XML-RPC from %s in %s mode", settings.upstream, settings.mode.value)
     return app

@@ -6,18 +6,31 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from shim.documents import DocumentStore
+from shim.index import ProjectIndex
 from shim.protocol import Raw
 from shim.table import MethodTable, Mode
 
-__all__ = ["CallContext"]
+__all__ = ["CallContext", "Services"]
+
+
+@dataclass(frozen=True)
+class Services:
+    """The upstream's data, as the methods read it."""
+
+    store: DocumentStore
+    index: ProjectIndex
+    base_url: str  # the upstream's base URL, for links PyPI built on its own domain
 
 
 @dataclass(frozen=True)
 class CallContext:
     mode: Mode
     table: MethodTable
+    services: Services
     # The upstream index's host, for the messages that name it as PyPI names its own domain.
     domain: str
     # Dispatches one sub-call of system.multicall and gives back its encoded slot.
     subcall: Callable[[Any, Any], Awaitable[Raw]]
     nested: bool = False
+    allow_i8: bool = False

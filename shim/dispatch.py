@@ -2,8 +2,9 @@
 every error into the fault PyPI would send. This is the only place errors become faults.
 
 Order, as in Warehouse (spec §2.3): unparsable body (-32700); no such method in this mode (-32601);
-argument types (-32602); the mode's fixed fault (-32500); the method; anything unexpected (-32500
-"application error", logged with its traceback, never shown to the client).
+argument types (-32602); the mode's fixed fault (-32500); the method; the upstream failing (-32403, as
+PyPI answered when its search backend failed); anything unexpected (-32500 "application error",
+logged with its traceback, never shown to the client).
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shim.context import CallContext
-from shim.errors import BadArguments, Refused
-from shim.faults import APPLICATION_ERROR, METHOD_NOT_FOUND, NOT_WELL_FORMED, Fault
+from shim.context import CallContext, Services
+from shim.errors import BadArguments, Refused, UpstreamError
+from shim.faults import APPLICATION_ERROR, METHOD_NOT_FOUND, NOT_WELL_FORMED, SERVICE_UNAVAILABLE, Fault
 from shim.protocol import NotWellFormed, Raw, WireError, dump_fault, dump_response, encode_value, parse_call
 from shim.table import MethodSpec, MethodTable, Mode, Refuse
 
@@ -43,8 +44,9 @@ def _describe(spec: MethodSpec, error: ValidationError) -> str:
 class Dispatcher:
     """Answers XML-RPC calls from a method table; counts calls by method and faults by code."""
 
-    def __init__(self, table: MethodTable, *, domain: str, allow_i8: bool = False) -> None:
+    def __init__(self, table: MethodTable, services: Services, *, domain: str, allow_i8: bool = False) -> None:
         self.table = table
+        self.services = services
         self.domain = domain
         self.allow_i8 = allow_i8
         self.calls: Counter[str] = Counter()
@@ -73,7 +75,9 @@ class Dispatcher:
             raise METHOD_NOT_FOUND  # not counted as a call, as in Warehouse (spec §4.1 case 2)
         name = spec.name
         self.calls[name] += 1
-        context = CallContext(mode, self.table, self.domain, self._subcall_for(mode), nested)
+        context = CallContext(
+            mode, self.table, self.services, self.domain, self._subcall_for(mode), nested, self.allow_i8
+        )
         try:
             spec.check_arguments(context, *params)
         except ValidationError as exc:
@@ -88,6 +92,9 @@ class Dispatcher:
             raise Fault.wrapped(str(exc)) from None
         except BadArguments as exc:
             raise Fault.invalid_params(exc.details) from None
+        except UpstreamError as exc:
+            logger.warning("%s: upstream failed: %s", name, exc)
+            raise SERVICE_UNAVAILABLE from None
         except Fault:
             raise
         except Exception:

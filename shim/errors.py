@@ -7,7 +7,15 @@ ShimError
 
 from __future__ import annotations
 
-__all__ = ["BadArguments", "Refused", "ShimError", "not_served_yet"]
+__all__ = [
+    "BadArguments",
+    "Refused",
+    "ShimError",
+    "UpstreamError",
+    "UpstreamMalformed",
+    "UpstreamUnavailable",
+    "not_served_yet",
+]
 
 
 class ShimError(Exception):
@@ -33,3 +41,20 @@ class BadArguments(ShimError):
 def not_served_yet(method: str) -> Refused:
     """The refusal of a method whose data this service does not read yet."""
     return Refused(RuntimeError(f"The XMLRPC {method} method is not served by this service yet."))
+
+
+class UpstreamError(ShimError):
+    """The upstream index did not give a usable answer: dispatch answers -32403, as PyPI did for search."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"{url}: {reason}")
+        self.url = url
+        self.reason = reason
+
+
+class UpstreamUnavailable(UpstreamError):
+    """No answer: connection failure, timeout, or a 5xx/429/unexpected status."""
+
+
+class UpstreamMalformed(UpstreamError):
+    """An answer that is not what the upstream's API promises (bad JSON, missing keys)."""

@@ -4,21 +4,25 @@ Signatures carry Warehouse's strict annotations, so pydantic checks arguments ex
 The wording of every fixed fault is Warehouse's (spec §2.2); the table says, per mode, whether the
 function answers, a fixed fault answers, or the method does not exist.
 
-Known limitations, until the upstream client lands: the methods that need index data answer a
--32500 fault naming the method (`not_served_yet`), and their grade says so.
+Methods whose data comes in later work answer a -32500 fault naming the method (`not_served_yet`),
+and their grade says so.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
+from urllib.parse import urljoin
 
 from pydantic import Field, StrictBool, StrictInt, StrictStr, TypeAdapter, ValidationError
 from typing_extensions import TypedDict  # pydantic reads only this one on Python < 3.12
 
 from shim.context import CallContext
-from shim.errors import BadArguments, Refused, not_served_yet
-from shim.protocol import Raw
+from shim.errors import BadArguments, Refused, UpstreamMalformed, not_served_yet
+from shim.index import IndexSnapshot
+from shim.models import ProjectDoc, file_struct, legacy_sorted, release_data_struct, roles_list
+from shim.names import normalize_name
+from shim.protocol import Raw, encode_value
 from shim.table import Absent, CacheTier, Grade, MethodSpec, MethodTable, Refuse, Serve
 
 __all__ = ["DEPRECATION_URL", "METHODS", "MULTICALL_LIMIT"]
@@ -35,12 +39,41 @@ def _gone(method: str, instead: str) -> Refuse:
     )
 
 
+# Helpers: the upstream's documents, as the methods read them.
+
+
+async def _project(context: CallContext, package_name: str) -> tuple[str, ProjectDoc] | None:
+    """The project's normalised name and document; None for an invalid name (no request) or no project."""
+    normalized = normalize_name(package_name)
+    if normalized is None:
+        return None
+    doc = await context.services.store.project(normalized)
+    return None if doc is None else (normalized, doc)
+
+
+async def _snapshot(context: CallContext) -> IndexSnapshot:
+    return await context.services.index.current()
+
+
+def _memo(context: CallContext, snapshot: IndexSnapshot, method: str, build: Callable[[], Any]) -> Raw:
+    """A whole-index answer, encoded once per snapshot of the index."""
+    key = f"{method}:{context.allow_i8}"
+    if key not in snapshot.answers:
+        snapshot.answers[key] = encode_value(build(), allow_i8=context.allow_i8)
+    answer: Raw = snapshot.answers[key]
+    return answer
+
+
 # Mirroring
 
 
 async def changelog_last_serial(context: CallContext) -> int | None:
-    """The index's last serial."""
-    raise not_served_yet("changelog_last_serial")
+    """The index's last serial: the Simple index's `meta._last-serial` (or its X-PyPI-Last-Serial header)."""
+    listing = (await _snapshot(context)).listing
+    if listing.last_serial is None:
+        raise Refused(RuntimeError("The upstream index publishes no serials, so there is no last serial to give."))
+    # PyPI answers nil for an empty journal, where the Simple index says 0.
+    return None if listing.last_serial == 0 and not listing.names else listing.last_serial
 
 
 async def changelog_since_serial(context: CallContext, serial: StrictInt) -> list[Any]:
@@ -48,17 +81,35 @@ async def changelog_since_serial(context: CallContext, serial: StrictInt) -> lis
     raise not_served_yet("changelog_since_serial")
 
 
-async def list_packages_with_serial(context: CallContext) -> dict[str, int]:
-    """Every project's display name and last serial."""
-    raise not_served_yet("list_packages_with_serial")
+async def list_packages_with_serial(context: CallContext) -> Raw:
+    """Every project's display name and last serial, from the Simple index (PEP 691 JSON)."""
+    snapshot = await _snapshot(context)
+    serials = snapshot.listing.serials
+    if serials is None:
+        raise Refused(
+            RuntimeError(
+                "The upstream's Simple index gives no per-project serials (it is HTML only); use list_packages."
+            )
+        )
+    names = snapshot.listing.names
+    return _memo(context, snapshot, "list_packages_with_serial", lambda: dict(zip(names, serials, strict=True)))
 
 
 # Package querying
 
 
 async def package_roles(context: CallContext, package_name: StrictStr) -> list[Any]:
-    """A project's Owner and Maintainer roles."""
-    raise not_served_yet("package_roles")
+    """A project's roles, from the JSON API's `ownership`, in PyPI's order."""
+    found = await _project(context, package_name)
+    if found is None:
+        return []
+    _, doc = found
+    if doc.ownership is None:
+        raise Refused(RuntimeError("The upstream's JSON API does not publish project roles (no `ownership`)."))
+    try:
+        return roles_list(doc.ownership)
+    except ValueError as exc:
+        raise UpstreamMalformed(doc.url, str(exc)) from None
 
 
 async def user_packages(context: CallContext, username: StrictStr) -> list[Any]:
@@ -80,24 +131,94 @@ async def search(
     raise not_served_yet("search")
 
 
-async def list_packages(context: CallContext) -> list[str]:
-    """Every project's display name."""
-    raise not_served_yet("list_packages")
+async def list_packages(context: CallContext) -> Raw:
+    """Every project's display name, from the Simple index."""
+    snapshot = await _snapshot(context)
+    return _memo(context, snapshot, "list_packages", lambda: snapshot.listing.names)
 
 
 async def package_releases(context: CallContext, package_name: StrictStr, show_hidden: StrictBool = False) -> list[str]:
-    """The latest version, or every version."""
-    raise not_served_yet("package_releases")
+    """The latest release, or every release highest first, from the JSON API."""
+    found = await _project(context, package_name)
+    if found is None:
+        return []
+    _, doc = found
+    if show_hidden:
+        versions = doc.releases.keys() if doc.releases is not None else [doc.version]
+        return legacy_sorted(versions)[::-1]
+    # The JSON API picks a yanked release only when every release is yanked; PyPI answered [] then.
+    return [] if doc.info.get("yanked") is True else [doc.version]
+
+
+def _release_files(doc: ProjectDoc, version: str) -> list[dict[str, Any]] | None:
+    """The files of exactly `version` (no PEP 440 matching: `3.0` is not `3.0.0`), or None."""
+    if doc.releases is not None:
+        return doc.releases.get(version)
+    return doc.urls if doc.version == version else None
 
 
 async def release_urls(context: CallContext, package_name: StrictStr, version: StrictStr) -> list[Any]:
-    """A release's files."""
-    raise not_served_yet("release_urls")
+    """A release's files, from the project document's `releases`."""
+    found = await _project(context, package_name)
+    if found is None:
+        return []
+    normalized, doc = found
+    files = _release_files(doc, version)
+    if files is None and doc.releases is None:
+        release = await context.services.store.release(normalized, version)
+        if release is not None and release.info["version"] == version:
+            return [file_struct(f, release.url) for f in release.urls]
+    return [file_struct(f, doc.url) for f in files or []]
+
+
+def _metadata_file(files: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The file whose metadata PyPI's release fields came from: the first upload that has a metadata file.
+
+    A file says so with `core-metadata` (or its older name); a mirror that says nothing may still serve
+    one for a wheel, so a wheel without the keys is tried too.
+    """
+
+    def offers(file: dict[str, Any]) -> bool:
+        flag = file.get("core-metadata", file.get("data-dist-info-metadata"))
+        return bool(flag) if flag is not None else str(file["filename"]).endswith(".whl")
+
+    candidates = [f for f in files if offers(f)]
+    return min(candidates, key=lambda f: str(f.get("upload_time_iso_8601") or ""), default=None)
 
 
 async def release_data(context: CallContext, package_name: StrictStr, version: StrictStr) -> dict[str, Any]:
-    """A release's metadata."""
-    raise not_served_yet("release_data")
+    """A release's metadata: the JSON API's `info` for exactly that version, plus its core metadata file."""
+    found = await _project(context, package_name)
+    if found is None:
+        return {}
+    normalized, doc = found
+    files = _release_files(doc, version)
+    if files is None and doc.releases is not None:
+        return {}  # a version the project does not have: answered without asking the upstream
+    store = context.services.store
+    chosen = _metadata_file(files or [])
+    core = await store.core_metadata(normalized, urljoin(doc.url, str(chosen["url"]))) if chosen else None
+    if doc.version == version:
+        info = doc.info
+    else:
+        release = await store.release(normalized, version)
+        if release is not None:
+            if release.info["version"] != version:
+                return {}
+            info = release.info
+        elif core is not None and core.info["version"] == version:
+            info = {**core.info, "name": doc.name}
+        else:
+            raise Refused(
+                RuntimeError(
+                    f"The upstream offers no metadata for {doc.name} {version}: "
+                    "no per-release JSON and no core metadata file."
+                )
+            )
+    ordering = legacy_sorted(doc.releases).index(version) if doc.releases is not None else 0
+    return release_data_struct(
+        info, ordering=ordering, core=core.lists if core else None, base_url=context.services.base_url
+    )
 
 
 async def changelog(context: CallContext, since: StrictInt, with_ids: StrictBool = False) -> list[Any]:
@@ -180,8 +301,9 @@ METHODS = MethodTable(
             changelog_last_serial,
             returns="int",
             summary="The serial of the index's last change (`<nil/>` for an empty index).",
-            grade=Grade.UNAVAILABLE,
-            note="Not served yet; will come from the Simple index's `_last-serial`.",
+            grade=Grade.EXACT,
+            note="The Simple index's `_last-serial` (or its X-PyPI-Last-Serial header), as of the last index "
+            "refresh; a fault if the upstream publishes no serial.",
             sources="Simple index",
             restore=Serve(),
             today=Serve(),
@@ -202,8 +324,9 @@ METHODS = MethodTable(
             list_packages_with_serial,
             returns="struct",
             summary="`{display name: last serial}` for every project.",
-            grade=Grade.UNAVAILABLE,
-            note="Not served yet; will come from the Simple index.",
+            grade=Grade.NEAR,
+            note="From the Simple index: quarantined projects are missing, members come in its order; a fault if "
+            "the index is HTML only (no serials).",
             sources="Simple index",
             restore=Serve(),
             today=Serve(),
@@ -214,8 +337,9 @@ METHODS = MethodTable(
             package_roles,
             returns="array",
             summary="`[role, user]` for a project, Owners first, users case-insensitively.",
-            grade=Grade.UNAVAILABLE,
-            note="Not served yet; will come from the JSON API's `ownership`.",
+            grade=Grade.NEAR,
+            note="From the JSON API's `ownership`, re-sorted as PyPI sorted; `[]` for a project without releases; "
+            "a fault if the upstream has no `ownership`.",
             sources="JSON API",
             restore=Serve(),
             today=Serve(),
@@ -263,8 +387,8 @@ METHODS = MethodTable(
             list_packages,
             returns="array",
             summary="Every project's display name.",
-            grade=Grade.UNAVAILABLE,
-            note="Not served yet; will come from the Simple index. PyPI has refused it since 2024.",
+            grade=Grade.NEAR,
+            note="From the Simple index: quarantined projects are missing, names sorted where PyPI had no order.",
             sources="Simple index",
             restore=Serve(),
             today=_gone("list_packages", "Simple API"),
@@ -275,8 +399,9 @@ METHODS = MethodTable(
             package_releases,
             returns="array",
             summary="`[latest version]`, or every version highest first with `show_hidden`.",
-            grade=Grade.UNAVAILABLE,
-            note="Not served yet; will come from the JSON API. PyPI has refused it since 2024.",
+            grade=Grade.NEAR,
+            note="From the JSON API, ordered with packaging-legacy: quarantined releases are missing, equal "
+            "versions (1.0, 1.0.0) keep string order.",
             sources="JSON API",
             restore=Serve(),
             today=_gone("package_releases", "JSON or Simple API"),
@@ -287,8 +412,9 @@ METHODS = MethodTable(
             release_urls,
             returns="array",
             summary="The files of the release with exactly that version string.",
-            grade=Grade.UNAVAILABLE,
-            note="Not served yet; will come from the JSON API. PyPI has refused it since 2024.",
+            grade=Grade.NEAR,
+            note="From the JSON API's `releases`: files in filename order (PyPI gave none), quarantined releases "
+            "missing, relative URLs made absolute.",
             sources="JSON API",
             restore=Serve(),
             today=_gone("release_urls", "JSON or Simple API"),
@@ -299,8 +425,10 @@ METHODS = MethodTable(
             release_data,
             returns="struct",
             summary="The 33-key metadata struct of the release with exactly that version string.",
-            grade=Grade.UNAVAILABLE,
-            note="Not served yet; will come from the JSON API. PyPI has refused it since 2024.",
+            grade=Grade.APPROXIMATE,
+            note="`project_url` rebuilt from JSON `project_urls`, `_pypi_ordering` from version order; requires, "
+            "provides, obsoletes(_dist), requires_external from core metadata when offered, else `[]`; without "
+            "per-release JSON, older releases come from core metadata.",
             sources="JSON API, core metadata",
             restore=Serve(),
             today=_gone("release_data", "JSON or Simple API"),

@@ -72,6 +72,28 @@ def _int_between(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+def _seconds(low: float, high: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text.strip())
+        except ValueError:
+            raise ValueError("not a number of seconds") from None
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low:g} and {high:g} seconds")
+        return value
+
+    return parse
+
+
+def _file(text: str) -> str | None:
+    path = text.strip()
+    if not path:
+        return None
+    if not os.path.isfile(path):
+        raise ValueError("no such file")
+    return path
+
+
 def _choice(enum: type[StrEnum]) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         try:
@@ -217,6 +239,65 @@ REGISTRY: tuple[Setting[Any], ...] = (
         "BOOL",
     ),
     Setting(
+        "upstream_timeout",
+        _seconds(0.1, 600),
+        _const(10.0),
+        "`10`",
+        "Seconds to wait for the upstream: to connect, and between bytes of an answer.",
+        "SECONDS",
+    ),
+    Setting(
+        "ca_bundle",
+        _file,
+        _const(None),
+        "the system's",
+        "A PEM file of certificate authorities to trust for the upstream (a corporate proxy's CA). "
+        "`HTTPS_PROXY`, `NO_PROXY` and `SSL_CERT_FILE` are honoured as well.",
+        "PATH",
+    ),
+    Setting(
+        "cache_soft_ttl",
+        _seconds(0, 7 * 86400),
+        _const(300.0),
+        "`300`",
+        "Seconds an upstream document is served from the cache before it is revalidated (a conditional "
+        "request). A project's documents are dropped as soon as the Simple index shows it changed.",
+        "SECONDS",
+    ),
+    Setting(
+        "cache_hard_ttl",
+        _seconds(0, 30 * 86400),
+        _const(86400.0),
+        "`86400`",
+        "Seconds after which a cached document is fetched afresh rather than revalidated.",
+        "SECONDS",
+    ),
+    Setting(
+        "not_found_ttl",
+        _seconds(0, 86400),
+        _const(60.0),
+        "`60`",
+        "Seconds the upstream's not-found for a project is remembered (dropped sooner when the project "
+        "appears in the Simple index).",
+        "SECONDS",
+    ),
+    Setting(
+        "cache_max_bytes",
+        _int_between(0, 64 * 1024**3),
+        _const(256 * 1024 * 1024),
+        "`268435456` (256 MiB)",
+        "Memory the document cache may use, counted as bytes of documents and their parsed forms.",
+        "BYTES",
+    ),
+    Setting(
+        "index_refresh",
+        _seconds(1, 86400),
+        _const(300.0),
+        "`300`",
+        "Seconds between conditional refreshes of the Simple index held in memory.",
+        "SECONDS",
+    ),
+    Setting(
         "log_level",
         _choice(LogLevel),
         _const(LogLevel.INFO),
@@ -238,6 +319,13 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     body_timeout: int = 30
     allow_i8: bool = False
+    upstream_timeout: float = 10.0
+    ca_bundle: str | None = None
+    cache_soft_ttl: float = 300.0
+    cache_hard_ttl: float = 86400.0
+    not_found_ttl: float = 60.0
+    cache_max_bytes: int = 256 * 1024 * 1024
+    index_refresh: float = 300.0
     log_level: LogLevel = LogLevel.INFO
 
     @classmethod

@@ -10,12 +10,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from starlette.testclient import TestClient
 
 from shim.app import create_app
 from shim.settings import Settings
 from shim.urls import UpstreamURL
+from tests.fakeindex import FakeIndex
 
 UPSTREAM = "https://upstream.test/"
 
@@ -34,8 +36,15 @@ def settings() -> Settings:
 
 
 @pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings), raise_server_exceptions=True) as test_client:
+def fake_index() -> FakeIndex:
+    """The upstream: a fake index over every fixture project, counting the requests it gets."""
+    return FakeIndex()
+
+
+@pytest.fixture
+def client(settings: Settings, fake_index: FakeIndex) -> Iterator[TestClient]:
+    app = create_app(settings, transport=httpx.ASGITransport(app=fake_index))
+    with TestClient(app, raise_server_exceptions=True) as test_client:
         yield test_client
 
 
@@ -49,12 +58,18 @@ def call(client: TestClient, method: str, *params: Any, path: str = "/pypi") -> 
     return value
 
 
-@pytest.fixture
-def rpc(client: TestClient) -> Rpc:
+def rpc_for(client: TestClient) -> Rpc:
+    """`rpc(method, *params, path=...)` against `client`."""
+
     def _rpc(method: str, *params: Any, path: str = "/pypi") -> Any:
         return call(client, method, *params, path=path)
 
     return _rpc
+
+
+@pytest.fixture
+def rpc(client: TestClient) -> Rpc:
+    return rpc_for(client)
 
 
 def fault_of(rpc: Rpc, method: str, *params: Any, path: str = "/pypi") -> tuple[int, str]:

@@ -3,17 +3,23 @@ pypi-today (what PyPI answers now, spec §1.1 and §2.2) and removed (the endpoi
 
 from __future__ import annotations
 
+import json
 import xmlrpc.client
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from packaging.utils import canonicalize_name
 from starlette.testclient import TestClient
 
 from shim.app import create_app
 from shim.methods import METHODS
 from shim.table import Mode
+from tests.fakeindex import FIXTURES, FakeIndex
 
 from .conftest import Rpc, make_settings
+from .test_release_methods import ROUNDUP_160_DATA, ROUNDUP_160_URLS
 
 URL = "https://warehouse.pypa.io/api-reference/xml-rpc.html#deprecated-methods"
 NOT_FOUND = (-32601, "server error; requested method not found")
@@ -32,6 +38,16 @@ def gone(method: str, instead: str) -> tuple[int, str]:
         f"See {URL} for more information.",
     )
 
+
+# The fake index's fixture projects, as the Simple index lists them (sorted by normalised name).
+_PROJECTS = sorted(
+    (json.loads(p.read_text(encoding="utf-8")) for p in Path(FIXTURES).glob("*.json")),
+    key=lambda project: canonicalize_name(project["name"]),
+)
+NAMES = [p["name"] for p in _PROJECTS]
+SERIALS = {p["name"]: p["last_serial"] for p in _PROJECTS}
+LAST_SERIAL = max(SERIALS.values())
+ROUNDUP_ROLES = [["Owner", "richard"], ["Maintainer", "rouilj"]]
 
 RESTORE_METHODS = [
     "browse",
@@ -58,10 +74,10 @@ RESTORE_METHODS = [
 
 # (method, params, answer in restore mode, answer in pypi-today mode); a tuple (code, string) is a fault.
 PINS: list[tuple[str, tuple[Any, ...], Any, Any]] = [
-    ("changelog_last_serial", (), not_yet("changelog_last_serial"), not_yet("changelog_last_serial")),
+    ("changelog_last_serial", (), LAST_SERIAL, LAST_SERIAL),
     ("changelog_since_serial", (0,), not_yet("changelog_since_serial"), not_yet("changelog_since_serial")),
-    ("list_packages_with_serial", (), not_yet("list_packages_with_serial"), not_yet("list_packages_with_serial")),
-    ("package_roles", ("roundup",), not_yet("package_roles"), not_yet("package_roles")),
+    ("list_packages_with_serial", (), SERIALS, SERIALS),
+    ("package_roles", ("roundup",), ROUNDUP_ROLES, ROUNDUP_ROLES),
     ("user_packages", ("someone",), not_yet("user_packages"), not_yet("user_packages")),
     ("browse", (["Framework :: Django"],), not_yet("browse"), not_yet("browse")),
     (
@@ -75,16 +91,16 @@ PINS: list[tuple[str, tuple[Any, ...], Any, Any]] = [
         ),
     ),
     ("search", ({"name": "foo"}, "lol nope"), not_yet("search"), None),  # today: same fault as above
-    ("list_packages", (), not_yet("list_packages"), gone("list_packages", "Simple API")),
-    ("package_releases", ("roundup",), not_yet("package_releases"), gone("package_releases", "JSON or Simple API")),
+    ("list_packages", (), NAMES, gone("list_packages", "Simple API")),
+    ("package_releases", ("roundup",), ["1.6.1"], gone("package_releases", "JSON or Simple API")),
     (
         "package_releases",
         ("roundup", True),
-        not_yet("package_releases"),
+        ["1.6.1", "1.6.0", "1.5.1"],
         gone("package_releases", "JSON or Simple API"),
     ),
-    ("release_urls", ("roundup", "1.6.0"), not_yet("release_urls"), gone("release_urls", "JSON or Simple API")),
-    ("release_data", ("roundup", "1.6.0"), not_yet("release_data"), gone("release_data", "JSON or Simple API")),
+    ("release_urls", ("roundup", "1.6.0"), ROUNDUP_160_URLS, gone("release_urls", "JSON or Simple API")),
+    ("release_data", ("roundup", "1.6.0"), ROUNDUP_160_DATA, gone("release_data", "JSON or Simple API")),
     (
         "changelog",
         (0,),
@@ -179,7 +195,7 @@ def test_removed_mode_answers_404_for_every_method(client: TestClient, method: s
 def test_the_mode_setting_picks_the_default_and_prefixes_still_choose(mode: Mode, expected: Any) -> None:
     body = xmlrpc.client.dumps(("x",), methodname="package_hosting_mode").encode()
     headers = {"Content-Type": "text/xml"}
-    with TestClient(create_app(make_settings(mode=mode))) as client:
+    with TestClient(create_app(make_settings(mode=mode), transport=httpx.ASGITransport(app=FakeIndex()))) as client:
         response = client.post("/pypi", content=body, headers=headers)
         if expected == 404:
             assert response.status_code == 404

@@ -114,6 +114,13 @@ def test_every_default() -> None:
     assert settings.max_body_bytes == 1024 * 1024
     assert settings.body_timeout == 30
     assert settings.allow_i8 is False
+    assert settings.upstream_timeout == 10.0
+    assert settings.ca_bundle is None
+    assert settings.cache_soft_ttl == 300.0
+    assert settings.cache_hard_ttl == 86400.0
+    assert settings.not_found_ttl == 60.0
+    assert settings.cache_max_bytes == 256 * 1024 * 1024
+    assert settings.index_refresh == 300.0
     assert settings.log_level is LogLevel.INFO
 
 
@@ -223,6 +230,16 @@ GOOD_VALUES = [
     *[("allow_i8", text, True) for text in ("1", "true", "TRUE", "yes", "on", " On ")],
     *[("allow_i8", text, False) for text in ("0", "false", "False", "no", "off")],
     *[("log_level", text, LogLevel(text.strip().lower())) for text in ("debug", "INFO", "Warning", "error ")],
+    ("upstream_timeout", "2.5", 2.5),
+    ("upstream_timeout", "600", 600.0),
+    ("ca_bundle", __file__, __file__),
+    ("ca_bundle", "", None),
+    ("cache_soft_ttl", "0", 0.0),
+    ("cache_hard_ttl", "3600", 3600.0),
+    ("not_found_ttl", "0.5", 0.5),
+    ("cache_max_bytes", "0", 0),
+    ("cache_max_bytes", "1_000_000", 1_000_000),
+    ("index_refresh", "1", 1.0),
 ]
 
 
@@ -272,6 +289,16 @@ BAD_VALUES = [
     ("upstream", "https://upstream.test:99999/", "not a valid URL"),
     ("upstream", "https://upstream.test:port/", "not a valid URL"),
     ("upstream", "https://[::1/", "not a valid URL"),
+    ("upstream_timeout", "soon", "not a number of seconds"),
+    ("upstream_timeout", "0", "must be between 0.1 and 600 seconds"),
+    ("upstream_timeout", "601", "must be between 0.1 and 600 seconds"),
+    ("ca_bundle", "/no/such/ca.pem", "no such file"),
+    ("cache_soft_ttl", "-1", "must be between 0 and 604800 seconds"),
+    ("cache_hard_ttl", "forever", "not a number of seconds"),
+    ("not_found_ttl", "86401", "must be between 0 and 86400 seconds"),
+    ("cache_max_bytes", "1GB", "not a whole number"),
+    ("cache_max_bytes", "-1", "must be between 0 and 68719476736"),
+    ("index_refresh", "0", "must be between 1 and 86400 seconds"),
 ]
 
 

@@ -1,0 +1,148 @@
+"""The document cache: upstream documents (body, ETag, serial, fetched-at), not answers.
+
+Policy, in `DocumentCache.get`:
+- an entry younger than the soft TTL is served as it is; an older one is revalidated with a
+  conditional request (its ETag), and one older than the hard TTL is fetched afresh;
+- an entry fetched before the project last changed in the Simple index (`changed_at`) is stale;
+- a genuine 404 is remembered for its own, short, TTL;
+- errors, timeouts and malformed bodies are never stored (the loader raises, nothing is written);
+- concurrent misses for one key share one upstream request.
+
+Storage sits behind `Storage`, so that a shared store can replace the in-process one.
+Known limitation: the in-process store is per process; with several processes each keeps its own copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from cachetools import LRUCache
+
+__all__ = ["DocumentCache", "Entry", "MemoryStorage", "Storage"]
+
+# What an entry costs beyond its body: keys, headers, the parsed form kept beside it (about 4x JSON text).
+_OVERHEAD = 512
+_PARSED_FACTOR = 4
+
+
+@dataclass
+class Entry:
+    status: int  # 200, or 404 for a remembered not-found
+    body: bytes
+    url: str
+    fetched_at: float
+    etag: str | None = None
+    serial: int | None = None
+    content_type: str = ""
+    # The parsed document, kept in process beside its bytes; a shared store keeps only the bytes.
+    parsed: Any = field(default=None, compare=False, repr=False)
+
+    def size(self) -> int:
+        return _OVERHEAD + len(self.body) * (1 + _PARSED_FACTOR)
+
+
+class Storage(Protocol):
+    async def get(self, key: str) -> Entry | None: ...
+
+    async def set(self, key: str, entry: Entry) -> None: ...
+
+    async def delete(self, key: str) -> None: ...
+
+
+class MemoryStorage:
+    """In-process storage, least recently used first out, bounded in bytes."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._entries: LRUCache[str, Entry] = LRUCache(maxsize=max_bytes, getsizeof=Entry.size)
+
+    async def get(self, key: str) -> Entry | None:
+        return self._entries.get(key)
+
+    async def set(self, key: str, entry: Entry) -> None:
+        if entry.size() <= self._entries.maxsize:  # larger than the whole cache: serve it, don't keep it
+            self._entries[key] = entry
+
+    async def delete(self, key: str) -> None:
+        self._entries.pop(key, None)
+
+    @property
+    def bytes_used(self) -> int:
+        return int(self._entries.currsize)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+# A loader is given the entry to revalidate (None for a full fetch) and returns the new entry: the same
+# one with a new `fetched_at` after a 304, a fresh one after a 200 or a 404. It raises on every failure.
+Loader = Callable[[Entry | None], Awaitable[Entry]]
+
+
+class DocumentCache:
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        soft_ttl: float,
+        hard_ttl: float,
+        not_found_ttl: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.storage = storage
+        self.soft_ttl = soft_ttl
+        self.hard_ttl = hard_ttl
+        self.not_found_ttl = not_found_ttl
+        self.clock = clock
+        self._inflight: dict[str, asyncio.Task[Entry]] = {}
+
+    def _usable(self, entry: Entry, changed_at: float | None) -> bool:
+        """May `entry` be revalidated (True) or must it be fetched afresh (False)?"""
+        age = self.clock() - entry.fetched_at
+        if entry.status == 404:
+            return False  # a not-found is never revalidated: either fresh or gone
+        if age >= self.hard_ttl:
+            return False
+        # Fetched before the Simple index showed the project change: only a full fetch will do.
+        return changed_at is None or entry.fetched_at >= changed_at
+
+    def _fresh(self, entry: Entry, changed_at: float | None) -> bool:
+        age = self.clock() - entry.fetched_at
+        if entry.status == 404:
+            return age < self.not_found_ttl and (changed_at is None or entry.fetched_at >= changed_at)
+        return age < self.soft_ttl and self._usable(entry, changed_at)
+
+    async def get(self, key: str, loader: Loader, *, changed_at: float | None = None) -> Entry:
+        """The entry for `key`, fetched or revalidated by `loader` when it is not fresh.
+
+        `changed_at` is when the Simple index last showed the document's project change.
+        """
+        entry = await self.storage.get(key)
+        if entry is not None and self._fresh(entry, changed_at):
+            return entry
+        pending = self._inflight.get(key)
+        if pending is None:
+            revalidate = entry if entry is not None and self._usable(entry, changed_at) else None
+            # The fetch runs as its own task: a caller that goes away does not cancel it for the others.
+            pending = asyncio.create_task(self._load(key, loader, revalidate))
+            self._inflight[key] = pending
+            pending.add_done_callback(lambda task: self._settle(key, task))
+        return await asyncio.shield(pending)
+
+    async def _load(self, key: str, loader: Loader, revalidate: Entry | None) -> Entry:
+        fresh = await loader(revalidate)
+        if fresh is revalidate and revalidate is not None:
+            fresh = replace(revalidate, fetched_at=self.clock(), parsed=revalidate.parsed)
+        await self.storage.set(key, fresh)
+        return fresh
+
+    def _settle(self, key: str, task: asyncio.Task[Entry]) -> None:
+        self._inflight.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # every waiter may have gone: the failure is theirs to see, not a warning
+
+    async def forget(self, key: str) -> None:
+        await self.storage.delete(key)
