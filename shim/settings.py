@@ -11,6 +11,7 @@ import dataclasses
 import json
 import os
 import re
+import ssl
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -85,12 +86,16 @@ def _seconds(low: float, high: float) -> Callable[[str], float]:
     return parse
 
 
-def _file(text: str) -> str | None:
+def _ca_file(text: str) -> str | None:
     path = text.strip()
     if not path:
         return None
     if not os.path.isfile(path):
         raise ValueError("no such file")
+    try:
+        ssl.create_default_context(cafile=path)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise ValueError(f"not a PEM file of certificates ({exc})") from None
     return path
 
 
@@ -248,7 +253,7 @@ REGISTRY: tuple[Setting[Any], ...] = (
     ),
     Setting(
         "ca_bundle",
-        _file,
+        _ca_file,
         _const(None),
         "the system's",
         "A PEM file of certificate authorities to trust for the upstream (a corporate proxy's CA). "

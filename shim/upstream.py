@@ -101,7 +101,7 @@ class Upstream:
                 response = await self.client.get(url, headers=headers, auth=auth or httpx.USE_CLIENT_DEFAULT)
             except httpx.HTTPError as exc:
                 raise UpstreamUnavailable(redact_url(url), f"{type(exc).__name__}: {exc}") from None
-            if response.is_redirect:
+            if response.has_redirect_location:
                 location = response.headers.get("location", "")
                 target = urljoin(url, location)
                 if _origin(target) != start_origin:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import certifi
 import pytest
 from pypi_simple import PYPI_SIMPLE_ENDPOINT
 
@@ -232,7 +233,7 @@ GOOD_VALUES = [
     *[("log_level", text, LogLevel(text.strip().lower())) for text in ("debug", "INFO", "Warning", "error ")],
     ("upstream_timeout", "2.5", 2.5),
     ("upstream_timeout", "600", 600.0),
-    ("ca_bundle", __file__, __file__),
+    ("ca_bundle", certifi.where(), certifi.where()),
     ("ca_bundle", "", None),
     ("cache_soft_ttl", "0", 0.0),
     ("cache_hard_ttl", "3600", 3600.0),
@@ -293,6 +294,7 @@ BAD_VALUES = [
     ("upstream_timeout", "0", "must be between 0.1 and 600 seconds"),
     ("upstream_timeout", "601", "must be between 0.1 and 600 seconds"),
     ("ca_bundle", "/no/such/ca.pem", "no such file"),
+    ("ca_bundle", __file__, "not a PEM file of certificates"),
     ("cache_soft_ttl", "-1", "must be between 0 and 604800 seconds"),
     ("cache_hard_ttl", "forever", "not a number of seconds"),
     ("not_found_ttl", "86401", "must be between 0 and 86400 seconds"),
