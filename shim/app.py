@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import sys
 import zlib
 from collections.abc import AsyncIterator
@@ -17,9 +18,11 @@ from typing import Any
 
 import httpx
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shim import __version__
 from shim.cache import DocumentCache, MemoryStorage
@@ -45,6 +48,18 @@ ENDPOINT_PATHS = ("/pypi", "/pypi/", "/RPC2", "/")
 # Every method reaches the endpoint, which answers the wrong ones as Warehouse does.
 ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 MODE_PREFIXES = {"": None, "/restore": Mode.RESTORE, "/today": Mode.PYPI_TODAY, "/removed": Mode.REMOVED}
+
+
+class CollapseSlashes:
+    """`//pypi` is `/pypi`: some clients (stdeb's transport) double the slash, and PyPI answered them."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and "//" in scope["path"]:
+            scope = {**scope, "path": re.sub("/{2,}", "/", scope["path"])}
+        await self.app(scope, receive, send)
 
 
 class BodyRefused(Exception):
@@ -208,7 +223,7 @@ def create_app(
                 await refresher
             await client.aclose()
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(CollapseSlashes)])
     app.state.settings = settings
     app.state.dispatcher = dispatcher
     app.state.services = services

@@ -124,4 +124,6 @@ class ProjectIndex:
                 await self.refresh()
             except UpstreamError as exc:
                 logger.warning("Simple index refresh failed: %s", exc)
+            except Exception:  # the refresher must outlive any bug: calls would wait on a dead copy
+                logger.exception("Simple index refresh failed unexpectedly")
             await asyncio.sleep(self.refresh_every)

@@ -13,7 +13,7 @@ from starlette.types import ASGIApp
 
 
 @contextmanager
-def serve_in_thread(app: ASGIApp, *, startup_timeout: float = 10.0) -> Iterator[str]:
+def serve_in_thread(app: ASGIApp, *, startup_timeout: float = 10.0, lifespan: str = "off") -> Iterator[str]:
     """Yield the server's base URL (`http://127.0.0.1:<port>`, no trailing slash); stop it on exit.
 
     The socket is bound before uvicorn starts, so the port is known at once and never raced for.
@@ -22,7 +22,8 @@ def serve_in_thread(app: ASGIApp, *, startup_timeout: float = 10.0) -> Iterator[
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+    # The service needs lifespan="on" (it closes its upstream client there); the fake index has none.
+    config = uvicorn.Config(app, log_level="warning", lifespan=lifespan, access_log=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -34,6 +34,16 @@ def test_xmlrpc_is_answered_on_all_four_paths(client: TestClient, prefix: str, p
     assert _result(response.content) == "pypi-only"
 
 
+@pytest.mark.parametrize("path", ["//pypi", "//pypi//", "///RPC2", "//", "/today//pypi"])
+def test_doubled_slashes_reach_the_endpoint(client: TestClient, path: str) -> None:
+    # stdeb's transport posts to `//pypi`; PyPI answered it.
+    response = client.post(path, content=CALL, headers={"Content-Type": "text/xml"})
+    assert response.status_code == 200
+    assert _result(response.content) == (
+        "pypi-only" if "today" not in path else (-32601, "server error; requested method not found")
+    )
+
+
 @pytest.mark.parametrize(
     "content_type",
     ["text/xml", "text/xml; charset=utf-8", "TEXT/XML;charset=ISO-8859-1", "application/xml", "application/xml; q=1"],

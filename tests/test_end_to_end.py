@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
+import warnings
 import xmlrpc.client
 from collections.abc import Iterator
 
 import pytest
 
 from shim.app import create_app
+from shim.urls import UpstreamURL
+from tests.fakeindex import FakeIndex
 
 from .conftest import make_settings
 from .servers import serve_in_thread
@@ -20,7 +25,7 @@ from .servers import serve_in_thread
 
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
-    with serve_in_thread(create_app(make_settings(body_timeout=1))) as url:
+    with serve_in_thread(create_app(make_settings(body_timeout=1)), lifespan="on") as url:
         yield url
 
 
@@ -137,3 +142,64 @@ def test_uvicorn_factory_with_a_bad_setting_stops_with_a_clear_message() -> None
     )
     assert done.returncode != 0
     assert "SHIM_MODE has value 'tomorrow': must be one of restore, pypi-today, removed." in done.stderr
+
+
+# The seed example over real sockets: the fake index and the service both on 127.0.0.1.
+
+
+@pytest.fixture(scope="module")
+def shim_over_served_index() -> Iterator[tuple[str, str]]:
+    fake = FakeIndex()
+    with serve_in_thread(fake) as index_url:
+        fake.set_urls(index_url + "/")
+        settings = make_settings(upstream=UpstreamURL.parse(index_url + "/"))
+        with serve_in_thread(create_app(settings), lifespan="on") as shim_url:
+            yield shim_url, index_url
+
+
+SEED = {
+    "filename": "roundup-1.6.0.tar.gz",
+    "packagetype": "sdist",
+    "python_version": "source",
+    "size": 2893499,
+    "md5_digest": "54d587da7c3d9c83f13d04674cacdc2a",
+    "sha256_digest": "1814c74b40c4a6287e0a97b810f6adc6a3312168201eaa0badd1dd8c216b1bcb",
+    "digests": {
+        "md5": "54d587da7c3d9c83f13d04674cacdc2a",
+        "sha256": "1814c74b40c4a6287e0a97b810f6adc6a3312168201eaa0badd1dd8c216b1bcb",
+    },
+    "has_sig": False,
+    "upload_time": "2018-07-13T11:30:36.405653Z",
+    "upload_time_iso_8601": "2018-07-13T11:30:36.405653Z",
+    "comment_text": None,
+    "downloads": -1,
+    "path": "f0/07/6f4e2164ed82dfff873ee55181f782926bcb4a29f6a83fe4f8b9cbf5489c/roundup-1.6.0.tar.gz",
+}
+
+
+def test_server_proxy_gets_the_seed_example_end_to_end(shim_over_served_index: tuple[str, str]) -> None:
+    shim_url, index_url = shim_over_served_index
+    with xmlrpc.client.ServerProxy(shim_url + "/pypi", allow_none=True) as pypi:
+        (file,) = pypi.release_urls("roundup", "1.6.0")
+        assert pypi.package_releases("roundup") == ["1.6.1"]
+    assert {k: v for k, v in file.items() if k != "url"} == SEED
+    assert file["url"] == f"{index_url}/files/packages/{SEED['path']}"
+
+
+def test_stdeb_finds_the_seed_release_through_the_service(shim_over_served_index: tuple[str, str]) -> None:
+    # stdeb's pypi-download logic: package_releases (all, then exactly one default), then release_urls,
+    # over its own requests-based transport. stdeb still uses distutils' version classes, and its
+    # transport leaves streamed responses open: both are stdeb's, collected here so they stay quiet.
+    shim_url, index_url = shim_over_served_index
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", ResourceWarning)
+        from stdeb.downloader import find_tar_gz
+
+        url, md5 = find_tar_gz("roundup", pypi_url=shim_url + "/pypi", release="1.6.0")
+        assert (url, md5) == (f"{index_url}/files/packages/{SEED['path']}", SEED["md5_digest"])
+        url, md5 = find_tar_gz("Roundup", pypi_url=shim_url + "/pypi")  # the default release: exactly one
+        assert url.endswith("/roundup-1.6.1.tar.gz") and md5
+        with pytest.raises(ValueError, match=re.escape("your desired release '3.0' is not among available")):
+            find_tar_gz("oddversions", pypi_url=shim_url + "/pypi", release="3.0")
+        gc.collect()
