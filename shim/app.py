@@ -160,7 +160,27 @@ def _routes(settings: Settings, dispatcher: Dispatcher) -> list[Route]:
 
 
 async def _health(request: Request) -> Response:
-    return JSONResponse({"status": "ok", "version": __version__})
+    """Liveness, and what the service has learnt of its upstream so far (never a credential)."""
+    services: Services = request.app.state.services
+    snapshot = services.index.snapshot
+    index = None
+    if snapshot is not None:
+        index = {
+            "projects": len(snapshot.listing.names),
+            "last_serial": snapshot.listing.last_serial,
+            "format": "json" if snapshot.is_json else "html",
+            "serials": snapshot.listing.serials is not None,
+            "fetched_at": snapshot.fetched_at,
+        }
+    return JSONResponse(
+        {
+            "status": "ok",
+            "version": __version__,
+            "upstream": services.base_url,
+            "index": index,
+            "per_version_json": services.store.capabilities.per_version_json,
+        }
+    )
 
 
 def configure_logging(settings: Settings) -> None:

@@ -20,7 +20,7 @@ from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 from shim.table import Mode
-from shim.urls import UpstreamURL, redact_url
+from shim.urls import REDACTED, Credentials, Secret, UpstreamURL, redact_url
 
 __all__ = ["REGISTRY", "LogLevel", "Mode", "Setting", "Settings", "SettingsError", "default_upstream"]
 
@@ -50,6 +50,7 @@ class Setting(Generic[T]):
     default_doc: str
     meaning: str
     metavar: str = "VALUE"
+    secret: bool = False  # never quoted back, not even in an error
 
     @property
     def env(self) -> str:
@@ -244,6 +245,24 @@ REGISTRY: tuple[Setting[Any], ...] = (
         "BOOL",
     ),
     Setting(
+        "upstream_user",
+        lambda text: text.strip() or None,
+        _const(None),
+        "none",
+        "User name for the upstream (HTTP Basic), instead of one in the upstream URL.",
+        "NAME",
+    ),
+    Setting(
+        "upstream_password",
+        lambda text: Secret(text) if text else None,
+        _const(None),
+        "none",
+        "Password or token for the upstream; never shown. Prefer the variable: a command line is visible "
+        "to other users of the machine.",
+        "SECRET",
+        secret=True,
+    ),
+    Setting(
         "upstream_timeout",
         _seconds(0.1, 600),
         _const(10.0),
@@ -324,6 +343,8 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     body_timeout: int = 30
     allow_i8: bool = False
+    upstream_user: str | None = None
+    upstream_password: Secret | None = None
     upstream_timeout: float = 10.0
     ca_bundle: str | None = None
     cache_soft_ttl: float = 300.0
@@ -359,10 +380,21 @@ class Settings:
             try:
                 values[setting.name] = setting.parse(text)
             except ValueError as exc:
-                problems.append(f"{source} has value {redact_url(text)!r}: {exc}.")
+                shown = REDACTED if setting.secret else redact_url(text)
+                problems.append(f"{source} has value {shown!r}: {exc}.")
         if problems:
             raise SettingsError(problems)
         return cls(**values)
+
+    def __post_init__(self) -> None:
+        # Credentials given as settings win over those in the upstream URL.
+        if self.upstream_user is not None or self.upstream_password is not None:
+            given = self.upstream.credentials
+            credentials = Credentials(
+                self.upstream_user if self.upstream_user is not None else (given.username if given else ""),
+                self.upstream_password or (given.password if given else Secret("")),
+            )
+            object.__setattr__(self, "upstream", UpstreamURL(self.upstream.base, credentials))
 
     def public(self) -> dict[str, str]:
         """Every setting as it may be shown: credentials redacted."""

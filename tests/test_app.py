@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from shim.app import create_app
 
-from .conftest import make_settings
+from .conftest import call, make_settings
 
 CALL = xmlrpc.client.dumps(("x",), methodname="package_hosting_mode").encode()
 PARSE_ERROR = (-32700, "parse error; not well formed")
@@ -87,9 +87,12 @@ def test_unknown_paths_are_404(client: TestClient) -> None:
     assert client.get("/today/other").status_code == 404
 
 
-def test_health(client: TestClient) -> None:
-    response = client.get("/healthz")
-    assert response.status_code == 200 and response.json()["status"] == "ok"
+def test_health_says_what_the_service_knows_of_its_upstream(client: TestClient) -> None:
+    call(client, "release_data", "roundup", "1.5.1")  # the index is loaded, per-release JSON seen
+    health = client.get("/healthz").json()
+    assert health["status"] == "ok" and health["upstream"] == "https://upstream.test/"
+    assert health["index"]["format"] == "json" and health["index"]["serials"] is True
+    assert health["index"]["projects"] == 13 and health["per_version_json"] is True
 
 
 @pytest.fixture

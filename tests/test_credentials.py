@@ -401,3 +401,30 @@ def test_a_token_in_a_query_string_is_not_quoted_either() -> None:
         Settings.load({"SHIM_UPSTREAM": f"https://upstream.test/?token={TOKEN}"})
     assert "a base URL takes no query or fragment" in str(caught.value)
     assert_no_token(str(caught.value), "the error")
+
+
+def test_credentials_as_settings_are_used_and_never_shown(capsys: pytest.CaptureFixture[str]) -> None:
+    environ = {
+        "SHIM_UPSTREAM": "https://upstream.test/",
+        "SHIM_UPSTREAM_USER": "deploy",
+        "SHIM_UPSTREAM_PASSWORD": TOKEN,
+    }
+    settings = Settings.load(environ)
+    assert settings.upstream.credentials is not None
+    assert settings.upstream.credentials.username == "deploy"
+    assert settings.upstream.credentials.password.reveal() == TOKEN
+    assert_no_token(repr(settings), "the settings")
+    assert_no_token(str(settings.public()), "the public settings")
+    # A bad value elsewhere: the error names it, and still shows no secret.
+    with pytest.raises(SettingsError) as caught:
+        Settings.load({**environ, "SHIM_PORT": "nope"})
+    assert_no_token(str(caught.value), "the error")
+
+
+def test_a_password_setting_overrides_the_one_in_the_url() -> None:
+    settings = Settings.load({"SHIM_UPSTREAM": "https://deploy:old@upstream.test/", "SHIM_UPSTREAM_PASSWORD": TOKEN})
+    assert settings.upstream.credentials is not None
+    assert (settings.upstream.credentials.username, settings.upstream.credentials.password.reveal()) == (
+        "deploy",
+        TOKEN,
+    )
