@@ -39,7 +39,11 @@ class IndexSnapshot:
 
     @classmethod
     def build(cls, listing: IndexListing, etag: str | None, fetched_at: float, is_json: bool) -> IndexSnapshot:
-        positions: dict[str, int] = {canonicalize_name(name): i for i, name in enumerate(listing.names)}
+        positions: dict[str, int] = {}
+        for i, name in enumerate(listing.names):
+            normalized = canonicalize_name(name)
+            # Most names are already normalised: keep one string object, not two (a million names).
+            positions[name if normalized == name else normalized] = i
         return cls(listing, etag, fetched_at, is_json, positions)
 
     def serial_of(self, normalized: str) -> int | None:
@@ -93,7 +97,9 @@ class ProjectIndex:
         )
         now = self.clock()
         if fetched.status == 304 and previous is not None:
-            self.snapshot = IndexSnapshot(previous.listing, previous.etag, now, previous.is_json, previous.positions)
+            self.snapshot = IndexSnapshot(
+                previous.listing, previous.etag, now, previous.is_json, previous.positions, previous.answers
+            )
             return self.snapshot
         if fetched.status != 200:
             raise UpstreamMalformed(fetched.url, f"the Simple index answered HTTP {fetched.status}")

@@ -1,0 +1,64 @@
+"""A check against a real index, skipped unless SHIM_LIVE_UPSTREAM names one.
+
+    SHIM_LIVE_UPSTREAM=<index base URL> .venv/bin/python -m pytest -m live tests/test_live.py
+
+The service runs in a child process (which may reach the network); this process only talks to it on
+127.0.0.1. It asks about projects this one depends on.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import xmlrpc.client
+from collections.abc import Iterator
+
+import pytest
+
+LIVE_UPSTREAM = os.environ.get("SHIM_LIVE_UPSTREAM", "")
+
+pytestmark = [
+    pytest.mark.live,
+    pytest.mark.skipif(not LIVE_UPSTREAM, reason="set SHIM_LIVE_UPSTREAM to check against a real index"),
+]
+
+
+@pytest.fixture(scope="module")
+def live() -> Iterator[xmlrpc.client.ServerProxy]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    environ = {**os.environ, "SHIM_UPSTREAM": LIVE_UPSTREAM, "SHIM_PORT": str(port)}
+    server = subprocess.Popen([sys.executable, "-m", "shim"], env=environ)
+    proxy = xmlrpc.client.ServerProxy(f"http://127.0.0.1:{port}/pypi", allow_none=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                proxy.package_hosting_mode("x")
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the service did not start"
+                time.sleep(0.2)
+        yield proxy
+    finally:
+        proxy("close")()
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_release_methods_against_the_live_index(live: xmlrpc.client.ServerProxy) -> None:
+    (latest,) = live.package_releases("httpx")
+    everything = live.package_releases("httpx", True)
+    assert latest in everything and "0.28.1" in everything
+    files = live.release_urls("httpx", "0.28.1")
+    assert {f["filename"] for f in files} >= {"httpx-0.28.1.tar.gz", "httpx-0.28.1-py3-none-any.whl"}
+    assert all(len(f) == 14 and f["url"].endswith(f["path"]) for f in files)
+    data = live.release_data("defusedxml", "0.7.1")
+    assert (data["name"], data["version"], len(data)) == ("defusedxml", "0.7.1", 33)
+    assert live.release_data("defusedxml", "0.7") == {}
+    assert ["Owner", "tiran"] in live.package_roles("defusedxml")
+    assert "starlette" in live.list_packages()
