@@ -61,30 +61,32 @@ class Setting(Generic[T]):
         return "--" + self.name.replace("_", "-")
 
 
-def _int_between(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
+N = TypeVar("N", int, float)
+
+
+def _show(number: float) -> str:
+    return f"{number:g}" if isinstance(number, float) else str(number)
+
+
+def _between(kind: type[N], low: N, high: N, *, what: str, unit: str = "") -> Callable[[str], N]:
+    def parse(text: str) -> N:
         try:
-            value = int(text.strip().replace("_", ""))
+            value = kind(text.strip().replace("_", ""))
         except ValueError:
-            raise ValueError("not a whole number") from None
+            raise ValueError(f"not {what}") from None
         if not low <= value <= high:
-            raise ValueError(f"must be between {low} and {high}")
+            raise ValueError(f"must be between {_show(low)} and {_show(high)}{unit}")
         return value
 
     return parse
+
+
+def _int_between(low: int, high: int) -> Callable[[str], int]:
+    return _between(int, low, high, what="a whole number")
 
 
 def _seconds(low: float, high: float) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text.strip())
-        except ValueError:
-            raise ValueError("not a number of seconds") from None
-        if not low <= value <= high:
-            raise ValueError(f"must be between {low:g} and {high:g} seconds")
-        return value
-
-    return parse
+    return _between(float, low, high, what="a number of seconds", unit=" seconds")
 
 
 def _ca_file(text: str) -> str | None:

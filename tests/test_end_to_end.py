@@ -21,6 +21,7 @@ from tests.fakeindex import FakeIndex
 
 from .conftest import make_settings
 from .servers import serve_in_thread
+from .test_release_methods import ROUNDUP_160_URLS
 
 
 @pytest.fixture(scope="module")
@@ -157,24 +158,8 @@ def shim_over_served_index() -> Iterator[tuple[str, str]]:
             yield shim_url, index_url
 
 
-SEED = {
-    "filename": "roundup-1.6.0.tar.gz",
-    "packagetype": "sdist",
-    "python_version": "source",
-    "size": 2893499,
-    "md5_digest": "54d587da7c3d9c83f13d04674cacdc2a",
-    "sha256_digest": "1814c74b40c4a6287e0a97b810f6adc6a3312168201eaa0badd1dd8c216b1bcb",
-    "digests": {
-        "md5": "54d587da7c3d9c83f13d04674cacdc2a",
-        "sha256": "1814c74b40c4a6287e0a97b810f6adc6a3312168201eaa0badd1dd8c216b1bcb",
-    },
-    "has_sig": False,
-    "upload_time": "2018-07-13T11:30:36.405653Z",
-    "upload_time_iso_8601": "2018-07-13T11:30:36.405653Z",
-    "comment_text": None,
-    "downloads": -1,
-    "path": "f0/07/6f4e2164ed82dfff873ee55181f782926bcb4a29f6a83fe4f8b9cbf5489c/roundup-1.6.0.tar.gz",
-}
+# The seed example as test_release_methods pins it; only the file URL differs over real sockets.
+SEED = {key: value for key, value in ROUNDUP_160_URLS[0].items() if key != "url"}
 
 
 def test_server_proxy_gets_the_seed_example_end_to_end(shim_over_served_index: tuple[str, str]) -> None:
