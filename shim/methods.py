@@ -1,34 +1,17 @@
-"""The legacy methods and `METHODS`, the table that describes each of them.
+"""`METHODS`: the table that describes every legacy method, as data.
 
-Signatures carry Warehouse's strict annotations, so pydantic checks arguments exactly as PyPI did.
-The wording of every fixed fault is Warehouse's (spec §2.2); the table says, per mode, whether the
-function answers, a fixed fault answers, or the method does not exist.
-
-Methods whose data comes in later work answer a -32500 fault naming the method (`not_served_yet`),
-and their grade says so.
+One entry per method: its function (in `shim.legacy`), what it answers, its fidelity grade, a note on
+how it differs from PyPI, what it reads upstream, its cache tier, and what it does in each mode.
+Dispatch, introspection, the docs page and the README's method table all read this table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Annotated, Any
-from urllib.parse import urljoin
-
-from pydantic import Field, StrictBool, StrictInt, StrictStr, TypeAdapter, ValidationError
-from typing_extensions import TypedDict  # pydantic reads only this one on Python < 3.12
-
-from shim.context import CallContext
-from shim.errors import BadArguments, Refused, UpstreamMalformed, not_served_yet
-from shim.index import IndexSnapshot
-from shim.models import ProjectDoc, file_struct, legacy_sorted, release_data_struct, roles_list
-from shim.names import normalize_name
-from shim.protocol import Raw, encode_value
+from shim import legacy
+from shim.legacy import DEPRECATION_URL, MULTICALL_LIMIT
 from shim.table import Absent, CacheTier, Grade, MethodSpec, MethodTable, Refuse, Serve
 
 __all__ = ["DEPRECATION_URL", "METHODS", "MULTICALL_LIMIT"]
-
-DEPRECATION_URL = "https://warehouse.pypa.io/api-reference/xml-rpc.html#deprecated-methods"
-MULTICALL_LIMIT = 100
 
 
 def _gone(method: str, instead: str) -> Refuse:
@@ -39,266 +22,11 @@ def _gone(method: str, instead: str) -> Refuse:
     )
 
 
-# Helpers: the upstream's documents, as the methods read them.
-
-
-async def _project(context: CallContext, package_name: str) -> tuple[str, ProjectDoc] | None:
-    """The project's normalised name and document; None for an invalid name (no request) or no project."""
-    normalized = normalize_name(package_name)
-    if normalized is None:
-        return None
-    doc = await context.services.store.project(normalized)
-    return None if doc is None else (normalized, doc)
-
-
-async def _snapshot(context: CallContext) -> IndexSnapshot:
-    return await context.services.index.current()
-
-
-def _memo(context: CallContext, snapshot: IndexSnapshot, method: str, build: Callable[[], Any]) -> Raw:
-    """A whole-index answer, encoded once per snapshot of the index."""
-    key = f"{method}:{context.allow_i8}"
-    if key not in snapshot.answers:
-        snapshot.answers[key] = encode_value(build(), allow_i8=context.allow_i8)
-    answer: Raw = snapshot.answers[key]
-    return answer
-
-
-# Mirroring
-
-
-async def changelog_last_serial(context: CallContext) -> int | None:
-    """The index's last serial: the Simple index's `meta._last-serial` (or its X-PyPI-Last-Serial header)."""
-    listing = (await _snapshot(context)).listing
-    if listing.last_serial is None:
-        raise Refused(RuntimeError("The upstream index publishes no serials, so there is no last serial to give."))
-    # PyPI answers nil for an empty journal, where the Simple index says 0.
-    return None if listing.last_serial == 0 and not listing.names else listing.last_serial
-
-
-async def changelog_since_serial(context: CallContext, serial: StrictInt) -> list[Any]:
-    """Journal rows above `serial`."""
-    raise not_served_yet("changelog_since_serial")
-
-
-async def list_packages_with_serial(context: CallContext) -> Raw:
-    """Every project's display name and last serial, from the Simple index (PEP 691 JSON)."""
-    snapshot = await _snapshot(context)
-    serials = snapshot.listing.serials
-    if serials is None:
-        raise Refused(
-            RuntimeError(
-                "The upstream's Simple index gives no per-project serials (it is HTML only); use list_packages."
-            )
-        )
-    names = snapshot.listing.names
-    return _memo(context, snapshot, "list_packages_with_serial", lambda: dict(zip(names, serials, strict=True)))
-
-
-# Package querying
-
-
-async def package_roles(context: CallContext, package_name: StrictStr) -> list[Any]:
-    """A project's roles, from the JSON API's `ownership`, in PyPI's order."""
-    found = await _project(context, package_name)
-    if found is None:
-        return []
-    _, doc = found
-    if doc.ownership is None:
-        raise Refused(RuntimeError("The upstream's JSON API does not publish project roles (no `ownership`)."))
-    try:
-        return roles_list(doc.ownership)
-    except ValueError as exc:
-        raise UpstreamMalformed(doc.url, str(exc)) from None
-
-
-async def user_packages(context: CallContext, username: StrictStr) -> list[Any]:
-    """The projects a user holds a role on."""
-    raise not_served_yet("user_packages")
-
-
-async def browse(context: CallContext, classifiers: list[StrictStr]) -> list[Any]:
-    """Releases carrying every listed classifier."""
-    raise not_served_yet("browse")
-
-
-async def search(
-    context: CallContext,
-    spec: Mapping[StrictStr, StrictStr | list[StrictStr]],
-    operator: StrictStr = "and",
-) -> list[Any]:
-    """pip search."""
-    raise not_served_yet("search")
-
-
-async def list_packages(context: CallContext) -> Raw:
-    """Every project's display name, from the Simple index."""
-    snapshot = await _snapshot(context)
-    return _memo(context, snapshot, "list_packages", lambda: snapshot.listing.names)
-
-
-async def package_releases(context: CallContext, package_name: StrictStr, show_hidden: StrictBool = False) -> list[str]:
-    """The latest release, or every release highest first, from the JSON API."""
-    found = await _project(context, package_name)
-    if found is None:
-        return []
-    _, doc = found
-    if show_hidden:
-        versions = doc.releases.keys() if doc.releases is not None else [doc.version]
-        return legacy_sorted(versions)[::-1]
-    # The JSON API picks a yanked release only when every release is yanked; PyPI answered [] then.
-    return [] if doc.info.get("yanked") is True else [doc.version]
-
-
-def _release_files(doc: ProjectDoc, version: str) -> list[dict[str, Any]] | None:
-    """The files of exactly `version` (no PEP 440 matching: `3.0` is not `3.0.0`), or None."""
-    if doc.releases is not None:
-        return doc.releases.get(version)
-    return doc.urls if doc.version == version else None
-
-
-async def release_urls(context: CallContext, package_name: StrictStr, version: StrictStr) -> list[Any]:
-    """A release's files, from the project document's `releases`."""
-    found = await _project(context, package_name)
-    if found is None:
-        return []
-    normalized, doc = found
-    files = _release_files(doc, version)
-    if files is None and doc.releases is None:
-        release = await context.services.store.release(normalized, version)
-        if release is not None and release.info["version"] == version:
-            return [file_struct(f, release.url) for f in release.urls]
-    return [file_struct(f, doc.url) for f in files or []]
-
-
-def _metadata_file(files: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The file whose metadata PyPI's release fields came from: the first upload that has a metadata file.
-
-    A file says so with `core-metadata` (or its older name); a mirror that says nothing may still serve
-    one for a wheel, so a wheel without the keys is tried too.
-    """
-
-    def offers(file: dict[str, Any]) -> bool:
-        flag = file.get("core-metadata", file.get("data-dist-info-metadata"))
-        return bool(flag) if flag is not None else str(file["filename"]).endswith(".whl")
-
-    candidates = [f for f in files if offers(f)]
-    return min(candidates, key=lambda f: str(f.get("upload_time_iso_8601") or ""), default=None)
-
-
-async def release_data(context: CallContext, package_name: StrictStr, version: StrictStr) -> dict[str, Any]:
-    """A release's metadata: the JSON API's `info` for exactly that version, plus its core metadata file."""
-    found = await _project(context, package_name)
-    if found is None:
-        return {}
-    normalized, doc = found
-    files = _release_files(doc, version)
-    if files is None and doc.releases is not None:
-        return {}  # a version the project does not have: answered without asking the upstream
-    store = context.services.store
-    chosen = _metadata_file(files or [])
-    core = await store.core_metadata(normalized, urljoin(doc.url, str(chosen["url"]))) if chosen else None
-    if doc.version == version:
-        info = doc.info
-    else:
-        release = await store.release(normalized, version)
-        if release is not None:
-            if release.info["version"] != version:
-                return {}
-            info = release.info
-        elif core is not None and core.info["version"] == version:
-            info = {**core.info, "name": doc.name}
-        else:
-            raise Refused(
-                RuntimeError(
-                    f"The upstream offers no metadata for {doc.name} {version}: "
-                    "no per-release JSON and no core metadata file."
-                )
-            )
-    ordering = legacy_sorted(doc.releases).index(version) if doc.releases is not None else 0
-    return release_data_struct(
-        info, ordering=ordering, core=core.lists if core else None, base_url=context.services.base_url
-    )
-
-
-async def changelog(context: CallContext, since: StrictInt, with_ids: StrictBool = False) -> list[Any]:
-    """Journal rows newer than a timestamp."""
-    raise not_served_yet("changelog")
-
-
-async def package_hosting_mode(context: CallContext, package_name: StrictStr) -> str:
-    """Every project was "pypi-only" once PyPI stopped hosting links."""
-    return "pypi-only"
-
-
-# Methods PyPI answers with a fixed fault in every era this service reproduces. Untyped, as in Warehouse.
-
-
-async def package_data(context: CallContext, package_name: Any, version: Any) -> None:
-    raise Refused(RuntimeError(f"This API has been deprecated. See {DEPRECATION_URL} for more information."))
-
-
-async def package_urls(context: CallContext, package_name: Any, version: Any) -> None:
-    raise Refused(RuntimeError(f"This API has been deprecated. See {DEPRECATION_URL} for more information."))
-
-
-async def top_packages(context: CallContext, num: StrictInt | None = None) -> None:
-    raise Refused(
-        RuntimeError(f"This API has been removed. Use BigQuery instead. See {DEPRECATION_URL} for more information.")
-    )
-
-
-# Introspection and boxcarring: legacy PyPI's, never Warehouse's.
-
-
-async def list_methods(context: CallContext) -> list[str]:
-    """Every method name this endpoint answers, in this mode."""
-    return context.table.names(context.mode)
-
-
-def _known(context: CallContext, method_name: str) -> MethodSpec:
-    spec = context.table.lookup(method_name, context.mode)
-    if spec is None:
-        raise Refused(ValueError(f"No method named {method_name!r}."))
-    return spec
-
-
-async def method_help(context: CallContext, method_name: StrictStr) -> str:
-    """What a method answers and how that differs from PyPI."""
-    spec = _known(context, method_name)
-    return f"{spec.usage()}: {spec.summary} Fidelity: {spec.grade.value}. {spec.note}"
-
-
-async def method_signature(context: CallContext, method_name: StrictStr) -> list[list[str]]:
-    """A method's signatures, one per accepted number of arguments, return type first."""
-    return _known(context, method_name).signatures()
-
-
-class _SubCall(TypedDict):
-    methodName: StrictStr
-    params: list[Any]
-
-
-_SUBCALLS = TypeAdapter(Annotated[list[_SubCall], Field(max_length=MULTICALL_LIMIT)])
-
-
-async def multicall(context: CallContext, args: Any) -> list[Raw]:
-    """Several calls in one request; each slot is `[result]` or a fault struct."""
-    if context.nested:
-        raise Refused(ValueError("system.multicall cannot be called from inside system.multicall."))
-    try:
-        calls = _SUBCALLS.validate_python(args, strict=True)
-    except ValidationError as exc:
-        # Errors inside the list carry the parameter's name, as in Warehouse's messages.
-        raise BadArguments("; ".join(f"args: {error['msg']}" for error in exc.errors())) from None
-    return [await context.subcall(call["methodName"], call["params"]) for call in calls]
-
-
 METHODS = MethodTable(
     (
         MethodSpec(
             "changelog_last_serial",
-            changelog_last_serial,
+            legacy.changelog_last_serial,
             returns="int",
             summary="The serial of the index's last change (`<nil/>` for an empty index).",
             grade=Grade.EXACT,
@@ -310,7 +38,7 @@ METHODS = MethodTable(
         ),
         MethodSpec(
             "changelog_since_serial",
-            changelog_since_serial,
+            legacy.changelog_since_serial,
             returns="array",
             summary="`[name, version, timestamp, action, serial]` rows above `serial`, at most 50 000.",
             grade=Grade.UNAVAILABLE,
@@ -321,7 +49,7 @@ METHODS = MethodTable(
         ),
         MethodSpec(
             "list_packages_with_serial",
-            list_packages_with_serial,
+            legacy.list_packages_with_serial,
             returns="struct",
             summary="`{display name: last serial}` for every project.",
             grade=Grade.NEAR,
@@ -334,7 +62,7 @@ METHODS = MethodTable(
         ),
         MethodSpec(
             "package_roles",
-            package_roles,
+            legacy.package_roles,
             returns="array",
             summary="`[role, user]` for a project, Owners first, users case-insensitively.",
             grade=Grade.NEAR,
@@ -347,7 +75,7 @@ METHODS = MethodTable(
         ),
         MethodSpec(
             "user_packages",
-            user_packages,
+            legacy.user_packages,
             returns="array",
             summary="`[role, project]` for every role a user holds.",
             grade=Grade.UNAVAILABLE,
@@ -358,7 +86,7 @@ METHODS = MethodTable(
         ),
         MethodSpec(
             "browse",
-            browse,
+            legacy.browse,
             returns="array",
             summary="`[project, version]` for releases carrying every listed classifier.",
             grade=Grade.UNAVAILABLE,
@@ -369,7 +97,7 @@ METHODS = MethodTable(
         ),
         MethodSpec(
             "search",
-            search,
+            legacy.search,
             returns="array",
             summary="`{name, summary, version, _pypi_ordering}` for projects matching a spec (pip search).",
             grade=Grade.UNAVAILABLE,
@@ -384,7 +112,7 @@ METHODS = MethodTable(
         ),
         MethodSpec(
             "list_packages",
-            list_packages,
+            legacy.list_packages,
             returns="array",
             summary="Every project's display name.",
             grade=Grade.NEAR,
@@ -396,7 +124,7 @@ METHODS = MethodTable(
         ),
         MethodSpec(
             "package_releases",
-            package_releases,
+            legacy.package_releases,
             returns="array",
             summary="`[latest version]`, or every version highest first with `show_hidden`.",
             grade=Grade.NEAR,
@@ -409,7 +137,7 @@ METHODS = MethodTable(
         ),
         MethodSpec(
             "release_urls",
-            release_urls,
+            legacy.release_urls,
             returns="array",
             summary="The files of the release with exactly that version string.",
             grade=Grade.NEAR,
@@ -422,7 +150,7 @@ METHODS = MethodTable(
         ),
         MethodSpec(
             "release_data",
-            release_data,
+            legacy.release_data,
             returns="struct",
             summary="The 33-key metadata struct of the release with exactly that version string.",
             grade=Grade.APPROXIMATE,
@@ -436,7 +164,7 @@ METHODS = MethodTable(
         ),
         MethodSpec(
             "changelog",
-            changelog,
+            legacy.changelog,
             returns="array",
             summary="`[name, version, timestamp, action(, serial)]` rows newer than a timestamp.",
             grade=Grade.UNAVAILABLE,
@@ -447,7 +175,7 @@ METHODS = MethodTable(
         ),
         MethodSpec(
             "package_hosting_mode",
-            package_hosting_mode,
+            legacy.package_hosting_mode,
             returns="string",
             summary='`"pypi-only"`, for any name.',
             grade=Grade.EXACT,
@@ -458,7 +186,7 @@ METHODS = MethodTable(
         ),
         MethodSpec(
             "package_data",
-            package_data,
+            legacy.package_data,
             returns="nil",
             summary="Always PyPI's deprecation fault.",
             grade=Grade.EXACT,
@@ -469,7 +197,7 @@ METHODS = MethodTable(
         ),
         MethodSpec(
             "package_urls",
-            package_urls,
+            legacy.package_urls,
             returns="nil",
             summary="Always PyPI's deprecation fault.",
             grade=Grade.EXACT,
@@ -480,7 +208,7 @@ METHODS = MethodTable(
         ),
         MethodSpec(
             "top_packages",
-            top_packages,
+            legacy.top_packages,
             returns="nil",
             summary="Always PyPI's fault pointing to BigQuery.",
             grade=Grade.EXACT,
@@ -524,7 +252,7 @@ METHODS = MethodTable(
         ),
         MethodSpec(
             "system.listMethods",
-            list_methods,
+            legacy.list_methods,
             returns="array",
             summary="The names of the methods this endpoint answers in the request's mode.",
             grade=Grade.EXACT,
@@ -535,7 +263,7 @@ METHODS = MethodTable(
         ),
         MethodSpec(
             "system.methodHelp",
-            method_help,
+            legacy.method_help,
             returns="string",
             summary="A method's usage, answer, fidelity and difference from PyPI.",
             grade=Grade.EXACT,
@@ -546,7 +274,7 @@ METHODS = MethodTable(
         ),
         MethodSpec(
             "system.methodSignature",
-            method_signature,
+            legacy.method_signature,
             returns="array",
             summary="A method's signatures, one per accepted number of arguments.",
             grade=Grade.EXACT,
@@ -557,7 +285,7 @@ METHODS = MethodTable(
         ),
         MethodSpec(
             "system.multicall",
-            multicall,
+            legacy.multicall,
             returns="array",
             summary=f"Up to {MULTICALL_LIMIT} calls in one request; each slot `[result]` or a fault struct.",
             grade=Grade.EXACT,
