@@ -33,6 +33,7 @@ from shim.documents import DocumentStore
 from shim.faults import APPLICATION_ERROR, NOT_WELL_FORMED
 from shim.index import ProjectIndex
 from shim.methods import METHODS
+from shim.passthrough import passthrough_routes
 from shim.protocol import dump_fault
 from shim.settings import Settings, SettingsError
 from shim.table import MethodTable, Mode
@@ -229,7 +230,11 @@ def create_app(
         configure_logging(settings)
     services, client = build_services(settings, transport)
     dispatcher = Dispatcher(methods, services, domain=settings.upstream.host, allow_i8=settings.allow_i8)
-    routes = [Route("/healthz", _health, methods=["GET"]), *_routes(settings, dispatcher)]
+    routes = [
+        Route("/healthz", _health, methods=["GET"]),
+        *passthrough_routes(settings, services, list(MODE_PREFIXES)),
+        *_routes(settings, dispatcher),
+    ]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -38,6 +38,10 @@ class Entry:
     etag: str | None = None
     serial: int | None = None
     content_type: str = ""
+    headers: dict[str, str] = field(default_factory=dict)  # the upstream's, for pass-through
+    # The Simple index serial this entry was last fetched to satisfy: a CDN may still serve an older
+    # document after a refetch, and asking again for the same serial would only storm the upstream.
+    floor: int | None = None
     # The parsed document, kept in process beside its bytes; a shared store keeps only the bytes.
     parsed: Any = field(default=None, compare=False, repr=False)
 
@@ -99,43 +103,57 @@ class DocumentCache:
         self.clock = clock
         self._inflight: dict[str, asyncio.Task[Entry]] = {}
 
-    def _usable(self, entry: Entry, changed_at: float | None) -> bool:
+    def _usable(self, entry: Entry, changed_at: float | None, floor: int | None = None) -> bool:
         """May `entry` be revalidated (True) or must it be fetched afresh (False)?"""
         age = self.clock() - entry.fetched_at
         if entry.status == 404:
             return False  # a not-found is never revalidated: either fresh or gone
         if age >= self.hard_ttl:
             return False
+        if floor is not None and entry.serial is not None and entry.serial < floor:
+            # Older than the serial the index (and so XML-RPC) reports: fetch once more for that serial.
+            return entry.floor is not None and entry.floor >= floor
         # Fetched before the Simple index showed the project change: only a full fetch will do.
         return changed_at is None or entry.fetched_at >= changed_at
 
-    def _fresh(self, entry: Entry, changed_at: float | None) -> bool:
+    def _fresh(self, entry: Entry, changed_at: float | None, floor: int | None) -> bool:
         age = self.clock() - entry.fetched_at
         if entry.status == 404:
             return age < self.not_found_ttl and (changed_at is None or entry.fetched_at >= changed_at)
-        return age < self.soft_ttl and self._usable(entry, changed_at)
+        return age < self.soft_ttl and self._usable(entry, changed_at, floor)
 
-    async def get(self, key: str, loader: Loader, *, changed_at: float | None = None) -> Entry:
+    async def get(
+        self, key: str, loader: Loader, *, changed_at: float | None = None, floor: int | None = None
+    ) -> Entry:
         """The entry for `key`, fetched or revalidated by `loader` when it is not fresh.
 
-        `changed_at` is when the Simple index last showed the document's project change.
+        `changed_at` is when the Simple index last showed the document's project change; `floor` is the
+        serial it shows for the project now: an entry with a lower serial is fetched again, once.
         """
         entry = await self.storage.get(key)
-        if entry is not None and self._fresh(entry, changed_at):
+        if entry is not None and self._fresh(entry, changed_at, floor):
             return entry
         pending = self._inflight.get(key)
         if pending is None:
-            revalidate = entry if entry is not None and self._usable(entry, changed_at) else None
+            revalidate = entry if entry is not None and self._usable(entry, changed_at, floor) else None
             # The fetch runs as its own task: a caller that goes away does not cancel it for the others.
-            pending = asyncio.create_task(self._load(key, loader, revalidate))
+            pending = asyncio.create_task(self._load(key, loader, revalidate, floor))
             self._inflight[key] = pending
             pending.add_done_callback(lambda task: self._settle(key, task))
         return await asyncio.shield(pending)
 
-    async def _load(self, key: str, loader: Loader, revalidate: Entry | None) -> Entry:
+    async def _load(self, key: str, loader: Loader, revalidate: Entry | None, floor: int | None) -> Entry:
         fresh = await loader(revalidate)
         if fresh is revalidate and revalidate is not None:
             fresh = replace(revalidate, fetched_at=self.clock(), parsed=revalidate.parsed)
+        if floor is not None and fresh.serial is not None and fresh.serial < floor:
+            # Older than the index says the project is (a lagging CDN copy): one more full fetch, then
+            # accept what comes, marked so that the same serial does not send us back again.
+            again = await loader(None)
+            if again.serial is not None and again.serial >= fresh.serial:
+                fresh = again
+            if fresh.serial is not None and fresh.serial < floor:
+                fresh.floor = floor
         await self.storage.set(key, fresh)
         return fresh
 

@@ -20,6 +20,9 @@ from shim.upstream import Fetched, Upstream
 
 __all__ = ["Capabilities", "DocumentStore"]
 
+# Turns a fetched body (and its URL) into a document; raises ValueError for a malformed one.
+Parse = Callable[[bytes, str], Any]
+
 logger = logging.getLogger("shim.documents")
 
 
@@ -37,30 +40,45 @@ class DocumentStore:
         self.index = index
         self.capabilities = Capabilities()
 
-    async def _document(self, key: str, url: str, parse: Callable[[bytes, str], Any], project: str) -> Any:
-        """The parsed document at `url`, or None for a genuine not-found."""
+    async def entry(
+        self, key: str, url: str, project: str | None, *, parse: Parse | None = None, accept: str | None = None
+    ) -> Entry:
+        """The cached entry for `url` (a 404 included), fetched or revalidated as the cache's policy says.
+
+        With `project`, the entry follows that project's changes in the Simple index, and is never older
+        than the serial the index shows for it (fetched again once when it is).
+        """
 
         async def load(previous: Entry | None) -> Entry:
-            fetched = await self.upstream.get(url, etag=previous.etag if previous else None)
+            fetched = await self.upstream.get(url, accept=accept, etag=previous.etag if previous else None)
             if fetched.status == 304 and previous is not None:
                 return previous
             return self._entry(fetched, parse)
 
-        entry = await self.cache.get(key, load, changed_at=self.index.changed_at(project))
+        changed_at = floor = None
+        if project is not None:
+            changed_at = self.index.changed_at(project)
+            snapshot = self.index.snapshot
+            floor = snapshot.serial_of(project) if snapshot is not None else None
+        return await self.cache.get(key, load, changed_at=changed_at, floor=floor)
+
+    async def _document(self, key: str, url: str, parse: Parse, project: str) -> Any:
+        """The parsed document at `url`, or None for a genuine not-found."""
+        entry = await self.entry(key, url, project, parse=parse)
         if entry.status == 404:
             return None
         if entry.parsed is None:  # read back from a store that keeps only bytes
             entry.parsed = parse(entry.body, entry.url)
         return entry.parsed
 
-    def _entry(self, fetched: Fetched, parse: Callable[[bytes, str], Any]) -> Entry:
+    def _entry(self, fetched: Fetched, parse: Parse | None) -> Entry:
         now = self.cache.clock()
         if fetched.status == 404:
             return Entry(status=404, body=b"", url=fetched.url, fetched_at=now)
         if fetched.status != 200:
             raise UpstreamMalformed(fetched.url, f"HTTP {fetched.status} without a request for it")
         try:
-            parsed = parse(fetched.body, fetched.url)
+            parsed = parse(fetched.body, fetched.url) if parse is not None else None
         except ValueError as exc:
             raise UpstreamMalformed(fetched.url, str(exc)) from None
         return Entry(
@@ -71,6 +89,7 @@ class DocumentStore:
             etag=fetched.etag,
             serial=fetched.serial,
             content_type=fetched.content_type,
+            headers=fetched.headers,
             parsed=parsed,
         )
 

@@ -22,9 +22,14 @@ from typing import Any, Generic, TypeVar
 from shim.table import Mode
 from shim.urls import REDACTED, Credentials, Secret, UpstreamURL, redact_url
 
-__all__ = ["REGISTRY", "LogLevel", "Mode", "Setting", "Settings", "SettingsError", "default_upstream"]
+__all__ = ["REGISTRY", "FilesMode", "LogLevel", "Mode", "Setting", "Settings", "SettingsError", "default_upstream"]
 
 T = TypeVar("T")
+
+
+class FilesMode(StrEnum):
+    DIRECT = "direct"  # file URLs keep pointing at the upstream's files host; /packages/ is 404
+    PROXY = "proxy"  # file URLs are rewritten to <service>/packages/..., streamed from the files host
 
 
 class LogLevel(StrEnum):
@@ -324,6 +329,32 @@ REGISTRY: tuple[Setting[Any], ...] = (
         "SECONDS",
     ),
     Setting(
+        "files",
+        _choice(FilesMode),
+        _const(FilesMode.DIRECT),
+        "`direct`",
+        "File URLs in passed-through documents: `direct` leaves them pointing at the upstream's files host "
+        "(and `/packages/` answers 404, so a public deployment is no open file proxy); `proxy` rewrites them "
+        "to `<service>/packages/...` and streams the files.",
+        "MODE",
+    ),
+    Setting(
+        "files_upstream",
+        lambda text: UpstreamURL.parse(text) if text.strip() else None,
+        _const(None),
+        "learnt from the upstream's documents",
+        "Base URL of the upstream's files host (`{base}packages/...`), for `SHIM_FILES=proxy`.",
+        "URL",
+    ),
+    Setting(
+        "max_file_bytes",
+        _int_between(0, 2**50),
+        _const(4 * 1024**3),
+        "`4294967296` (4 GiB)",
+        "Largest file streamed with `SHIM_FILES=proxy`; a larger one answers 403.",
+        "BYTES",
+    ),
+    Setting(
         "log_level",
         _choice(LogLevel),
         _const(LogLevel.INFO),
@@ -354,6 +385,9 @@ class Settings:
     not_found_ttl: float = 60.0
     cache_max_bytes: int = 256 * 1024 * 1024
     index_refresh: float = 300.0
+    files: FilesMode = FilesMode.DIRECT
+    files_upstream: UpstreamURL | None = None
+    max_file_bytes: int = 4 * 1024**3
     log_level: LogLevel = LogLevel.INFO
 
     @classmethod

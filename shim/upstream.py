@@ -8,7 +8,9 @@ Statuses other than 200, 304 and 404 and every transport failure become `Upstrea
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -18,13 +20,25 @@ from shim.errors import UpstreamUnavailable
 from shim.names import path_segment
 from shim.urls import UpstreamURL, redact_url
 
-__all__ = ["SIMPLE_JSON", "USER_AGENT", "Fetched", "Upstream", "build_client"]
+__all__ = ["PASSED_HEADERS", "SIMPLE_JSON", "USER_AGENT", "Fetched", "Upstream", "build_client", "passed_headers"]
 
 logger = logging.getLogger("shim.upstream")
 
 USER_AGENT = f"pypi-xmlrpc-shim/{__version__} httpx/{httpx.__version__}"
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 MAX_REDIRECTS = 3
+# What a client of a passed-through document or file sees of the upstream's answer.
+PASSED_HEADERS = (
+    "content-type",
+    "etag",
+    "last-modified",
+    "cache-control",
+    "vary",
+    "x-pypi-last-serial",
+    "content-range",
+    "accept-ranges",
+    "content-length",
+)
 
 
 @dataclass(frozen=True)
@@ -38,6 +52,7 @@ class Fetched:
     etag: str | None
     last_modified: str | None
     serial: int | None  # X-PyPI-Last-Serial, where the upstream sends it
+    headers: dict[str, str] = field(default_factory=dict)  # those a pass-through keeps (PASSED_HEADERS)
 
 
 def _origin(url: str) -> tuple[str, str]:
@@ -48,6 +63,10 @@ def _origin(url: str) -> tuple[str, str]:
 def _serial(headers: httpx.Headers) -> int | None:
     value = headers.get("x-pypi-last-serial", "").strip()
     return int(value) if value.isdigit() else None
+
+
+def passed_headers(headers: httpx.Headers) -> dict[str, str]:
+    return {name: headers[name] for name in PASSED_HEADERS if name in headers and name != "content-length"}
 
 
 def build_client(
@@ -117,6 +136,25 @@ class Upstream:
                     etag=response.headers.get("etag"),
                     last_modified=response.headers.get("last-modified"),
                     serial=_serial(response.headers),
+                    headers=passed_headers(response.headers),
                 )
             raise UpstreamUnavailable(redact_url(url), f"HTTP {response.status_code}")
         raise UpstreamUnavailable(redact_url(url), f"more than {MAX_REDIRECTS} redirects")
+
+    @asynccontextmanager
+    async def stream(self, url: str, *, headers: dict[str, str] | None = None) -> AsyncIterator[httpx.Response]:
+        """A file, streamed: the response is open until the block ends. No redirects, no credentials
+        beyond the upstream's own origin; the read timeout is an idle timeout, never a whole-file deadline.
+        `headers` carries the client's Range and conditional headers."""
+        if _origin(url)[0] not in ("http", "https"):
+            raise UpstreamUnavailable(redact_url(url), "not an http(s) URL")
+        auth = self._auth if _origin(url) == _origin(self.base) else None
+        request = self.client.build_request("GET", url, headers=headers or {})
+        try:
+            response = await self.client.send(request, auth=auth or httpx.USE_CLIENT_DEFAULT, stream=True)
+        except httpx.HTTPError as exc:
+            raise UpstreamUnavailable(redact_url(url), f"{type(exc).__name__}: {exc}") from None
+        try:
+            yield response
+        finally:
+            await response.aclose()
