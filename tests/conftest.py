@@ -3,8 +3,11 @@ round trip (stdlib dumps, POST text/xml, stdlib loads), as Warehouse's functiona
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import subprocess
 import sys
+import warnings
 import xmlrpc.client
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -89,3 +92,16 @@ def run_shim(*args: str, env: dict[str, str], cwd: Path | None = None) -> subpro
         timeout=30,
         check=False,
     )
+
+
+@contextlib.contextmanager
+def client_leaks_collected() -> Iterator[None]:
+    """Run a third-party client that leaves its sockets to the garbage collector (qypi's requests session,
+    stdeb's streamed responses): collect them here, so their ResourceWarnings are theirs and stay quiet."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)  # stdeb still uses distutils' version classes
+        try:
+            yield
+        finally:
+            gc.collect()

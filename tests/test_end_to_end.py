@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import gc
 import os
 import re
 import socket
 import subprocess
 import sys
 import time
-import warnings
 import xmlrpc.client
 from collections.abc import Iterator
 
@@ -19,7 +17,7 @@ from shim.app import create_app
 from shim.urls import UpstreamURL
 from tests.fakeindex import FakeIndex
 
-from .conftest import make_settings
+from .conftest import client_leaks_collected, make_settings
 from .servers import serve_in_thread
 from .test_release_methods import ROUNDUP_160_URLS
 
@@ -173,12 +171,9 @@ def test_server_proxy_gets_the_seed_example_end_to_end(shim_over_served_index: t
 
 def test_stdeb_finds_the_seed_release_through_the_service(shim_over_served_index: tuple[str, str]) -> None:
     # stdeb's pypi-download logic: package_releases (all, then exactly one default), then release_urls,
-    # over its own requests-based transport. stdeb still uses distutils' version classes, and its
-    # transport leaves streamed responses open: both are stdeb's, collected here so they stay quiet.
+    # over its own requests-based transport.
     shim_url, index_url = shim_over_served_index
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", ResourceWarning)
+    with client_leaks_collected():
         from stdeb.downloader import find_tar_gz
 
         url, md5 = find_tar_gz("roundup", pypi_url=shim_url + "/pypi", release="1.6.0")
@@ -187,4 +182,3 @@ def test_stdeb_finds_the_seed_release_through_the_service(shim_over_served_index
         assert url.endswith("/roundup-1.6.1.tar.gz") and md5
         with pytest.raises(ValueError, match=re.escape("your desired release '3.0' is not among available")):
             find_tar_gz("oddversions", pypi_url=shim_url + "/pypi", release="3.0")
-        gc.collect()

@@ -1,0 +1,146 @@
+"""Real clients that read more than XML-RPC from one base URL, pointed at the service on 127.0.0.1:
+qypi (JSON and XML-RPC from `<service>/pypi`) and pip (`pip download --index-url <service>/simple/`)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from shim.app import create_app
+from shim.settings import FilesMode
+from shim.urls import UpstreamURL
+from tests.fakeindex import FakeIndex
+
+from .conftest import client_leaks_collected, make_settings
+from .servers import serve_in_thread
+
+
+def build_wheel(name: str, version: str) -> bytes:
+    """A small, valid, pure-Python wheel, made here so its hashes are real."""
+    dist = f"{name.replace('-', '_')}-{version}.dist-info"
+    files = {
+        f"{name.replace('-', '_')}/__init__.py": b"VALUE = 42\n",
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        f"{dist}/WHEEL": b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = "".join(
+        f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},{len(data)}\n"
+        for path, data in files.items()
+    )
+    files[f"{dist}/RECORD"] = (record + f"{dist}/RECORD,,\n").encode()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as wheel:
+        for path, data in files.items():
+            wheel.writestr(zipfile.ZipInfo(path, date_time=(2024, 1, 1, 0, 0, 0)), data)
+    return buffer.getvalue()
+
+
+def add_wheel(fake: FakeIndex, name: str, version: str) -> bytes:
+    content = build_wheel(name, version)
+    filename = f"{name.replace('-', '_')}-{version}-py3-none-any.whl"
+    blake = hashlib.blake2b(content, digest_size=32).hexdigest()
+    fake.add_release(
+        name,
+        version,
+        info={"summary": "A demo package", "requires_python": ">=3.8"},
+        files=[
+            {
+                "filename": filename,
+                "packagetype": "bdist_wheel",
+                "python_version": "py3",
+                "size": len(content),
+                "digests": {
+                    "blake2b_256": blake,
+                    "md5": hashlib.md5(content).hexdigest(),
+                    "sha256": hashlib.sha256(content).hexdigest(),
+                },
+                "upload_time": "2024-03-01T12:00:00.123456Z",
+                "comment_text": None,
+                "path": f"{blake[:2]}/{blake[2:4]}/{blake[4:]}/{filename}",
+                "content_b64": base64.b64encode(content).decode(),
+            }
+        ],
+    )
+    return content
+
+
+@pytest.fixture(scope="module", params=[FilesMode.DIRECT, FilesMode.PROXY], ids=["direct", "proxy"])
+def service(request: pytest.FixtureRequest) -> Iterator[tuple[str, FakeIndex, bytes]]:
+    """The fake index and the service, both served on 127.0.0.1."""
+    fake = FakeIndex()
+    wheel = add_wheel(fake, "demo-pkg", "1.0")
+    with serve_in_thread(fake) as index_url:
+        fake.set_urls(index_url + "/")
+        settings = make_settings(upstream=UpstreamURL.parse(index_url + "/"), files=request.param)
+        with serve_in_thread(create_app(settings), lifespan="on") as shim_url:
+            yield shim_url, fake, wheel
+
+
+def qypi(shim_url: str, *args: str) -> Any:
+    from qypi.__main__ import qypi as command
+
+    with client_leaks_collected():
+        result = CliRunner().invoke(command, ["--index-url", shim_url + "/pypi", *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_qypi_releases_reads_the_json_api_through_the_service(service: tuple[str, FakeIndex, bytes]) -> None:
+    shim_url, _, _ = service
+    answer = qypi(shim_url, "releases", "roundup")
+    assert [r["version"] for r in answer["roundup"]] == ["1.5.1", "1.6.0", "1.6.1"]
+    # A non-normalised name is redirected by the service, and qypi follows.
+    assert [r["version"] for r in qypi(shim_url, "releases", "Zope.Interface_Demo")["Zope.Interface_Demo"]] == ["4.0"]
+
+
+def test_qypi_owner_reads_package_roles(service: tuple[str, FakeIndex, bytes]) -> None:
+    shim_url, _, _ = service
+    assert qypi(shim_url, "owner", "roundup") == {
+        "roundup": [{"role": "Owner", "user": "richard"}, {"role": "Maintainer", "user": "rouilj"}]
+    }
+
+
+def test_qypi_list_reads_list_packages(service: tuple[str, FakeIndex, bytes]) -> None:
+    shim_url, fake, _ = service
+    from qypi.__main__ import qypi as command
+
+    with client_leaks_collected():
+        result = CliRunner().invoke(command, ["--index-url", shim_url + "/pypi", "list"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert sorted(result.output.split()) == sorted(p.name for p in fake.state.projects.values())
+
+
+def test_pip_downloads_through_the_services_simple_api(service: tuple[str, FakeIndex, bytes], tmp_path: Path) -> None:
+    shim_url, fake, wheel = service
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    # pip's configuration on this machine (extra indexes, find-links, constraints) must not take part.
+    environ["PIP_CONFIG_FILE"] = os.devnull
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir", "--disable-pip-version-check",
+            "--index-url", shim_url + "/simple/", "--dest", str(tmp_path), "demo-pkg==1.0",
+        ],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    (downloaded,) = tmp_path.iterdir()
+    assert downloaded.name == "demo_pkg-1.0-py3-none-any.whl" and downloaded.read_bytes() == wheel
+    # pip read the Simple page through the service (and, when proxied, the file too).
+    file_requests = [r for r in fake.requests if r.path.endswith(".whl")]
+    assert file_requests, "the file came from the fake index's files host"
