@@ -17,6 +17,7 @@ from shim.app import create_app
 from shim.index import ProjectIndex
 from shim.passthrough import negotiate_simple
 from shim.settings import FilesMode
+from shim.urls import UpstreamURL
 from tests.fakeindex import FakeIndex
 
 from .conftest import call, make_settings
@@ -361,3 +362,17 @@ def test_xmlrpc_and_pass_through_share_the_project_document(fake: FakeIndex, dir
     assert call(direct, "package_releases", "roundup") == ["1.6.1"]
     assert [r.path for r in fake.requests].count("/pypi/roundup/json") == 1
     assert json.loads(direct.get("/pypi/roundup/json").content)["info"]["version"] == "1.6.1"
+
+
+def test_head_gives_the_headers_without_the_body(fake: FakeIndex, direct: TestClient) -> None:
+    head = direct.head("/pypi/roundup/json")
+    get = direct.get("/pypi/roundup/json")
+    assert (head.status_code, head.content) == (200, b"")
+    assert kept(head) == kept(get)
+
+
+def test_a_configured_files_host_is_proxied_before_any_document_names_it(fake: FakeIndex) -> None:
+    files_upstream = UpstreamURL.parse("https://files.upstream.test/")
+    with served(fake, files=FilesMode.PROXY, files_upstream=files_upstream) as client:
+        response = client.get(f"/packages/{SEED_PATH}", headers={"Range": "bytes=0-3"})
+    assert (response.status_code, response.content) == (206, upstream_file(fake, SEED_PATH)[:4])
