@@ -169,12 +169,9 @@ class Passthrough:
     # --- routes -------------------------------------------------------------------------------------
 
     async def project_json(self, request: Request) -> Response:
-        name = request.path_params["name"]
-        normalized = normalize_name(name)
-        if normalized is None:
-            return _not_found("json")
-        if normalized != name:
-            return _redirect(request, name, normalized)
+        normalized = _project(request, "json")
+        if isinstance(normalized, Response):
+            return normalized
         upstream = self.services.store.upstream
         return await self._serve(
             request,
@@ -186,12 +183,12 @@ class Passthrough:
         )
 
     async def release_json(self, request: Request) -> Response:
-        name, version = request.path_params["name"], request.path_params["version"]
-        normalized = normalize_name(name)
-        if normalized is None or version in (".", ".."):
+        version = request.path_params["version"]
+        normalized = _project(request, "json")
+        if isinstance(normalized, Response):
+            return normalized
+        if version in (".", ".."):
             return _not_found("json")
-        if normalized != name:
-            return _redirect(request, name, normalized)
         upstream = self.services.store.upstream
         # The upstream looks the version up (3.0 may answer 3.0.0): the key is the version as asked.
         return await self._serve(
@@ -212,12 +209,9 @@ class Passthrough:
         return response
 
     async def simple_project(self, request: Request) -> Response:
-        name = request.path_params["name"]
-        normalized = normalize_name(name)
-        if normalized is None:
-            return _not_found("text")
-        if normalized != name:
-            return _redirect(request, name, normalized)
+        normalized = _project(request, "text")
+        if isinstance(normalized, Response):
+            return normalized
         kind = negotiate_simple(request.headers.get("accept", ""))
         upstream = self.services.store.upstream
         response = await self._serve(
@@ -326,6 +320,17 @@ def _not_modified(request: Request, headers: dict[str, str]) -> bool:
         return etag is not None and ("*" in tags or etag.removeprefix("W/") in tags)
     since = request.headers.get("if-modified-since")
     return since is not None and since == headers.get("last-modified")
+
+
+def _project(request: Request, kind: str) -> str | Response:
+    """The normalised project name of the path, or the answer when it is not one: 404, or a 301 to it."""
+    name = request.path_params["name"]
+    normalized = normalize_name(name)
+    if normalized is None:
+        return _not_found(kind)
+    if normalized != name:
+        return _redirect(request, name, normalized)
+    return normalized
 
 
 def _redirect(request: Request, name: str, normalized: str) -> Response:
