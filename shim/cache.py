@@ -42,11 +42,14 @@ class Entry:
     # The Simple index serial this entry was last fetched to satisfy: a CDN may still serve an older
     # document after a refetch, and asking again for the same serial would only storm the upstream.
     floor: int | None = None
+    # Bodies derived from this one (file URLs rewritten for a service URL), made once per entry in process.
+    variants: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
     # The parsed document, kept in process beside its bytes; a shared store keeps only the bytes.
     parsed: Any = field(default=None, compare=False, repr=False)
 
     def size(self) -> int:
-        return _OVERHEAD + len(self.body) * (1 + _PARSED_FACTOR)
+        factor = 1 + (_PARSED_FACTOR if self.parsed is not None else 0)
+        return _OVERHEAD + len(self.body) * factor
 
 
 class Storage(Protocol):

@@ -138,7 +138,11 @@ class Passthrough:
         if entry.status == 404:
             return _not_found(kind)
         service = str(request.base_url)
-        body = self._rewrite(entry, service) if rewrite else entry.body
+        body = entry.body
+        if rewrite:
+            if service not in entry.variants:
+                entry.variants[service] = self._rewrite(entry, service)
+            body = entry.variants[service]
         headers = dict(entry.headers)
         if body is not entry.body:
             # A rewritten body is another representation: its own validator.
@@ -197,13 +201,21 @@ class Passthrough:
             upstream.version_url(normalized, version),
             normalized,
             "json",
+            parse=_json_object,
         )
 
     async def simple_index(self, request: Request) -> Response:
         kind = negotiate_simple(request.headers.get("accept", ""))
         upstream = self.services.store.upstream
         response = await self._serve(
-            request, f"simple-index:{kind}", upstream.simple_index_url, None, "text", accept=kind, rewrite=False
+            request,
+            f"simple-index:{kind}",
+            upstream.simple_index_url,
+            None,
+            "text",
+            accept=kind,
+            rewrite=False,
+            parse=_simple_page,
         )
         response.headers.setdefault("vary", "Accept")
         return response
@@ -221,6 +233,7 @@ class Passthrough:
             normalized,
             "text",
             accept=kind,
+            parse=_simple_page,
         )
         response.headers.setdefault("vary", "Accept")
         return response
@@ -238,7 +251,7 @@ class Passthrough:
             path, key, project = f"rss/{feed}.xml", f"rss:{feed}", None
         else:
             return _not_found("text")
-        return await self._serve(request, key, base + path, project, "text", rewrite=False)
+        return await self._serve(request, key, base + path, project, "text", rewrite=False, parse=_feed)
 
     async def file(self, request: Request) -> Response:
         path = request.path_params["path"]
@@ -289,6 +302,26 @@ class Passthrough:
                 await stack.aclose()
 
         return StreamingResponse(body(), status_code=upstream.status_code, headers=headers)
+
+
+def _simple_page(body: bytes, url: str) -> None:
+    """A Simple page is JSON with its list, or HTML: a maintenance page or an error body is not one."""
+    if body.lstrip()[:1] == b"{":
+        document = json.loads(body)
+        if not isinstance(document, dict) or not isinstance(document.get("files", document.get("projects")), list):
+            raise ValueError("a Simple JSON page without files or projects")
+    elif b"<a" not in body and b"<html" not in body.lower()[:4096]:
+        raise ValueError("neither a Simple JSON page nor HTML")
+
+
+def _feed(body: bytes, url: str) -> None:
+    if b"<rss" not in body[:4096]:
+        raise ValueError("not an RSS feed")
+
+
+def _json_object(body: bytes, url: str) -> None:
+    if not isinstance(json.loads(body), dict):
+        raise ValueError("not a JSON object")
 
 
 def _files_in(document: Any) -> list[dict[str, Any]]:

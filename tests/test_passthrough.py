@@ -22,6 +22,7 @@ from tests.fakeindex import FakeIndex
 
 from .conftest import call, make_settings
 from .servers import serve_in_thread
+from .test_cache import Tampered
 
 JSON_SIMPLE = "application/vnd.pypi.simple.v1+json"
 SEED_PATH = "f0/07/6f4e2164ed82dfff873ee55181f782926bcb4a29f6a83fe4f8b9cbf5489c/roundup-1.6.0.tar.gz"
@@ -376,3 +377,18 @@ def test_a_configured_files_host_is_proxied_before_any_document_names_it(fake: F
     with served(fake, files=FilesMode.PROXY, files_upstream=files_upstream) as client:
         response = client.get(f"/packages/{SEED_PATH}", headers={"Range": "bytes=0-3"})
     assert (response.status_code, response.content) == (206, upstream_file(fake, SEED_PATH)[:4])
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/simple/roundup/", b"Service Unavailable"),
+        ("/rss/updates.xml", b"<html>maintenance</html>"),
+        ("/pypi/roundup/1.6.0/json", b"[]"),
+        ("/pypi/roundup/json", b'{"info": null}'),
+    ],
+)
+def test_a_malformed_document_is_a_502_and_never_cached(fake: FakeIndex, path: str, body: bytes) -> None:
+    with served(fake, Tampered(fake, path, body)) as client:
+        assert client.get(path).status_code == 502
+        assert client.get(path).content == upstream_response(fake, path).content
