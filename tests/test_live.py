@@ -15,6 +15,7 @@ import sys
 import time
 import xmlrpc.client
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -31,7 +32,7 @@ def live() -> Iterator[xmlrpc.client.ServerProxy]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    environ = {**os.environ, "SHIM_UPSTREAM": LIVE_UPSTREAM, "SHIM_PORT": str(port)}
+    environ = {**os.environ, "SHIM_UPSTREAM": LIVE_UPSTREAM, "SHIM_PORT": str(port), "SHIM_FILES": "proxy"}
     server = subprocess.Popen([sys.executable, "-m", "shim"], env=environ)
     proxy = xmlrpc.client.ServerProxy(f"http://127.0.0.1:{port}/pypi", allow_none=True)
     try:
@@ -62,3 +63,19 @@ def test_release_methods_against_the_live_index(live: xmlrpc.client.ServerProxy)
     assert live.release_data("defusedxml", "0.7") == {}
     assert ["Owner", "tiran"] in live.package_roles("defusedxml")
     assert "starlette" in live.list_packages()
+
+
+def test_pip_downloads_through_the_service_from_the_live_index(live: xmlrpc.client.ServerProxy, tmp_path: Path) -> None:
+    base = live._ServerProxy__host  # type: ignore[attr-defined]
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    environ["PIP_CONFIG_FILE"] = os.devnull
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir", "--disable-pip-version-check",
+            "--index-url", f"http://{base}/simple/", "--dest", str(tmp_path), "defusedxml==0.7.1",
+        ],
+        env=environ, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"http://{base}/packages/" in done.stdout  # the file came through the service
+    assert [p.name for p in tmp_path.iterdir()] == ["defusedxml-0.7.1-py2.py3-none-any.whl"]
