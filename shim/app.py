@@ -32,9 +32,11 @@ from shim.docs import docs_page
 from shim.documents import DocumentStore
 from shim.faults import APPLICATION_ERROR, NOT_WELL_FORMED
 from shim.index import ProjectIndex
+from shim.metaindex import MetaIndex
 from shim.methods import METHODS
 from shim.passthrough import passthrough_routes
 from shim.protocol import dump_fault
+from shim.refresher import Crawler, Refresher
 from shim.settings import Settings, SettingsError
 from shim.table import MethodTable, Mode
 from shim.upstream import Upstream, build_client
@@ -208,7 +210,13 @@ def build_services(
         hard_ttl=settings.cache_hard_ttl,
         not_found_ttl=settings.not_found_ttl,
     )
-    return Services(DocumentStore(upstream, cache, index), index, settings.upstream.base), client
+    meta = MetaIndex(settings.index_path, writer=False)
+    ready = asyncio.Event() if settings.index_writer else None
+    store = DocumentStore(upstream, cache, index)
+    if not settings.index_writer:
+        # The change feed is written elsewhere and may be ahead of this process: its serials are floors too.
+        store.reported_serial = lambda project: meta.run(meta.serial_of, project)
+    return Services(store, index, settings.upstream.base, meta, ready), client
 
 
 def create_app(
@@ -239,14 +247,31 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # The Simple index loads in the background: the first calls that need it wait, the others don't.
-        refresher = asyncio.create_task(services.index.run())
+        # The index refresher keeps it fresh and, as the metadata index's one writer, the change feed too.
+        tasks: list[asyncio.Task[Any]] = []
+        writer = None
+        if settings.index_writer:
+            writer = MetaIndex(settings.index_path, writer=True)
+            refresher = Refresher(writer, services.store, services.index, ready=services.changes_ready)
+            app.state.refresher = refresher
+            tasks.append(asyncio.create_task(refresher.run(settings.index_refresh)))
+            if settings.crawl_rate > 0:
+                crawler = Crawler(writer, services.store, rate=settings.crawl_rate)
+                tasks.append(asyncio.create_task(crawler.run()))
+        else:
+            tasks.append(asyncio.create_task(services.index.run()))
         try:
             yield
         finally:
-            refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await refresher
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await client.aclose()
+            services.meta.close()
+            if writer is not None:
+                writer.close()
 
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(CollapseSlashes)])
     app.state.settings = settings

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from shim.documents import DocumentStore
 from shim.index import ProjectIndex
+from shim.metaindex import MetaIndex
 from shim.protocol import Raw
 from shim.table import MethodTable, Mode
 
@@ -21,6 +23,9 @@ class Services:
     store: DocumentStore
     index: ProjectIndex
     base_url: str  # the upstream's base URL, for links PyPI built on its own domain
+    meta: MetaIndex  # read-only here: the refresher is its one writer
+    # Set once the in-process refresher has made its first pass (None: the writer runs elsewhere).
+    changes_ready: asyncio.Event | None = None
 
 
 @dataclass(frozen=True)

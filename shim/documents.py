@@ -8,7 +8,7 @@ fallback used from then on; the method table's notes say what each fallback cost
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +39,9 @@ class DocumentStore:
         self.cache = cache
         self.index = index
         self.capabilities = Capabilities()
+        # The serial another source reports for a project (the metadata index, written by a refresher that
+        # may run in another process and be ahead of this process's copy of the Simple index).
+        self.reported_serial: Callable[[str], Awaitable[int | None]] | None = None
 
     async def entry(
         self, key: str, url: str, project: str | None, *, parse: Parse | None = None, accept: str | None = None
@@ -59,7 +62,10 @@ class DocumentStore:
         if project is not None:
             changed_at = self.index.changed_at(project)
             snapshot = self.index.snapshot
-            floor = snapshot.serial_of(project) if snapshot is not None else None
+            floors = [snapshot.serial_of(project) if snapshot is not None else None]
+            if self.reported_serial is not None:
+                floors.append(await self.reported_serial(project))
+            floor = max((f for f in floors if f is not None), default=None)
         return await self.cache.get(key, load, changed_at=changed_at, floor=floor)
 
     async def _document(self, key: str, url: str, parse: Parse, project: str) -> Any:

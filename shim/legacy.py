@@ -18,10 +18,12 @@ from typing_extensions import TypedDict  # pydantic reads only this one on Pytho
 from shim.context import CallContext
 from shim.errors import BadArguments, Refused, UpstreamMalformed, not_served_yet
 from shim.index import IndexSnapshot
+from shim.metaindex import ChangeRow
 from shim.models import ProjectDoc, file_struct, legacy_sorted, release_data_struct, roles_list
 from shim.names import normalize_name
 from shim.protocol import Raw, encode_value
 from shim.table import MethodSpec
+from shim.text import clean_for_xml
 
 DEPRECATION_URL = "https://warehouse.pypa.io/api-reference/xml-rpc.html#deprecated-methods"
 MULTICALL_LIMIT = 100
@@ -64,9 +66,26 @@ async def changelog_last_serial(context: CallContext) -> int | None:
     return None if listing.last_serial == 0 and not listing.names else listing.last_serial
 
 
+async def _rows(context: CallContext, read: Callable[[int], list[ChangeRow]], value: int) -> list[ChangeRow]:
+    meta = context.services.meta
+    ready = context.services.changes_ready
+    if ready is not None and not ready.is_set():
+        # The refresher in this process is making its first pass: wait for it, as for the first index load.
+        await ready.wait()
+    if await meta.run(lambda: meta.oldest_serial) is None:
+        raise Refused(
+            RuntimeError(
+                "The change index has not seen the upstream's Simple index with serials yet; "
+                "the change feed starts at the first refresh."
+            )
+        )
+    return await meta.run(read, value)
+
+
 async def changelog_since_serial(context: CallContext, serial: StrictInt) -> list[Any]:
-    """Journal rows above `serial`."""
-    raise not_served_yet("changelog_since_serial")
+    """`[name, version, timestamp, action, serial]` rows above `serial`, from the metadata index."""
+    rows = await _rows(context, context.services.meta.rows_since, serial)
+    return [[r.name, r.version, r.timestamp, clean_for_xml(r.action), r.serial] for r in rows]
 
 
 async def list_packages_with_serial(context: CallContext) -> Raw:
@@ -210,8 +229,11 @@ async def release_data(context: CallContext, package_name: StrictStr, version: S
 
 
 async def changelog(context: CallContext, since: StrictInt, with_ids: StrictBool = False) -> list[Any]:
-    """Journal rows newer than a timestamp."""
-    raise not_served_yet("changelog")
+    """Rows newer than a POSIX time, by serial: 4-tuples, or 5 with `with_ids` (actions not cleaned, as PyPI)."""
+    rows = await _rows(context, context.services.meta.rows_after_time, since)
+    if with_ids:
+        return [[r.name, r.version, r.timestamp, r.action, r.serial] for r in rows]
+    return [[r.name, r.version, r.timestamp, r.action] for r in rows]
 
 
 async def package_hosting_mode(context: CallContext, package_name: StrictStr) -> str:

@@ -41,8 +41,10 @@ METHODS = MethodTable(
             legacy.changelog_since_serial,
             returns="array",
             summary="`[name, version, timestamp, action, serial]` rows above `serial`, at most 50 000.",
-            grade=Grade.UNAVAILABLE,
-            note="Not served yet; no upstream API exposes PyPI's journal.",
+            grade=Grade.APPROXIMATE,
+            note="From the metadata index: real Simple-index serials; one row per observed change at least, in "
+            "Warehouse's action words where the JSON/RSS show what changed, else `update` with a nil version; "
+            "below the first serial seen, one `update` row per project above `serial`.",
             sources="Simple index, JSON API, RSS",
             restore=Serve(),
             today=Serve(),
@@ -167,8 +169,9 @@ METHODS = MethodTable(
             legacy.changelog,
             returns="array",
             summary="`[name, version, timestamp, action(, serial)]` rows newer than a timestamp.",
-            grade=Grade.UNAVAILABLE,
-            note="Not served yet. PyPI has refused it since 2023.",
+            grade=Grade.APPROXIMATE,
+            note="The same rows as changelog_since_serial, by timestamp (actions not cleaned, as PyPI). "
+            "PyPI has refused it since 2023.",
             sources="Simple index, JSON API, RSS",
             restore=Serve(),
             today=Refuse("ValueError", "The changelog method has been deprecated, use changelog_since_serial instead."),

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from shim.table import Mode
@@ -185,6 +186,18 @@ def _default_port(environ: Mapping[str, str]) -> int:
     return 8000
 
 
+def _default_index_path(environ: Mapping[str, str]) -> Path:
+    state = environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(state) / "pypi-xmlrpc-shim" / "index.sqlite3"
+
+
+def _index_path(text: str) -> Path:
+    path = Path(text.strip()).expanduser()
+    if not text.strip() or path.is_dir():
+        raise ValueError("not a file path")
+    return path
+
+
 def _const(value: T) -> Callable[[Mapping[str, str]], T]:
     return lambda environ: value
 
@@ -329,6 +342,33 @@ REGISTRY: tuple[Setting[Any], ...] = (
         "SECONDS",
     ),
     Setting(
+        "index_path",
+        _index_path,
+        _default_index_path,
+        "`$XDG_STATE_HOME/pypi-xmlrpc-shim/index.sqlite3`",
+        "The metadata index (SQLite): serials seen, the change rows, and what was read of each project. Created "
+        "when missing; a corrupt file is moved aside and rebuilt.",
+        "PATH",
+    ),
+    Setting(
+        "index_writer",
+        _bool,
+        _const(True),
+        "`true`",
+        "Run the index refresher (the metadata index's one writer) in this process. With several processes or "
+        "replicas, set it false everywhere and run `pypi-xmlrpc-shim index refresh` once, beside them.",
+        "BOOL",
+    ),
+    Setting(
+        "crawl_rate",
+        _seconds(0, 1000),
+        _const(0.0),
+        "`0` (off)",
+        "Requests a second the crawler may make to read every project's JSON into the metadata index (for "
+        "search and exact change rows); 0 turns it off.",
+        "PER_SECOND",
+    ),
+    Setting(
         "files",
         _choice(FilesMode),
         _const(FilesMode.DIRECT),
@@ -385,6 +425,9 @@ class Settings:
     not_found_ttl: float = 60.0
     cache_max_bytes: int = 256 * 1024 * 1024
     index_refresh: float = 300.0
+    index_path: Path = dataclasses.field(default_factory=lambda: _default_index_path(os.environ))
+    index_writer: bool = True
+    crawl_rate: float = 0.0
     files: FilesMode = FilesMode.DIRECT
     files_upstream: UpstreamURL | None = None
     max_file_bytes: int = 4 * 1024**3

@@ -7,6 +7,7 @@ import contextlib
 import gc
 import subprocess
 import sys
+import tempfile
 import warnings
 import xmlrpc.client
 from collections.abc import Callable, Iterator
@@ -27,8 +28,13 @@ UPSTREAM = "https://upstream.test/"
 Rpc = Callable[..., Any]
 
 
+# Every app a test builds gets a metadata index of its own, in a directory removed at exit.
+_STATE = tempfile.TemporaryDirectory(prefix="shim-tests-")
+
+
 def make_settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = {"upstream": UpstreamURL.parse(UPSTREAM)}
+    index_path = Path(tempfile.mkdtemp(dir=_STATE.name)) / "index.sqlite3"
+    values: dict[str, Any] = {"upstream": UpstreamURL.parse(UPSTREAM), "index_path": index_path}
     values.update(overrides)
     return Settings(**values)
 
