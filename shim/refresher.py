@@ -59,11 +59,15 @@ class Refresher:
         self._semaphore = asyncio.Semaphore(concurrency)
         self._serials: dict[str, int] | None = None
         self._warned = False
+        self._pass = asyncio.Lock()
 
     async def refresh(self) -> int:
-        """One refresh: the Simple index, then every project that moved. Returns how many were recorded."""
-        snapshot = await self.index.refresh()
-        return await self.sync(snapshot)
+        """One refresh: the Simple index, then every project that moved. Returns how many were recorded.
+
+        Passes never overlap: a second caller waits for the pass under way, then makes its own."""
+        async with self._pass:
+            snapshot = await self.index.refresh()
+            return await self.sync(snapshot)
 
     async def sync(self, snapshot: IndexSnapshot) -> int:
         listing = snapshot.listing

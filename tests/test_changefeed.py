@@ -1,0 +1,375 @@
+"""The change feed: changelog_since_serial and changelog over a fake index whose serials move between
+refreshes, the metadata index behind them (restart, corruption, the 50 000 cap) and the crawler's rate."""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import hashlib
+import json
+import subprocess
+import sys
+import time
+import xmlrpc.client
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from shim.app import create_app
+from shim.metaindex import MAX_ROWS, MetaIndex
+from shim.refresher import Crawler, Refresher
+from shim.settings import Settings
+from shim.urls import UpstreamURL
+from tests.fakeindex import FakeIndex
+
+from .conftest import call, make_settings, rpc_for
+from .servers import serve_in_thread
+
+
+def wheel_file(name: str, version: str, *, upload: str = "2026-01-02T03:05:00Z", tag: str = "py3") -> dict[str, Any]:
+    filename = f"{name.replace('-', '_')}-{version}-{tag}-none-any.whl"
+    blake = hashlib.blake2b(filename.encode(), digest_size=32).hexdigest()
+    return {
+        "filename": filename,
+        "packagetype": "bdist_wheel",
+        "python_version": tag,
+        "size": 10,
+        "digests": {"blake2b_256": blake, "md5": "0" * 32, "sha256": "1" * 64},
+        "upload_time": upload,
+        "comment_text": None,
+        "path": f"{blake[:2]}/{blake[2:4]}/{blake[4:]}/{filename}",
+    }
+
+
+def posix(text: str) -> int:
+    return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
+
+
+class Feed:
+    """A service over a fake index, whose refresher is run by the test, one pass at a time."""
+
+    def __init__(self, fake: FakeIndex, settings: Settings) -> None:
+        self.fake = fake
+        self.client = TestClient(create_app(settings, transport=httpx.ASGITransport(app=fake)))
+        self.rpc = rpc_for(self.client)
+
+    def refresh(self) -> int:
+        refresher: Refresher = self.client.app.state.refresher  # type: ignore[attr-defined]
+
+        async def once() -> int:
+            return await refresher.refresh()
+
+        assert self.client.portal is not None
+        result: int = self.client.portal.call(once)
+        return result
+
+    def since(self, serial: int) -> list[list[Any]]:
+        rows: list[list[Any]] = self.rpc("changelog_since_serial", serial)
+        return rows
+
+
+def crawl_all(running: Feed) -> None:
+    """Read every project's JSON into the metadata index (what the crawler does, here at once)."""
+    refresher: Refresher = running.client.app.state.refresher  # type: ignore[attr-defined]
+
+    async def crawl() -> None:
+        async def no_wait(seconds: float) -> None:
+            return None
+
+        await Crawler(refresher.meta, refresher.store, rate=1000, sleep=no_wait).run()
+
+    assert running.client.portal is not None
+    running.client.portal.call(crawl)
+
+
+@pytest.fixture
+def feed() -> Iterator[Feed]:
+    fake = FakeIndex()
+    running = Feed(fake, make_settings())
+    with running.client:
+        running.rpc("changelog_since_serial", 0)  # waits for the first pass: the starting point
+        crawl_all(running)  # what each project held before the changes below
+        yield running
+
+
+def test_the_first_look_is_the_starting_point(feed: Feed) -> None:
+    start = feed.fake.state.serial
+    assert feed.since(start) == []
+    assert feed.rpc("changelog", 0) == []
+
+
+def test_a_new_release_gives_warehouses_rows_with_the_real_serial(feed: Feed) -> None:
+    start = feed.fake.state.serial
+    feed.fake.add_release("roundup", "1.7.0", created="2026-01-02T03:04:05Z", files=[wheel_file("roundup", "1.7.0")])
+    assert feed.refresh() == 1
+    serial = feed.fake.project("roundup").last_serial
+    assert feed.since(start) == [
+        ["roundup", "1.7.0", posix("2026-01-02T03:04:05Z"), "new release", serial],  # the RSS pubDate
+        ["roundup", "1.7.0", posix("2026-01-02T03:05:00Z"), "add py3 file roundup-1.7.0-py3-none-any.whl", serial],
+    ]
+    assert feed.since(serial) == []
+    assert feed.rpc("changelog_last_serial") == serial
+
+
+def test_files_added_late_yanks_and_removed_releases(feed: Feed) -> None:
+    fake = feed.fake
+    start = fake.state.serial
+    project = fake.project("oddversions")
+    release = next(r for r in project.releases if r.version == "3.0.0")
+    from tests.fakeindex import FileRecord
+
+    release.files.append(FileRecord.from_state(wheel_file("oddversions", "3.0.0", upload="2026-02-01T00:00:00Z")))
+    fake.bump_serial("oddversions")
+    feed.refresh()
+    added = fake.project("oddversions").last_serial
+    release.yanked = True
+    fake.bump_serial("oddversions")
+    feed.refresh()
+    yanked = fake.project("oddversions").last_serial
+    project.releases = [r for r in project.releases if r.version != "2.0rc1"]
+    fake.bump_serial("oddversions")
+    feed.refresh()
+    removed = fake.project("oddversions").last_serial
+    rows = feed.since(start)
+    assert [row[1:] for row in rows if row[4] == added] == [
+        ["3.0.0", posix("2026-02-01T00:00:00Z"), "add py3 file oddversions-3.0.0-py3-none-any.whl", added]
+    ]
+    assert [(row[1], row[3], row[4]) for row in rows if row[4] in (yanked, removed)] == [
+        ("3.0.0", "yank release", yanked),
+        ("2.0rc1", "remove release", removed),
+    ]
+    assert all(row[0] == "oddversions" for row in rows)
+
+
+def test_a_created_and_a_removed_project(feed: Feed) -> None:
+    fake = feed.fake
+    start = fake.state.serial
+    fake.add_release("brand-new", "0.1", created="2026-03-01T00:00:00Z", files=[wheel_file("brand-new", "0.1")])
+    del fake.state.projects["empty-project"]
+    fake.state.serial += 1
+    feed.refresh()
+    rows = feed.since(start)
+    new_serial = fake.project("brand-new").last_serial
+    assert [(r[0], r[1], r[3], r[4]) for r in rows] == [
+        ("brand-new", None, "create", new_serial),
+        ("brand-new", "0.1", "new release", new_serial),
+        ("brand-new", "0.1", "add py3 file brand_new-0.1-py3-none-any.whl", new_serial),
+        # The removal's own serial is gone with the project: the index's serial when it was seen gone.
+        ("empty-project", None, "remove project", fake.state.serial),
+    ]
+    assert rows[0][2] == posix("2026-03-01T00:00:00Z")
+
+
+def test_a_project_never_read_before_its_change_gives_what_its_upload_times_prove() -> None:
+    fake = FakeIndex()
+    running = Feed(fake, make_settings())
+    with running.client:
+        running.rpc("changelog_since_serial", 0)  # the first look; no project's JSON read yet
+        start = fake.state.serial
+        soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+        fake.add_release("roundup", "1.7.0", created=soon, files=[wheel_file("roundup", "1.7.0", upload=soon)])
+        fake.bump_serial("httpx")
+        running.refresh()
+        rows = [(r[0], r[1], r[3]) for r in running.since(start)]
+    # Files uploaded after the previous serial was seen are new; otherwise only "something changed".
+    assert rows == [
+        ("roundup", "1.7.0", "new release"),
+        ("roundup", "1.7.0", "add py3 file roundup-1.7.0-py3-none-any.whl"),
+        ("httpx", None, "update"),
+    ]
+
+
+def test_a_change_the_documents_do_not_show_is_one_update_row(feed: Feed) -> None:
+    start = feed.fake.state.serial
+    serial = feed.fake.bump_serial("roundup")  # say, a role or a description changed
+    feed.refresh()
+    (row,) = feed.since(start)
+    assert (row[0], row[1], row[3], row[4]) == ("roundup", None, "update", serial)
+    assert isinstance(row[2], int)
+
+
+def test_rows_come_in_serial_order_with_ints_and_nil_on_the_wire(feed: Feed) -> None:
+    fake = feed.fake
+    start = fake.state.serial
+    for name in ("starlette", "roundup", "httpx"):
+        fake.bump_serial(name)
+    feed.refresh()
+    body = xmlrpc.client.dumps((start,), methodname="changelog_since_serial").encode()
+    response = feed.client.post("/pypi", content=body, headers={"Content-Type": "text/xml"})
+    assert b"<nil/>" in response.content and b"<i8>" not in response.content
+    rows = xmlrpc.client.loads(response.content)[0][0]
+    assert [r[0] for r in rows] == ["starlette", "roundup", "httpx"]
+    assert [r[4] for r in rows] == sorted(r[4] for r in rows)
+
+
+def test_changelog_gives_4_or_5_tuples_newer_than_a_time(feed: Feed) -> None:
+    feed.fake.add_release("roundup", "1.7.0", created="2026-01-02T03:04:05Z", files=[])
+    feed.refresh()
+    serial = feed.fake.project("roundup").last_serial
+    when = posix("2026-01-02T03:04:05Z")
+    assert feed.rpc("changelog", when - 1) == [["roundup", "1.7.0", when, "new release"]]
+    assert feed.rpc("changelog", when - 1, True) == [["roundup", "1.7.0", when, "new release", serial]]
+    assert feed.rpc("changelog", when) == []  # strictly newer, as PyPI
+
+
+def test_an_old_serial_gets_a_row_per_project_above_it(feed: Feed) -> None:
+    fake = feed.fake
+    fake.add_release("roundup", "1.7.0", files=[])
+    feed.refresh()
+    rows = feed.since(5_000_000)
+    # bandersnatch's rule: the highest serial per project.
+    latest: dict[str, int] = {}
+    for name, _, _, _, serial in rows:
+        latest[name] = max(serial, latest.get(name, 0))
+    listed = feed.rpc("list_packages_with_serial")
+    assert latest == {name: serial for name, serial in listed.items() if serial > 5_000_000}
+    assert [r[4] for r in rows] == sorted(r[4] for r in rows)
+
+
+def test_the_index_survives_a_restart_and_catches_up(tmp_path: Path) -> None:
+    fake = FakeIndex()
+    settings = make_settings(index_path=tmp_path / "index.sqlite3")
+    first = Feed(fake, settings)
+    with first.client:
+        first.rpc("changelog_since_serial", 0)
+        crawl_all(first)
+        start = first.rpc("changelog_last_serial")
+        fake.add_release("roundup", "1.7.0", files=[])
+        first.refresh()
+    fake.add_release("httpx", "1.0.0", files=[])  # while the service was down
+    second = Feed(fake, settings)
+    with second.client:
+        second.rpc("changelog_since_serial", 0)
+        actions = [(r[0], r[1], r[3]) for r in second.since(start)]
+    assert actions == [("roundup", "1.7.0", "new release"), ("httpx", "1.0.0", "new release")]
+
+
+def test_a_corrupt_index_is_moved_aside_and_rebuilt(tmp_path: Path) -> None:
+    path = tmp_path / "index.sqlite3"
+    path.write_bytes(b"this is not a database" * 100)
+    fake = FakeIndex()
+    running = Feed(fake, make_settings(index_path=path))
+    with running.client:
+        running.rpc("changelog_since_serial", 0)
+        crawl_all(running)
+        start = running.rpc("changelog_last_serial")
+        fake.add_release("roundup", "1.7.0", files=[])
+        running.refresh()
+        assert [r[3] for r in running.since(start)] == ["new release"]
+    (aside,) = tmp_path.glob("index.sqlite3.corrupt-*")
+    assert aside.read_bytes().startswith(b"this is not a database")
+
+
+def test_no_serials_upstream_the_feed_says_why() -> None:
+    app = create_app(make_settings(), transport=httpx.ASGITransport(app=FakeIndex(json_simple=False)))
+    with TestClient(app) as client, pytest.raises(xmlrpc.client.Fault) as caught:
+        call(client, "changelog_since_serial", 0)
+    assert caught.value.faultString == (
+        "RuntimeError: The change index has not seen the upstream's Simple index with serials yet; "
+        "the change feed starts at the first refresh."
+    )
+
+
+def test_at_most_50000_rows_the_lowest_serials_first(tmp_path: Path) -> None:
+    path = tmp_path / "index.sqlite3"
+    meta = MetaIndex(path, writer=True)
+    meta.baseline([("p", "p", 1)], 1, 0)
+    with meta.transaction() as connection:
+        connection.executemany(
+            "INSERT INTO events VALUES (?, 'p', 0, '1.0', 0, 'new release')",
+            [(serial,) for serial in range(MAX_ROWS + 10, 1, -1)],
+        )
+    meta.close()
+    settings = make_settings(index_path=path, index_writer=False)
+    with TestClient(create_app(settings, transport=httpx.ASGITransport(app=FakeIndex()))) as client:
+        rows = call(client, "changelog_since_serial", 1)
+    assert len(rows) == MAX_ROWS
+    assert (rows[0][4], rows[-1][4]) == (2, MAX_ROWS + 1)
+
+
+def test_the_crawler_reads_every_project_at_its_rate_and_resumes(tmp_path: Path) -> None:
+    fake = FakeIndex()
+    settings = make_settings(index_path=tmp_path / "index.sqlite3")
+    runs: list[list[tuple[float, str]]] = [[], []]
+    now = [0.0]
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds  # a fake clock: the bound is checked exactly, whatever the machine's load
+
+    async def scenario() -> tuple[int, int, int, int]:
+        from shim.app import build_services
+
+        services, client = build_services(settings, httpx.ASGITransport(app=fake))
+        meta = MetaIndex(settings.index_path, writer=True)
+        await Refresher(meta, services.store, services.index).refresh()  # the first look: nothing read
+        original = services.store.project
+        run = 0
+
+        async def counted(normalized: str) -> Any:
+            runs[run].append((now[0], normalized))
+            return await original(normalized)
+
+        services.store.project = counted  # type: ignore[method-assign]
+        first = await Crawler(meta, services.store, rate=5, clock=lambda: now[0], sleep=sleep).run(limit=6)
+        run = 1  # a restart: a new crawler, from the saved cursor
+        rest = await Crawler(meta, services.store, rate=5, clock=lambda: now[0], sleep=sleep).run()
+        coverage = meta.coverage()
+        await client.aclose()
+        meta.close()
+        return first, rest, coverage.with_metadata, coverage.projects
+
+    first, rest, known, projects = asyncio.run(scenario())
+    assert (first, first + rest, known) == (6, len(fake.state.projects), projects)
+    for run in runs:
+        times = [when for when, _ in run]
+        # Never more than 5 requests in any second of the clock.
+        assert all(times[i + 5] - times[i] >= 1.0 - 1e-9 for i in range(len(times) - 5))
+    names = [name for run in runs for _, name in run]
+    assert len(names) == len(set(names)) == len(fake.state.projects)  # resumed, nothing read twice
+
+
+def test_the_refresher_and_the_service_as_separate_processes(tmp_path: Path) -> None:
+    fake = FakeIndex()
+    index_path = tmp_path / "index.sqlite3"
+    with serve_in_thread(fake) as index_url:
+        fake.set_urls(index_url + "/")
+        environ = {
+            "SHIM_UPSTREAM": index_url + "/",
+            "SHIM_INDEX_PATH": str(index_path),
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+        }
+
+        def index_process(*action: str) -> dict[str, Any]:
+            done = subprocess.run(
+                [sys.executable, "-m", "shim", "index", *action],
+                env=environ, capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            result: dict[str, Any] = json.loads(done.stdout)
+            return result
+
+        def refresh_process() -> dict[str, Any]:
+            return index_process("refresh", "--once")
+
+        assert refresh_process() == {"recorded": 0}  # the first look
+        assert index_process("crawl", "--crawl-rate", "200") == {"crawled": len(fake.state.projects)}
+        start = fake.state.serial
+        fake.add_release("roundup", "1.7.0", files=[])
+        assert refresh_process() == {"recorded": 1}
+        settings = make_settings(upstream=UpstreamURL.parse(index_url + "/"), index_path=index_path, index_writer=False)
+        with TestClient(create_app(settings)) as client:
+            rows = call(client, "changelog_since_serial", start)
+            page = client.get("/pypi/roundup/json")
+        status = subprocess.run(
+            [sys.executable, "-m", "shim", "index", "status"],
+            env=environ, capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+    assert [(r[0], r[1], r[3]) for r in rows] == [("roundup", "1.7.0", "new release")]
+    assert int(page.headers["x-pypi-last-serial"]) >= rows[0][4]
+    coverage = json.loads(status.stdout)
+    assert coverage["projects"] == len(fake.state.projects) and coverage["oldest_serial"] == start
