@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import re
 import sys
@@ -175,6 +176,7 @@ async def _health(request: Request) -> Response:
             "serials": snapshot.listing.serials is not None,
             "fetched_at": snapshot.fetched_at,
         }
+    coverage = await services.meta.run(services.meta.coverage)
     return JSONResponse(
         {
             "status": "ok",
@@ -182,6 +184,7 @@ async def _health(request: Request) -> Response:
             "upstream": services.base_url,
             "index": index,
             "per_version_json": services.store.capabilities.per_version_json,
+            "metadata_index": dataclasses.asdict(coverage),
         }
     )
 

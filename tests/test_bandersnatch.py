@@ -1,9 +1,11 @@
-"""bandersnatch 6.6.0's first (full) sync in XML-RPC mode, with the service as its master, on 127.0.0.1."""
+"""bandersnatch 6.6.0 in XML-RPC mode with the service as its master, on 127.0.0.1: a full sync, then a sync
+based on the change feed."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
 import xmlrpc.client
 from pathlib import Path
 
@@ -60,3 +62,35 @@ def test_bandersnatch_full_sync_mirrors_a_project(files: FilesMode, tmp_path: Pa
         assert not wheel_requests[0].headers.get("user-agent", "").startswith("bandersnatch")
     else:
         assert wheel_requests[0].headers["user-agent"].startswith("bandersnatch")
+
+
+def test_bandersnatch_picks_up_a_new_release_from_the_change_feed(tmp_path: Path) -> None:
+    fake = FakeIndex()
+    add_wheel(fake, "demo-pkg", "1.0")
+    with serve_in_thread(fake) as index_url, serve_in_thread(fake) as files_url:
+        fake.set_urls(index_url + "/", files_url + "/")
+        # The refresher in the service looks at the upstream every half second.
+        settings = make_settings(upstream=UpstreamURL.parse(index_url + "/"), index_refresh=0.5)
+        with serve_in_thread(create_app(settings), lifespan="on") as shim_url:
+            first = run_bandersnatch(shim_url, tmp_path / "mirror", ["demo-pkg"], timeout=45)
+            first.check()
+            assert first.full_sync and first.serial is not None, first.output
+            wheel = add_wheel(fake, "demo-pkg", "1.1")
+            new_serial = fake.project("demo-pkg").last_serial
+            with xmlrpc.client.ServerProxy(shim_url + "/pypi", allow_none=True) as proxy:
+                deadline = time.monotonic() + 20
+                while not (rows := proxy.changelog_since_serial(first.serial)):
+                    assert time.monotonic() < deadline, "the change was never recorded"
+                    time.sleep(0.1)
+            second = run_bandersnatch(shim_url, tmp_path / "mirror", ["demo-pkg"], timeout=45)
+
+    assert [(r[0], r[4]) for r in rows] == [("demo-pkg", new_serial)]
+    second.check()
+    assert second.changelog_sync and "StalePage" not in second.output, second.output
+    assert second.serial == new_serial
+    names = sorted(p.name for p in second.package_files())
+    assert names == ["demo_pkg-1.0-py3-none-any.whl", "demo_pkg-1.1-py3-none-any.whl"]
+    (added,) = [p for p in second.package_files() if p.name.startswith("demo_pkg-1.1")]
+    assert added.read_bytes() == wheel
+    document = json.loads(second.json_file("demo-pkg").read_text(encoding="utf-8"))
+    assert document["info"]["version"] == "1.1" and document["last_serial"] == new_serial
