@@ -97,11 +97,13 @@ def derive_events(
     pubdates: Mapping[str, int],
     seen: int,
     known_since: int | None = None,
+    created_at: int | None = None,
 ) -> list[Event]:
     """The rows for one serial change of one project.
 
     `old` is what the index held (None: never read), `new` what the JSON shows now (None: no JSON, i.e. no
-    releases). `created`: the project just appeared in the Simple index; `removed`: it left it. Where `old`
+    releases). `created`: the project just appeared in the Simple index (at `created_at`, from the newest
+    packages feed, when it says); `removed`: it left it. Where `old`
     is unknown, releases and files uploaded since `known_since` (when the previous serial was seen) are
     taken as new. With nothing to tell, one row with the default action stands for the change.
     """
@@ -111,7 +113,7 @@ def derive_events(
     new = new or {}
     if created:
         first = min((_release_time(r, pubdates, seen) for r in new.values()), default=seen)
-        events.append(Event(None, first, "create"))
+        events.append(Event(None, created_at if created_at is not None else first, "create"))
         old = {}
     if old is None:
         since = known_since if known_since is not None else seen

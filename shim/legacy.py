@@ -8,6 +8,8 @@ naming the method (`not_served_yet`), and the method table's grade says so.
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 from urllib.parse import urljoin
@@ -24,6 +26,8 @@ from shim.names import normalize_name
 from shim.protocol import Raw, encode_value
 from shim.table import MethodSpec
 from shim.text import clean_for_xml
+
+logger = logging.getLogger("shim.legacy")
 
 DEPRECATION_URL = "https://warehouse.pypa.io/api-reference/xml-rpc.html#deprecated-methods"
 MULTICALL_LIMIT = 100
@@ -72,14 +76,19 @@ async def _rows(context: CallContext, read: Callable[[int], list[ChangeRow]], va
     if ready is not None and not ready.is_set():
         # The refresher in this process is making its first pass: wait for it, as for the first index load.
         await ready.wait()
-    if await meta.run(lambda: meta.oldest_serial) is None:
-        raise Refused(
-            RuntimeError(
-                "The change index has not seen the upstream's Simple index with serials yet; "
-                "the change feed starts at the first refresh."
+    try:
+        if await meta.run(lambda: meta.oldest_serial) is None:
+            raise Refused(
+                RuntimeError(
+                    "The change index has not seen the upstream's Simple index with serials yet; "
+                    "the change feed starts at the first refresh."
+                )
             )
-        )
-    return await meta.run(read, value)
+        return await meta.run(read, value)
+    except sqlite3.DatabaseError as exc:
+        # Its writer (in another process) rebuilds a damaged file; until then, say so.
+        logger.error("the metadata index cannot be read: %s", exc)
+        raise Refused(RuntimeError("The change index cannot be read right now; its writer rebuilds it.")) from None
 
 
 async def changelog_since_serial(context: CallContext, serial: StrictInt) -> list[Any]:

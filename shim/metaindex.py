@@ -244,7 +244,7 @@ class MetaIndex:
         """The serial the change feed reports for a project (None: not seen, or no index yet)."""
         try:
             row = self.connect().execute("SELECT serial FROM projects WHERE normalized = ?", (normalized,)).fetchone()
-        except sqlite3.OperationalError:
+        except sqlite3.DatabaseError:  # no schema yet, or a damaged file its writer will rebuild
             return None
         return None if row is None else int(row[0])
 
@@ -283,13 +283,13 @@ class MetaIndex:
 
     @_locked
     def coverage(self) -> Coverage:
-        connection = self.connect()
         try:
+            connection = self.connect()
             projects, known = connection.execute(
                 "SELECT COUNT(*), COALESCE(SUM(known), 0) FROM projects WHERE present = 1"
             ).fetchone()
             (events,) = connection.execute("SELECT COUNT(*) FROM events").fetchone()
-        except sqlite3.OperationalError:
+        except sqlite3.DatabaseError:
             return Coverage(0, 0, None, None, 0)
         refreshed = self.get_meta("last_refresh")
         return Coverage(int(projects), int(known), self.oldest_serial, int(refreshed) if refreshed else None, events)

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import feedparser
 
@@ -30,6 +31,12 @@ from shim.names import path_segment
 __all__ = ["Crawler", "Refresher"]
 
 logger = logging.getLogger("shim.refresher")
+
+
+@dataclass(frozen=True)
+class _SiteFeeds:
+    releases: dict[tuple[str, str | None], int]  # (project, version) -> when the release was created
+    created: dict[str, int]  # project -> when it was created
 
 
 @dataclass(frozen=True)
@@ -94,21 +101,22 @@ class Refresher:
         ]
         gone = [name for name in self._serials if name not in current]
         changes += [_Change(name, name, self._serials[name], None) for name in gone]
-        recorded = sum(await asyncio.gather(*(self._apply(change, snapshot, now) for change in changes)))
+        feeds = await self._site_feeds() if changes else _SiteFeeds({}, {})
+        recorded = sum(await asyncio.gather(*(self._apply(change, snapshot, now, feeds) for change in changes)))
         await self.meta.run(self.meta.mark_refresh, now)
         if changes:
             logger.info("recorded %d of %d project changes", recorded, len(changes))
         return recorded
 
-    async def _apply(self, change: _Change, snapshot: IndexSnapshot, now: int) -> int:
+    async def _apply(self, change: _Change, snapshot: IndexSnapshot, now: int, feeds: _SiteFeeds) -> int:
         async with self._semaphore:
             try:
-                return await self._record(change, snapshot, now)
+                return await self._record(change, snapshot, now, feeds)
             except UpstreamError as exc:
                 logger.warning("%s: not recorded this time (%s)", change.normalized, exc)
                 return 0
 
-    async def _record(self, change: _Change, snapshot: IndexSnapshot, now: int) -> int:
+    async def _record(self, change: _Change, snapshot: IndexSnapshot, now: int, feeds: _SiteFeeds) -> int:
         assert self._serials is not None
         stored = await self.meta.run(self.meta.project, change.normalized)
         if change.new is None:
@@ -130,7 +138,7 @@ class Refresher:
         new = releases_of(doc) if doc is not None else None
         old = await self.meta.run(self.meta.releases, change.normalized) if stored and stored[3] else None
         created = change.old is None and stored is None
-        pubdates = await self._pubdates(change.normalized, new, old) if new else {}
+        pubdates = await self._pubdates(change.normalized, new, old, feeds) if new else {}
         events = derive_events(
             old,
             new,
@@ -139,6 +147,7 @@ class Refresher:
             pubdates=pubdates,
             seen=now,
             known_since=stored[2] if stored else None,
+            created_at=feeds.created.get(change.normalized),
         )
         await self.meta.run(
             lambda: self.meta.record(
@@ -150,26 +159,47 @@ class Refresher:
         self._serials[change.normalized] = new_serial
         return 1
 
-    async def _pubdates(
-        self, normalized: str, new: Mapping[str, StoredRelease], old: Mapping[str, StoredRelease] | None
-    ) -> dict[str, int]:
-        """When the upstream created each new release, from the project's RSS feed (creation time)."""
-        if old is not None and not set(new) - set(old):
-            return {}
-        upstream = self.store.upstream
-        url = f"{upstream.base}rss/project/{path_segment(normalized)}/releases.xml"
+    async def _site_feeds(self) -> _SiteFeeds:
+        """The site-wide feeds, read once a pass: the 100 newest releases and the 40 newest projects."""
+        base = self.store.upstream.base
+        releases = {(project, version): when for project, version, when in await self._feed(base + "rss/updates.xml")}
+        created = {project: when for project, _, when in await self._feed(base + "rss/packages.xml")}
+        return _SiteFeeds(releases, created)
+
+    async def _feed(self, url: str) -> list[tuple[str, str | None, int]]:
+        """(project, version or None, pubDate) of each item, from the item's link; [] if there is no feed."""
         try:
-            entry = await self.store.entry(f"rss:{normalized}", url, normalized)
-        except UpstreamError:
-            return {}
-        if entry.status != 200:
-            return {}
-        feed = feedparser.parse(entry.body)
-        return {
-            str(item.get("title")): calendar.timegm(item["published_parsed"])
-            for item in feed.entries
-            if item.get("published_parsed") and item.get("title")
-        }
+            fetched = await self.store.upstream.get(url)
+        except UpstreamError as exc:
+            logger.debug("no feed at %s: %s", url, exc)
+            return []
+        if fetched.status != 200:
+            return []
+        items = []
+        for item in feedparser.parse(fetched.body).entries:
+            parts = [p for p in urlsplit(str(item.get("link", ""))).path.split("/") if p]
+            if "project" not in parts or not item.get("published_parsed"):
+                continue
+            tail = parts[parts.index("project") + 1 :]
+            if tail:
+                version = tail[1] if len(tail) > 1 else None
+                items.append((tail[0], version, calendar.timegm(item["published_parsed"])))
+        return items
+
+    async def _pubdates(
+        self,
+        normalized: str,
+        new: Mapping[str, StoredRelease],
+        old: Mapping[str, StoredRelease] | None,
+        feeds: _SiteFeeds,
+    ) -> dict[str, int]:
+        """When the upstream created each new release: the site feed, else the project's own feed."""
+        fresh = set(new) - set(old or {})
+        known = {v: feeds.releases[(normalized, v)] for v in fresh if (normalized, v) in feeds.releases}
+        if not fresh or set(known) == fresh:
+            return known
+        url = f"{self.store.upstream.base}rss/project/{path_segment(normalized)}/releases.xml"
+        return {version: when for _, version, when in await self._feed(url) if version is not None} | known
 
     async def run(self, every: float) -> None:
         """Refresh for ever; a failure is logged and tried again at the next turn."""

@@ -113,6 +113,25 @@ def test_a_new_release_gives_warehouses_rows_with_the_real_serial(feed: Feed) ->
     ]
     assert feed.since(serial) == []
     assert feed.rpc("changelog_last_serial") == serial
+    # The site-wide feed named the release: no per-project feed was needed.
+    paths = [r.path for r in feed.fake.requests]
+    assert paths.count("/rss/updates.xml") == 1 and "/rss/project/roundup/releases.xml" not in paths
+
+
+def test_without_feeds_a_release_is_timed_by_its_first_upload() -> None:
+    fake = FakeIndex(rss=False)
+    running = Feed(fake, make_settings())
+    with running.client:
+        running.rpc("changelog_since_serial", 0)
+        crawl_all(running)
+        start = fake.state.serial
+        fake.add_release("roundup", "1.7.0", created="2026-01-02T03:04:05Z", files=[wheel_file("roundup", "1.7.0")])
+        running.refresh()
+        rows = running.since(start)
+    assert [(r[1], r[2], r[3]) for r in rows] == [
+        ("1.7.0", posix("2026-01-02T03:05:00Z"), "new release"),
+        ("1.7.0", posix("2026-01-02T03:05:00Z"), "add py3 file roundup-1.7.0-py3-none-any.whl"),
+    ]
 
 
 def test_files_added_late_yanks_and_removed_releases(feed: Feed) -> None:
@@ -262,6 +281,21 @@ def test_a_corrupt_index_is_moved_aside_and_rebuilt(tmp_path: Path) -> None:
         assert [r[3] for r in running.since(start)] == ["new release"]
     (aside,) = tmp_path.glob("index.sqlite3.corrupt-*")
     assert aside.read_bytes().startswith(b"this is not a database")
+
+
+def test_a_reader_of_a_damaged_index_answers_a_fault_and_keeps_serving(tmp_path: Path) -> None:
+    path = tmp_path / "index.sqlite3"
+    path.write_bytes(b"damaged" * 1000)
+    settings = make_settings(index_path=path, index_writer=False)
+    with TestClient(create_app(settings, transport=httpx.ASGITransport(app=FakeIndex()))) as client:
+        with pytest.raises(xmlrpc.client.Fault) as caught:
+            call(client, "changelog_since_serial", 0)
+        assert call(client, "package_releases", "roundup") == ["1.6.1"]
+    assert (caught.value.faultCode, caught.value.faultString) == (
+        -32500,
+        "RuntimeError: The change index cannot be read right now; its writer rebuilds it.",
+    )
+    assert path.read_bytes().startswith(b"damaged")  # a reader never touches the file
 
 
 def test_no_serials_upstream_the_feed_says_why() -> None:
