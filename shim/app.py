@@ -240,7 +240,13 @@ def create_app(
             raise SystemExit(2) from None
         configure_logging(settings)
     services, client = build_services(settings, transport)
-    dispatcher = Dispatcher(methods, services, domain=settings.upstream.host, allow_i8=settings.allow_i8)
+    dispatcher = Dispatcher(
+        methods,
+        services,
+        domain=settings.upstream.host,
+        allow_i8=settings.allow_i8,
+        search_fill_timeout=settings.search_fill_timeout,
+    )
     routes = [
         Route("/healthz", _health, methods=["GET"]),
         *passthrough_routes(settings, services, list(MODE_PREFIXES)),

@@ -39,3 +39,4 @@ class CallContext:
     subcall: Callable[[Any, Any], Awaitable[Raw]]
     nested: bool = False
     allow_i8: bool = False
+    search_fill_timeout: float = 5.0

@@ -44,9 +44,18 @@ def _describe(spec: MethodSpec, error: ValidationError) -> str:
 class Dispatcher:
     """Answers XML-RPC calls from a method table; counts calls by method and faults by code."""
 
-    def __init__(self, table: MethodTable, services: Services, *, domain: str, allow_i8: bool = False) -> None:
+    def __init__(
+        self,
+        table: MethodTable,
+        services: Services,
+        *,
+        domain: str,
+        allow_i8: bool = False,
+        search_fill_timeout: float = 5.0,
+    ) -> None:
         self.table = table
         self.services = services
+        self.search_fill_timeout = search_fill_timeout
         self.domain = domain
         self.allow_i8 = allow_i8
         self.calls: Counter[str] = Counter()
@@ -76,7 +85,14 @@ class Dispatcher:
         name = spec.name
         self.calls[name] += 1
         context = CallContext(
-            mode, self.table, self.services, self.domain, self._subcall_for(mode), nested, self.allow_i8
+            mode,
+            self.table,
+            self.services,
+            self.domain,
+            self._subcall_for(mode),
+            nested,
+            self.allow_i8,
+            self.search_fill_timeout,
         )
         try:
             spec.check_arguments(context, *params)

@@ -11,14 +11,15 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urljoin
 
 from pydantic import Field, StrictBool, StrictInt, StrictStr, TypeAdapter, ValidationError
 from typing_extensions import TypedDict  # pydantic reads only this one on Python < 3.12
 
 from shim.context import CallContext
-from shim.errors import BadArguments, Refused, UpstreamMalformed, not_served_yet
+from shim.discovery import search_hits
+from shim.errors import BadArguments, Refused, UpstreamMalformed
 from shim.index import IndexSnapshot
 from shim.metaindex import ChangeRow
 from shim.models import ProjectDoc, file_struct, legacy_sorted, release_data_struct, roles_list
@@ -28,6 +29,8 @@ from shim.table import MethodSpec
 from shim.text import clean_for_xml
 
 logger = logging.getLogger("shim.legacy")
+
+T = TypeVar("T")
 
 DEPRECATION_URL = "https://warehouse.pypa.io/api-reference/xml-rpc.html#deprecated-methods"
 MULTICALL_LIMIT = 100
@@ -70,25 +73,29 @@ async def changelog_last_serial(context: CallContext) -> int | None:
     return None if listing.last_serial == 0 and not listing.names else listing.last_serial
 
 
-async def _rows(context: CallContext, read: Callable[[int], list[ChangeRow]], value: int) -> list[ChangeRow]:
+async def read_index(context: CallContext, read: Callable[..., T], *args: Any, needs_serials: bool = False) -> T:
+    """A read of the metadata index, once the refresher in this process (if any) has made its first pass."""
     meta = context.services.meta
     ready = context.services.changes_ready
     if ready is not None and not ready.is_set():
-        # The refresher in this process is making its first pass: wait for it, as for the first index load.
-        await ready.wait()
+        await ready.wait()  # as a first call waits for the first load of the Simple index
     try:
-        if await meta.run(lambda: meta.oldest_serial) is None:
+        if needs_serials and await meta.run(lambda: meta.oldest_serial) is None:
             raise Refused(
                 RuntimeError(
                     "The change index has not seen the upstream's Simple index with serials yet; "
                     "the change feed starts at the first refresh."
                 )
             )
-        return await meta.run(read, value)
+        return await meta.run(read, *args)
     except sqlite3.DatabaseError as exc:
         # Its writer (in another process) rebuilds a damaged file; until then, say so.
         logger.error("the metadata index cannot be read: %s", exc)
         raise Refused(RuntimeError("The change index cannot be read right now; its writer rebuilds it.")) from None
+
+
+async def _rows(context: CallContext, read: Callable[[int], list[ChangeRow]], value: int) -> list[ChangeRow]:
+    return await read_index(context, read, value, needs_serials=True)
 
 
 async def changelog_since_serial(context: CallContext, serial: StrictInt) -> list[Any]:
@@ -129,13 +136,17 @@ async def package_roles(context: CallContext, package_name: StrictStr) -> list[A
 
 
 async def user_packages(context: CallContext, username: StrictStr) -> list[Any]:
-    """The projects a user holds a role on."""
-    raise not_served_yet("user_packages")
+    """`[role, project]` for every role a user holds, from the roles the metadata index read."""
+    roles = await read_index(context, context.services.meta.roles_of, username)
+    # PyPI: role_name descending, then the project name in database collation (close to case-insensitive).
+    by_project = sorted(roles, key=lambda pair: (pair[1].casefold(), pair[1]))
+    return [[role, project] for role, project in sorted(by_project, key=lambda pair: pair[0], reverse=True)]
 
 
 async def browse(context: CallContext, classifiers: list[StrictStr]) -> list[Any]:
-    """Releases carrying every listed classifier."""
-    raise not_served_yet("browse")
+    """`[project, version]` for the releases carrying every listed classifier, by project then version."""
+    releases = await read_index(context, context.services.meta.with_classifiers, list(classifiers))
+    return [[name, version] for name, version in releases]
 
 
 async def search(
@@ -143,8 +154,8 @@ async def search(
     spec: Mapping[StrictStr, StrictStr | list[StrictStr]],
     operator: StrictStr = "and",
 ) -> list[Any]:
-    """pip search."""
-    raise not_served_yet("search")
+    """pip search: names over every project, other fields over the metadata index (shim.discovery)."""
+    return await search_hits(context, spec, operator)
 
 
 async def list_packages(context: CallContext) -> Raw:

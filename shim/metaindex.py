@@ -17,7 +17,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +62,20 @@ CREATE TABLE IF NOT EXISTS events (
     PRIMARY KEY (serial, name, seq)
 );
 CREATE INDEX IF NOT EXISTS events_timestamp ON events (timestamp);
+CREATE TABLE IF NOT EXISTS classifiers (
+    normalized TEXT NOT NULL,
+    version TEXT NOT NULL,
+    classifier TEXT NOT NULL,
+    PRIMARY KEY (normalized, version, classifier)
+);
+CREATE INDEX IF NOT EXISTS classifiers_by_name ON classifiers (classifier);
+CREATE TABLE IF NOT EXISTS roles (
+    normalized TEXT NOT NULL,
+    role TEXT NOT NULL,
+    user TEXT NOT NULL,
+    user_folded TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS roles_by_user ON roles (user_folded);
 CREATE TABLE IF NOT EXISTS releases (
     normalized TEXT NOT NULL,
     version TEXT NOT NULL,
@@ -171,6 +185,16 @@ class MetaIndex:
         if self.writer:
             connection.executescript(_SCHEMA)
             connection.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            columns = ", ".join(SEARCHED)
+            try:
+                connection.execute(
+                    f"CREATE VIRTUAL TABLE IF NOT EXISTS search USING fts5(normalized UNINDEXED, {columns})"
+                )
+                fts = "1"
+            except sqlite3.OperationalError:  # an SQLite built without FTS5: a plain table, scanned
+                connection.execute(f"CREATE TABLE IF NOT EXISTS search (normalized TEXT PRIMARY KEY, {columns})")
+                fts = "0"
+            connection.execute("INSERT OR REPLACE INTO meta VALUES ('fts', ?)", (fts,))
             connection.commit()
         return connection
 
@@ -377,6 +401,27 @@ class MetaIndex:
             "UPDATE projects SET known = 1, metadata = ? WHERE normalized = ?",
             (json.dumps(metadata) if metadata is not None else None, normalized),
         )
+        for table in ("search", "classifiers", "roles"):
+            connection.execute(f"DELETE FROM {table} WHERE normalized = ?", (normalized,))
+        if metadata is None:
+            return
+        connection.execute(
+            f"INSERT INTO search (normalized, {', '.join(SEARCHED)}) VALUES (?{', ?' * len(SEARCHED)})",
+            (normalized, *(str(metadata.get(field) or "") for field in SEARCHED)),
+        )
+        # What PyPI's browse matched: the release's classifiers (here: the latest release's, from its JSON).
+        connection.executemany(
+            "INSERT OR IGNORE INTO classifiers VALUES (?, ?, ?)",
+            [(normalized, metadata["version"], c) for c in metadata.get("classifiers") or [] if isinstance(c, str)],
+        )
+        connection.executemany(
+            "INSERT INTO roles VALUES (?, ?, ?, ?)",
+            [
+                (normalized, role, user, user.casefold())
+                for role, user in metadata.get("roles") or []
+                if isinstance(role, str) and isinstance(user, str)
+            ],
+        )
 
     @_locked
     def mark_refresh(self, now: int) -> None:
@@ -393,14 +438,89 @@ class MetaIndex:
         )
         return [str(name) for (name,) in rows]
 
-    def metadata(self) -> Iterable[tuple[str, str, dict[str, Any]]]:
-        """(normalised, display name, metadata) of every project whose metadata was read."""
-        rows = self.connect().execute(
-            "SELECT normalized, name, metadata FROM projects WHERE present = 1 AND metadata IS NOT NULL"
-        )
-        for normalized, name, metadata in rows:
-            yield str(normalized), str(name), json.loads(metadata)
+    @_locked
+    def text_matches(self, field: str, words: list[str]) -> set[str]:
+        """Projects whose `field` holds every word (as a word prefix, case-insensitively)."""
+        if field not in SEARCHED or not words:
+            return set()
+        try:
+            connection = self.connect()
+            if self.get_meta("fts") == "1":
+                query = " AND ".join(f'{field} : "{word}"*' for word in words)
+                rows = connection.execute("SELECT normalized FROM search WHERE search MATCH ?", (query,))
+            else:
+                clauses = " AND ".join(f"lower({field}) LIKE ?" for _ in words)
+                rows = connection.execute(
+                    f"SELECT normalized FROM search WHERE {clauses}", [f"%{word}%" for word in words]
+                )
+            return {str(name) for (name,) in rows}
+        except sqlite3.DatabaseError:
+            return set()
 
+    @_locked
+    def with_version(self, version: str) -> set[str]:
+        """Projects with a release of exactly that version string."""
+        try:
+            rows = self.connect().execute("SELECT normalized FROM releases WHERE version = ?", (version,))
+            return {str(name) for (name,) in rows}
+        except sqlite3.DatabaseError:
+            return set()
+
+    @_locked
+    def project_metadata(self, normalized: str) -> tuple[str, dict[str, Any]] | None:
+        """(display name, metadata) of a project whose JSON the index read."""
+        try:
+            row = (
+                self.connect()
+                .execute(
+                    "SELECT name, metadata FROM projects WHERE normalized = ? AND metadata IS NOT NULL", (normalized,)
+                )
+                .fetchone()
+            )
+        except sqlite3.DatabaseError:
+            return None
+        return None if row is None else (str(row[0]), json.loads(row[1]))
+
+    @_locked
+    def with_classifiers(self, classifiers: list[str]) -> list[tuple[str, str]]:
+        """(project display name, version) of the releases carrying every one of `classifiers`."""
+        wanted = sorted(set(classifiers))
+        if not wanted or len(wanted) != len(classifiers):
+            return []  # PyPI counted distinct matches against the list's length: a repeat never matches
+        marks = ", ".join("?" * len(wanted))
+        rows = self.connect().execute(
+            f"SELECT p.name, c.version FROM classifiers c JOIN projects p USING (normalized) "
+            f"WHERE c.classifier IN ({marks}) AND p.present = 1 GROUP BY c.normalized, c.version "
+            f"HAVING COUNT(DISTINCT c.classifier) = ?",
+            (*wanted, len(wanted)),
+        )
+        return sorted((str(name), str(version)) for name, version in rows)
+
+    @_locked
+    def roles_of(self, user: str) -> list[tuple[str, str]]:
+        """(role, project display name) of every role `user` holds, case-insensitively."""
+        rows = self.connect().execute(
+            "SELECT r.role, p.name FROM roles r JOIN projects p USING (normalized) "
+            "WHERE r.user_folded = ? AND p.present = 1",
+            (user.casefold(),),
+        )
+        return [(str(role), str(name)) for role, name in rows]
+
+
+# The text fields search reads from the index (name and version are matched elsewhere).
+SEARCHED = (
+    "summary",
+    "description",
+    "keywords",
+    "author",
+    "author_email",
+    "maintainer",
+    "maintainer_email",
+    "home_page",
+    "license",
+    "platform",
+    "download_url",
+)
 
 # When the index can prove a project changed but not how (a role, a description, a file it never saw):
 # PyPI has no such word; this one is documented in the method table.

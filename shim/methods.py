@@ -80,9 +80,10 @@ METHODS = MethodTable(
             legacy.user_packages,
             returns="array",
             summary="`[role, project]` for every role a user holds.",
-            grade=Grade.UNAVAILABLE,
-            note="Not served yet; no upstream API maps users to projects.",
-            sources="none",
+            grade=Grade.APPROXIMATE,
+            note="From the ownership roles the metadata index has read (every project once the crawler has "
+            "run; else those read so far); user matched case-insensitively; role descending, then project.",
+            sources="JSON API (ownership), via the metadata index",
             restore=Serve(),
             today=Serve(),
         ),
@@ -91,9 +92,10 @@ METHODS = MethodTable(
             legacy.browse,
             returns="array",
             summary="`[project, version]` for releases carrying every listed classifier.",
-            grade=Grade.UNAVAILABLE,
-            note="Not served yet; needs every release's classifiers.",
-            sources="JSON API",
+            grade=Grade.APPROXIMATE,
+            note="Covers the latest release of each project the metadata index has read (PyPI: every release); "
+            "exact classifier strings; empty, unknown or repeated classifiers give `[]`.",
+            sources="JSON API (classifiers), via the metadata index",
             restore=Serve(),
             today=Serve(),
         ),
@@ -102,9 +104,12 @@ METHODS = MethodTable(
             legacy.search,
             returns="array",
             summary="`{name, summary, version, _pypi_ordering}` for projects matching a spec (pip search).",
-            grade=Grade.UNAVAILABLE,
-            note="Not served yet. PyPI has refused it since 2020.",
-            sources="Simple index, JSON API",
+            grade=Grade.APPROXIMATE,
+            note="Names searched over every project (normalised substring); other fields over the metadata "
+            "index (every word as a prefix); ranked exact name, field weight (name 10, summary/description/"
+            "keywords 5), shorter name; top name matches filled from JSON within SHIM_SEARCH_FILL_TIMEOUT. "
+            "PyPI has refused it since 2020.",
+            sources="Simple index, JSON API, metadata index",
             restore=Serve(),
             today=Refuse(
                 "RuntimeError",

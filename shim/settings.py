@@ -369,6 +369,15 @@ REGISTRY: tuple[Setting[Any], ...] = (
         "PER_SECOND",
     ),
     Setting(
+        "search_fill_timeout",
+        _seconds(0, 60),
+        _const(5.0),
+        "`5`",
+        "Seconds search may spend reading the JSON of its best name matches whose summary and version the "
+        "metadata index lacks (a hit still unknown then is left out).",
+        "SECONDS",
+    ),
+    Setting(
         "files",
         _choice(FilesMode),
         _const(FilesMode.DIRECT),
@@ -428,6 +437,7 @@ class Settings:
     index_path: Path = dataclasses.field(default_factory=lambda: _default_index_path(os.environ))
     index_writer: bool = True
     crawl_rate: float = 0.0
+    search_fill_timeout: float = 5.0
     files: FilesMode = FilesMode.DIRECT
     files_upstream: UpstreamURL | None = None
     max_file_bytes: int = 4 * 1024**3

@@ -48,6 +48,12 @@ NAMES = [p["name"] for p in _PROJECTS]
 SERIALS = {p["name"]: p["last_serial"] for p in _PROJECTS}
 LAST_SERIAL = max(SERIALS.values())
 ROUNDUP_ROLES = [["Owner", "richard"], ["Maintainer", "rouilj"]]
+ROUNDUP_HIT = {
+    "name": "roundup",
+    "summary": "A simple-to-use and -install issue-tracking system.",
+    "version": "1.6.1",
+    "_pypi_ordering": False,
+}
 
 
 class _AnyInt:
@@ -93,19 +99,24 @@ PINS: list[tuple[str, tuple[Any, ...], Any, Any]] = [
     ("changelog_since_serial", (0,), BASELINE_ROWS, BASELINE_ROWS),
     ("list_packages_with_serial", (), SERIALS, SERIALS),
     ("package_roles", ("roundup",), ROUNDUP_ROLES, ROUNDUP_ROLES),
-    ("user_packages", ("someone",), not_yet("user_packages"), not_yet("user_packages")),
-    ("browse", (["Framework :: Django"],), not_yet("browse"), not_yet("browse")),
+    ("user_packages", ("someone",), [], []),
+    ("browse", (["Framework :: Django"],), [], []),
     (
         "search",
-        ({"name": "foo", "summary": ["one", "two"]},),
-        not_yet("search"),
+        ({"name": "roundup", "summary": ["one", "two"]}, "or"),
+        [ROUNDUP_HIT],
         (
             -32500,
             "RuntimeError: PyPI no longer supports 'pip search' (or XML-RPC search). Please use "
             f"https://upstream.test/search (via a browser) instead. See {URL} for more information.",
         ),
     ),
-    ("search", ({"name": "foo"}, "lol nope"), not_yet("search"), None),  # today: same fault as above
+    (
+        "search",
+        ({"name": "foo"}, "lol nope"),
+        (-32500, "ValueError: Invalid operator, must be one of 'and' or 'or'."),
+        None,  # today: the fault above, whatever the operator
+    ),
     ("list_packages", (), NAMES, gone("list_packages", "Simple API")),
     ("package_releases", ("roundup",), ["1.6.1"], gone("package_releases", "JSON or Simple API")),
     (

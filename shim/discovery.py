@@ -1,0 +1,139 @@
+"""search, browse and user_packages: answered from the Simple index's names and the metadata index.
+
+search: PyPI's argument rules (the allowed fields, a string or a list per field, values ORed within a field,
+fields combined with `and`/`or`, other keys and empty values ignored, `version` giving one hit per requested
+version). Names are matched over every project (a normalised substring; an exact name ranks first); the other
+fields over the metadata index's full-text table, every word of a value as a word prefix. Ranking: exact name,
+then by weight of the fields matched (name 10; summary, description, keywords 5; others 1), then shorter
+names. Hits whose summary and version the index lacks are filled from their JSON within a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from shim.context import CallContext
+from shim.errors import Refused, UpstreamError
+from shim.index import IndexSnapshot
+from shim.text import clean_for_xml
+
+__all__ = ["SEARCH_FIELDS", "search_hits"]
+
+SEARCH_FIELDS = frozenset(
+    {
+        "name",
+        "version",
+        "author",
+        "author_email",
+        "maintainer",
+        "maintainer_email",
+        "home_page",
+        "license",
+        "summary",
+        "description",
+        "keywords",
+        "platform",
+        "download_url",
+    }
+)
+WEIGHTS = {"name": 10, "summary": 5, "description": 5, "keywords": 5}
+MAX_HITS = 100
+EXACT_NAME = 1000
+
+
+def clean_spec(spec: Mapping[str, str | list[str]]) -> dict[str, list[str]]:
+    """Warehouse's cleaning: unknown keys and empty values dropped, a string is a one-element list."""
+    return {k: [v] if isinstance(v, str) else list(v) for k, v in spec.items() if v and k in SEARCH_FIELDS}
+
+
+def _name_form(text: str) -> str:
+    return re.sub(r"[-_.]+", "-", text.strip().lower())
+
+
+@dataclass
+class _Candidate:
+    normalized: str
+    score: int = 0
+
+
+async def _field_matches(context: CallContext, snapshot: IndexSnapshot, field: str, values: list[str]) -> set[str]:
+    meta = context.services.meta
+    found: set[str] = set()
+    for value in values:
+        if field == "name":
+            wanted = _name_form(value)
+            if wanted:
+                found |= {name for name in snapshot.positions if wanted in name}
+        elif field == "version":
+            found |= await meta.run(meta.with_version, value)
+        else:
+            words = re.findall(r"\w+", value.lower())
+            found |= await meta.run(meta.text_matches, field, words)
+    return found
+
+
+async def search_hits(context: CallContext, spec: Mapping[str, str | list[str]], operator: str) -> list[dict[str, Any]]:
+    if operator not in ("and", "or"):
+        raise Refused(ValueError("Invalid operator, must be one of 'and' or 'or'."))
+    fields = clean_spec(spec)
+    if not fields:
+        return []
+    snapshot = await context.services.index.current()
+    matches = {field: await _field_matches(context, snapshot, field, values) for field, values in fields.items()}
+    sets = list(matches.values())
+    chosen = set.intersection(*sets) if operator == "and" else set.union(*sets)
+    exact = {_name_form(v) for v in fields.get("name", [])}
+    candidates = []
+    for name in chosen:
+        score = sum(WEIGHTS.get(field, 1) for field, found in matches.items() if name in found and field != "version")
+        candidates.append(_Candidate(name, score + (EXACT_NAME if name in exact else 0)))
+    candidates.sort(key=lambda c: (-c.score, len(c.normalized), c.normalized))
+    details = await _details(context, [c.normalized for c in candidates[:MAX_HITS]])
+    versions = fields.get("version")
+    hits = []
+    for candidate in candidates[:MAX_HITS]:
+        found = details.get(candidate.normalized)
+        if found is None:
+            continue  # neither the index nor the upstream told its summary and version in time
+        display, summary, latest, known_versions = found
+        for version in [v for v in known_versions if v in versions] if versions else [latest]:
+            hits.append(
+                {"name": display, "summary": clean_for_xml(summary), "version": version, "_pypi_ordering": False}
+            )
+    return hits
+
+
+async def _details(context: CallContext, names: list[str]) -> dict[str, tuple[str, str | None, str, list[str]]]:
+    """(display name, summary, latest version, every version) per project: the index, else its JSON."""
+    meta = context.services.meta
+    details: dict[str, tuple[str, str | None, str, list[str]]] = {}
+    missing = []
+    for name in names:
+        stored = await meta.run(meta.project_metadata, name)
+        if stored is None:
+            missing.append(name)
+            continue
+        display, metadata = stored
+        details[name] = (display, metadata.get("summary"), metadata["version"], list(metadata.get("versions") or []))
+    if missing:
+        limit = asyncio.Semaphore(8)
+
+        async def fill(name: str) -> None:
+            async with limit:
+                try:
+                    doc = await context.services.store.project(name)
+                except UpstreamError:
+                    return
+            if doc is not None:
+                versions = list(doc.releases) if doc.releases is not None else [doc.version]
+                details[name] = (doc.name, doc.info.get("summary"), doc.version, versions)
+
+        tasks = [asyncio.create_task(fill(name)) for name in missing]
+        _, late = await asyncio.wait(tasks, timeout=context.search_fill_timeout) if tasks else (set(), set())
+        for task in late:
+            task.cancel()  # the documents still arrive for the next search: the cache keeps them
+    return details
