@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import xmlrpc.client
 from collections.abc import Iterator
 from typing import Any
@@ -212,3 +213,23 @@ def test_pip_search_several_words(pip_service: str) -> None:
 def test_pip_search_with_nothing_found_exits_23(pip_service: str) -> None:
     done = pip_search(pip_service + "/pypi", "zzz-no-such-project")
     assert (done.returncode, done.stdout) == (23, "")
+
+
+def test_a_slow_upstream_leaves_unfilled_hits_out_within_the_deadline() -> None:
+    fake = FakeIndex()
+    fake.slow("/pypi/roundup/json", 5)
+    running = Feed(fake, make_settings(search_fill_timeout=0.2))
+    with running.client:
+        started = time.monotonic()
+        hits = running.rpc("search", {"name": ["roundup", "httpx"]})
+        elapsed = time.monotonic() - started
+    assert names(hits) == ["httpx"]  # roundup's JSON did not come in time
+    assert elapsed < 4  # the deadline, not the slow upstream, set the pace
+
+
+def test_without_fts5_text_fields_are_matched_by_substring(discovery: Feed) -> None:
+    refresher = discovery.client.app.state.refresher  # type: ignore[attr-defined]
+    with refresher.meta.transaction() as connection:
+        refresher.meta.set_meta(connection, "fts", "0")  # as an SQLite built without FTS5 records it
+    assert names(discovery.rpc("search", {"summary": "issue track"})) == ["roundup", "issue-tracker-lite"]
+    assert names(discovery.rpc("search", {"keywords": "bugs"})) == ["issue-tracker-lite"]
