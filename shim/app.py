@@ -38,6 +38,7 @@ from shim.methods import METHODS
 from shim.passthrough import passthrough_routes
 from shim.protocol import dump_fault
 from shim.refresher import Crawler, Refresher
+from shim.resilience import Guard, GuardConfig
 from shim.settings import Settings, SettingsError
 from shim.table import MethodTable, Mode
 from shim.upstream import Upstream, build_client
@@ -205,13 +206,23 @@ def build_services(
 ) -> tuple[Services, httpx.AsyncClient]:
     """The upstream client, the Simple index and the document cache, wired together."""
     client = build_client(timeout=settings.upstream_timeout, ca_bundle=settings.ca_bundle, transport=transport)
-    upstream = Upstream(client, settings.upstream)
+    guard = Guard(
+        GuardConfig(
+            retries=settings.upstream_retries,
+            deadline=settings.upstream_deadline,
+            threshold=settings.circuit_threshold,
+            cooldown=settings.circuit_cooldown,
+            max_concurrent=settings.upstream_concurrency,
+        )
+    )
+    upstream = Upstream(client, settings.upstream, guard=guard, max_bytes=settings.max_document_bytes)
     index = ProjectIndex(upstream, refresh_every=settings.index_refresh)
     cache = DocumentCache(
         MemoryStorage(settings.cache_max_bytes),
         soft_ttl=settings.cache_soft_ttl,
         hard_ttl=settings.cache_hard_ttl,
         not_found_ttl=settings.not_found_ttl,
+        stale_if_error=settings.stale_if_error,
     )
     meta = MetaIndex(settings.index_path, writer=False)
     ready = asyncio.Event() if settings.index_writer else None

@@ -15,6 +15,7 @@ Known limitation: the in-process store is per process; with several processes ea
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -22,7 +23,11 @@ from typing import Any, Protocol
 
 from cachetools import LRUCache
 
+from shim.errors import UpstreamError
+
 __all__ = ["DocumentCache", "Entry", "MemoryStorage", "Storage"]
+
+logger = logging.getLogger("shim.cache")
 
 # What an entry costs beyond its body: keys, headers, the parsed form kept beside it (about 4x JSON text).
 _OVERHEAD = 512
@@ -97,8 +102,11 @@ class DocumentCache:
         soft_ttl: float,
         hard_ttl: float,
         not_found_ttl: float,
+        stale_if_error: float = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self.stale_if_error = stale_if_error
+        self.stale_served = 0
         self.storage = storage
         self.soft_ttl = soft_ttl
         self.hard_ttl = hard_ttl
@@ -136,6 +144,23 @@ class DocumentCache:
         entry = await self.storage.get(key)
         if entry is not None and self._fresh(entry, changed_at, floor):
             return entry
+        try:
+            return await self._fetch(key, entry, loader, changed_at, floor)
+        except UpstreamError as exc:
+            # Stale-if-error: a copy past its soft expiry, within the window, beats no answer.
+            if (
+                entry is None
+                or entry.status != 200
+                or self.clock() - entry.fetched_at >= self.soft_ttl + self.stale_if_error
+            ):
+                raise
+            self.stale_served += 1
+            logger.warning("serving a stale copy of %s (%.0f s old): %s", key, self.clock() - entry.fetched_at, exc)
+            return entry
+
+    async def _fetch(
+        self, key: str, entry: Entry | None, loader: Loader, changed_at: float | None, floor: int | None
+    ) -> Entry:
         pending = self._inflight.get(key)
         if pending is None:
             revalidate = entry if entry is not None and self._usable(entry, changed_at, floor) else None

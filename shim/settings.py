@@ -291,6 +291,57 @@ REGISTRY: tuple[Setting[Any], ...] = (
         "SECONDS",
     ),
     Setting(
+        "upstream_deadline",
+        _seconds(0.1, 3600),
+        _const(30.0),
+        "`30`",
+        "Seconds a document request may take in all, retries and waits included; past it the call answers "
+        "-32403 (or a cached copy, within SHIM_STALE_IF_ERROR).",
+        "SECONDS",
+    ),
+    Setting(
+        "upstream_retries",
+        _int_between(0, 10),
+        _const(2),
+        "`2`",
+        "Retries of a document request after a connection failure, a timeout, a 5xx or a 429 (jittered "
+        "exponential back-off; a `Retry-After` pauses every caller).",
+        "COUNT",
+    ),
+    Setting(
+        "upstream_concurrency",
+        _int_between(1, 1000),
+        _const(20),
+        "`20`",
+        "Document requests in flight to the upstream at once.",
+        "COUNT",
+    ),
+    Setting(
+        "circuit_threshold",
+        _int_between(1, 1000),
+        _const(5),
+        "`5`",
+        "Consecutive upstream failures that open the circuit: requests then fail at once, without reaching "
+        "the upstream, for SHIM_CIRCUIT_COOLDOWN seconds; then one request probes it.",
+        "COUNT",
+    ),
+    Setting(
+        "circuit_cooldown",
+        _seconds(0, 3600),
+        _const(30.0),
+        "`30`",
+        "Seconds the circuit stays open before the upstream is probed again.",
+        "SECONDS",
+    ),
+    Setting(
+        "max_document_bytes",
+        _int_between(1024, 2**40),
+        _const(256 * 1024 * 1024),
+        "`268435456` (256 MiB)",
+        "Largest upstream document read; a larger one is malformed (never buffered whole, never cached).",
+        "BYTES",
+    ),
+    Setting(
         "ca_bundle",
         _ca_file,
         _const(None),
@@ -314,6 +365,15 @@ REGISTRY: tuple[Setting[Any], ...] = (
         _const(86400.0),
         "`86400`",
         "Seconds after which a cached document is fetched afresh rather than revalidated.",
+        "SECONDS",
+    ),
+    Setting(
+        "stale_if_error",
+        _seconds(0, 30 * 86400),
+        _const(86400.0),
+        "`86400`",
+        "Seconds past its soft expiry a cached document may still be served when the upstream fails (logged and "
+        "counted); 0 never serves a stale copy.",
         "SECONDS",
     ),
     Setting(
@@ -428,9 +488,16 @@ class Settings:
     upstream_user: str | None = None
     upstream_password: Secret | None = None
     upstream_timeout: float = 10.0
+    upstream_deadline: float = 30.0
+    upstream_retries: int = 2
+    upstream_concurrency: int = 20
+    circuit_threshold: int = 5
+    circuit_cooldown: float = 30.0
+    max_document_bytes: int = 256 * 1024 * 1024
     ca_bundle: str | None = None
     cache_soft_ttl: float = 300.0
     cache_hard_ttl: float = 86400.0
+    stale_if_error: float = 86400.0
     not_found_ttl: float = 60.0
     cache_max_bytes: int = 256 * 1024 * 1024
     index_refresh: float = 300.0

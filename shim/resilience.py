@@ -1,0 +1,121 @@
+"""Protecting the upstream, and the service from it: retries, a shared back-off, a circuit, a request cap.
+
+- Idempotent GETs are retried on connection failures, timeouts and 5xx, a bounded number of times, with
+  jittered exponential back-off.
+- A 429 or 503 with `Retry-After` pauses every caller, not only the one that got it: requests wait for the
+  pause when it ends before their deadline, and fail at once otherwise.
+- After `threshold` consecutive failures the circuit opens: requests fail at once, without reaching the
+  upstream, until `cooldown` has passed; then one request probes it, and a success closes the circuit.
+- At most `max_concurrent` requests are in flight at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+__all__ = ["Guard", "GuardConfig", "retry_after"]
+
+logger = logging.getLogger("shim.resilience")
+
+
+@dataclass(frozen=True)
+class GuardConfig:
+    retries: int = 2
+    backoff: float = 0.2  # seconds before the first retry; doubled each time, with jitter
+    deadline: float = 30.0  # a whole document request, retries and waits included
+    threshold: int = 5
+    cooldown: float = 30.0
+    max_concurrent: int = 20
+
+
+def retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+@dataclass
+class Guard:
+    config: GuardConfig = field(default_factory=GuardConfig)
+    clock: Callable[[], float] = time.monotonic
+    jitter: Callable[[], float] = random.random
+    failures: int = 0  # consecutive
+    open_until: float = 0.0
+    resume_at: float = 0.0  # the shared back-off after a 429/503
+    probing: bool = False
+    counters: dict[str, int] = field(default_factory=dict)
+    _slots: asyncio.Semaphore | None = None
+
+    @property
+    def slots(self) -> asyncio.Semaphore:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.config.max_concurrent)
+        return self._slots
+
+    def count(self, what: str) -> None:
+        self.counters[what] = self.counters.get(what, 0) + 1
+
+    @property
+    def state(self) -> str:
+        if self.failures >= self.config.threshold:
+            return "half-open" if self.clock() >= self.open_until else "open"
+        return "closed"
+
+    def admit(self) -> str | None:
+        """None when a request may go now; else why it may not (the circuit is open)."""
+        if self.failures < self.config.threshold:
+            return None
+        if self.clock() < self.open_until or self.probing:
+            self.count("refused_by_circuit")
+            return "the upstream keeps failing; the circuit is open"
+        self.probing = True  # this request is the probe
+        return None
+
+    async def pause(self, deadline: float) -> str | None:
+        """Wait out a shared back-off that ends before `deadline`; else say why not."""
+        wait = self.resume_at - self.clock()
+        if wait <= 0:
+            return None
+        if self.clock() + wait > deadline:
+            self.count("refused_by_backoff")
+            return f"the upstream asked to wait {wait:.0f} s"
+        await asyncio.sleep(wait)
+        return None
+
+    def throttled(self, seconds: float) -> None:
+        self.resume_at = max(self.resume_at, self.clock() + seconds)
+        self.count("throttled")
+        logger.warning("the upstream asked every caller to wait %.1f s", seconds)
+
+    def succeeded(self) -> None:
+        if self.failures >= self.config.threshold:
+            logger.info("the upstream answers again: circuit closed")
+        self.failures = 0
+        self.probing = False
+
+    def failed(self) -> None:
+        self.failures += 1
+        self.count("failures")
+        if self.probing or self.failures == self.config.threshold:
+            self.open_until = self.clock() + self.config.cooldown
+            logger.warning(
+                "the upstream failed %d times in a row: circuit open for %.0f s", self.failures, self.config.cooldown
+            )
+        self.probing = False
+
+    def backoff(self, attempt: int) -> float:
+        return float(self.config.backoff * (2**attempt) * (0.5 + self.jitter()))
