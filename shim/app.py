@@ -178,16 +178,28 @@ async def _health(request: Request) -> Response:
             "fetched_at": snapshot.fetched_at,
         }
     coverage = await services.meta.run(services.meta.coverage)
+    guard = services.store.upstream.guard
     return JSONResponse(
         {
             "status": "ok",
             "version": __version__,
             "upstream": services.base_url,
+            # Reported, never used to leave the rotation: stale copies and faults still answer well.
+            "upstream_health": {"circuit": guard.state, "consecutive_failures": guard.failures, **guard.counters},
+            "stale_served": services.store.cache.stale_served,
             "index": index,
             "per_version_json": services.store.capabilities.per_version_json,
             "metadata_index": dataclasses.asdict(coverage),
         }
     )
+
+
+async def _ready(request: Request) -> Response:
+    """Ready once the first Simple index is loaded; the upstream's later health does not change it."""
+    services: Services = request.app.state.services
+    if services.index.snapshot is None:
+        return JSONResponse({"ready": False, "reason": "the Simple index is not loaded yet"}, status_code=503)
+    return JSONResponse({"ready": True})
 
 
 def configure_logging(settings: Settings) -> None:
@@ -260,6 +272,7 @@ def create_app(
     )
     routes = [
         Route("/healthz", _health, methods=["GET"]),
+        Route("/readyz", _ready, methods=["GET"]),
         *passthrough_routes(settings, services, list(MODE_PREFIXES)),
         *_routes(settings, dispatcher),
     ]
