@@ -313,3 +313,42 @@ async def test_100_concurrent_calls_over_a_flaky_upstream_all_answer_well_formed
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+class InFlight(httpx.AsyncBaseTransport):
+    """The fake index, slowed, counting the requests in flight at once."""
+
+    def __init__(self, fake: FakeIndex) -> None:
+        self.inner = httpx.ASGITransport(app=fake)
+        self.now = 0
+        self.most = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.now += 1
+        self.most = max(self.most, self.now)
+        try:
+            await asyncio.sleep(0.05)
+            return await self.inner.handle_async_request(request)
+        finally:
+            self.now -= 1
+
+
+@pytest.mark.anyio
+async def test_requests_in_flight_are_capped() -> None:
+    fake = FakeIndex()
+    transport = InFlight(fake)
+    app = create_app(make_settings(upstream_concurrency=3), transport=transport)
+    names = ["roundup", "httpx", "starlette", "defusedxml", "pypi-simple", "oddversions", "nofiles", "case-owners"]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://shim.test") as client:
+        await asyncio.gather(
+            *(
+                client.post(
+                    "/pypi",
+                    content=xmlrpc.client.dumps((name,), methodname="package_releases").encode(),
+                    headers={"Content-Type": "text/xml"},
+                )
+                for name in names
+            )
+        )
+    assert transport.most == 3
+    assert sum(1 for r in fake.requests if r.path.startswith("/pypi/")) == len(names)
