@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import ipaddress
 import logging
 import re
 import sys
@@ -31,12 +32,13 @@ from shim.context import Services
 from shim.dispatch import Dispatcher
 from shim.docs import docs_page
 from shim.documents import DocumentStore
-from shim.faults import APPLICATION_ERROR, NOT_WELL_FORMED
+from shim.faults import APPLICATION_ERROR, NOT_WELL_FORMED, SERVICE_UNAVAILABLE
 from shim.index import ProjectIndex
 from shim.metaindex import MetaIndex
 from shim.methods import METHODS
 from shim.passthrough import passthrough_routes
 from shim.protocol import dump_fault
+from shim.ratelimit import RateLimiter
 from shim.refresher import Crawler, Refresher
 from shim.resilience import Guard, GuardConfig
 from shim.settings import Settings, SettingsError
@@ -71,8 +73,28 @@ class BodyRefused(Exception):
     """The body is too large, or encoded in a way we do not read; answered as unparsable."""
 
 
-def _xmlrpc_bytes(body: bytes) -> Response:
-    return Response(body, headers={"content-type": XMLRPC_CONTENT_TYPE})
+def _xmlrpc_bytes(body: bytes, headers: dict[str, str] | None = None) -> Response:
+    return Response(body, headers={"content-type": XMLRPC_CONTENT_TYPE, **(headers or {})})
+
+
+def client_address(request: Request, settings: Settings) -> str:
+    """The caller: the peer, or the address a trusted proxy forwarded (X-Forwarded-For, nearest untrusted)."""
+    peer = request.client.host if request.client else ""
+    if not _trusted(peer, settings):
+        return peer
+    forwarded = [a.strip() for a in request.headers.get("x-forwarded-for", "").split(",") if a.strip()]
+    for address in reversed(forwarded):
+        if not _trusted(address, settings):
+            return address
+    return forwarded[0] if forwarded else peer
+
+
+def _trusted(address: str, settings: Settings) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in settings.trusted_proxies)
 
 
 def _not_found() -> Response:
@@ -120,10 +142,11 @@ async def _read_body(request: Request, limit: int) -> bytes:
 class XMLRPCEndpoint:
     """Answers one XML-RPC path in a fixed mode, or in the default mode when `mode` is None."""
 
-    def __init__(self, settings: Settings, dispatcher: Dispatcher, mode: Mode | None) -> None:
+    def __init__(self, settings: Settings, dispatcher: Dispatcher, mode: Mode | None, calls: asyncio.Semaphore) -> None:
         self.settings = settings
         self.dispatcher = dispatcher
         self.mode = mode
+        self.calls = calls  # shared by every endpoint: the cap on calls in progress
 
     async def handle(self, request: Request) -> Response:
         mode = self.mode or self.settings.mode
@@ -151,13 +174,25 @@ class XMLRPCEndpoint:
             return PlainTextResponse("Request body timed out.\n", status_code=408)
         except ClientDisconnect:
             return Response(status_code=400)
-        return _xmlrpc_bytes(await self.dispatcher.handle(body, mode))
+        if self.calls.locked():
+            # Past the cap on calls in progress: a quick, well-formed refusal rather than a queue.
+            logger.warning("over SHIM_MAX_CONCURRENT_CALLS=%d: call refused", self.settings.max_concurrent_calls)
+            return _xmlrpc_bytes(dump_fault(SERVICE_UNAVAILABLE.code, SERVICE_UNAVAILABLE.string), {"Retry-After": "1"})
+        async with self.calls:
+            try:
+                async with asyncio.timeout(self.settings.call_timeout):
+                    answer = await self.dispatcher.handle(body, mode, client_address(request, self.settings))
+            except TimeoutError:
+                logger.warning("a call took longer than SHIM_CALL_TIMEOUT=%gs", self.settings.call_timeout)
+                return _xmlrpc_bytes(dump_fault(SERVICE_UNAVAILABLE.code, SERVICE_UNAVAILABLE.string))
+        return _xmlrpc_bytes(answer.body, answer.headers)
 
 
 def _routes(settings: Settings, dispatcher: Dispatcher) -> list[Route]:
     routes = []
+    calls = asyncio.Semaphore(settings.max_concurrent_calls)
     for prefix, mode in MODE_PREFIXES.items():
-        endpoint = XMLRPCEndpoint(settings, dispatcher, mode)
+        endpoint = XMLRPCEndpoint(settings, dispatcher, mode, calls)
         paths = {prefix + path for path in ENDPOINT_PATHS} | ({prefix} if prefix else set())
         for path in sorted(paths):
             routes.append(Route(path, endpoint.handle, methods=ANY_METHOD, include_in_schema=False))
@@ -269,6 +304,7 @@ def create_app(
         domain=settings.upstream.host,
         allow_i8=settings.allow_i8,
         search_fill_timeout=settings.search_fill_timeout,
+        limiter=RateLimiter(settings.rate_limit) if settings.rate_limit is not None else None,
     )
     routes = [
         Route("/healthz", _health, methods=["GET"]),

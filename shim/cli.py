@@ -120,4 +120,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.value,
+        # The client address comes from SHIM_TRUSTED_PROXIES only: uvicorn must not rewrite it first.
+        proxy_headers=False,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -19,11 +20,18 @@ from shim.context import CallContext, Services
 from shim.errors import BadArguments, Refused, UpstreamError
 from shim.faults import APPLICATION_ERROR, METHOD_NOT_FOUND, NOT_WELL_FORMED, SERVICE_UNAVAILABLE, Fault
 from shim.protocol import NotWellFormed, Raw, WireError, dump_fault, dump_response, encode_value, parse_call
+from shim.ratelimit import RateLimiter
 from shim.table import MethodSpec, MethodTable, Mode, Refuse
 
-__all__ = ["Dispatcher"]
+__all__ = ["Answer", "Dispatcher"]
 
 logger = logging.getLogger("shim.dispatch")
+
+
+@dataclass
+class Answer:
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def _describe(spec: MethodSpec, error: ValidationError) -> str:
@@ -52,7 +60,9 @@ class Dispatcher:
         domain: str,
         allow_i8: bool = False,
         search_fill_timeout: float = 5.0,
+        limiter: RateLimiter | None = None,
     ) -> None:
+        self.limiter = limiter
         self.table = table
         self.services = services
         self.search_fill_timeout = search_fill_timeout
@@ -61,35 +71,54 @@ class Dispatcher:
         self.calls: Counter[str] = Counter()
         self.faults: Counter[int] = Counter()
 
-    async def handle(self, body: bytes, mode: Mode) -> bytes:
-        """One request body in, one response body out; never raises."""
+    async def handle(self, body: bytes, mode: Mode, client: str | None = None) -> Answer:
+        """One request body in, one response body (and its rate-limit headers) out; never raises."""
+        answer = Answer(b"")
         try:
             call = parse_call(body)
         except NotWellFormed as exc:
             logger.debug("unparsable XML-RPC body: %s", exc)
-            return self._fault_bytes(NOT_WELL_FORMED)
+            answer.body = self._fault_bytes(NOT_WELL_FORMED)
+            return answer
         try:
-            value = await self.invoke(call.method, call.params, mode)
-            return dump_response(value, allow_i8=self.allow_i8)
+            value = await self.invoke(call.method, call.params, mode, client=client, answer=answer)
+            answer.body = dump_response(value, allow_i8=self.allow_i8)
         except Fault as fault:
-            return self._fault_bytes(fault)
+            answer.body = self._fault_bytes(fault)
         except WireError:
             logger.exception("the answer of %s cannot be put on the wire", call.method)
-            return self._fault_bytes(APPLICATION_ERROR)
+            answer.body = self._fault_bytes(APPLICATION_ERROR)
+        return answer
 
-    async def invoke(self, method: Any, params: Any, mode: Mode, *, nested: bool = False) -> Any:
+    async def invoke(
+        self,
+        method: Any,
+        params: Any,
+        mode: Mode,
+        *,
+        nested: bool = False,
+        client: str | None = None,
+        answer: Answer | None = None,
+    ) -> Any:
         """Call `method` with `params` in `mode`; raise Fault for every failure."""
         spec = self.table.lookup(method, mode) if isinstance(method, str) else None
         if spec is None:
             raise METHOD_NOT_FOUND  # not counted as a call, as in Warehouse (spec §4.1 case 2)
         name = spec.name
         self.calls[name] += 1
+        if self.limiter is not None and client is not None:
+            # Before the arguments are looked at, as PyPI does: every call to a method counts.
+            verdict = self.limiter.hit(client)
+            if answer is not None:
+                answer.headers = self.limiter.headers(verdict)
+            if not verdict.allowed:
+                raise Fault.wrapped(self.limiter.refusal(verdict))
         context = CallContext(
             mode,
             self.table,
             self.services,
             self.domain,
-            self._subcall_for(mode),
+            self._subcall_for(mode, client, answer),
             nested,
             self.allow_i8,
             self.search_fill_timeout,
@@ -117,11 +146,11 @@ class Dispatcher:
             logger.exception("%s failed", name)
             raise APPLICATION_ERROR from None
 
-    def _subcall_for(self, mode: Mode) -> Any:
+    def _subcall_for(self, mode: Mode, client: str | None, answer: Answer | None) -> Any:
         async def subcall(method: Any, params: Any) -> Raw:
             # A multicall slot: `[result]`, or the fault struct the call would have answered.
             try:
-                value = await self.invoke(method, tuple(params), mode, nested=True)
+                value = await self.invoke(method, tuple(params), mode, nested=True, client=client, answer=answer)
                 return encode_value([value], allow_i8=self.allow_i8)
             except Fault as fault:
                 self.faults[fault.code] += 1

@@ -8,6 +8,7 @@ value stops start-up with a message that names where it came from and quotes it 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import os
 import re
@@ -20,6 +21,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from shim.ratelimit import RateLimit
 from shim.table import Mode
 from shim.urls import REDACTED, Credentials, Secret, UpstreamURL, redact_url
 
@@ -93,6 +95,13 @@ def _int_between(low: int, high: int) -> Callable[[str], int]:
 
 def _seconds(low: float, high: float) -> Callable[[str], float]:
     return _between(float, low, high, what="a number of seconds", unit=" seconds")
+
+
+def _networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    try:
+        return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip())
+    except ValueError as exc:
+        raise ValueError(f"not addresses or networks ({exc})") from None
 
 
 def _ca_file(text: str) -> str | None:
@@ -253,6 +262,40 @@ REGISTRY: tuple[Setting[Any], ...] = (
         _const(30),
         "`30`",
         "Seconds a client may take to send its request body.",
+        "SECONDS",
+    ),
+    Setting(
+        "rate_limit",
+        lambda text: None if text.strip().lower() in ("off", "none", "0") else RateLimit.parse(text),
+        lambda environ: RateLimit(3600, 60),
+        "`3600 per minute`",
+        "Calls a client may make in a moving window (`N per second|minute|hour|day`, or `off`), counted as "
+        "PyPI counts them; past it, PyPI's `HTTPTooManyRequests` fault with the reset hint and RateLimit headers.",
+        "RATE",
+    ),
+    Setting(
+        "trusted_proxies",
+        _networks,
+        _const(()),
+        "none",
+        "Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For names the client (for "
+        "rate limits); from any other peer the header is ignored.",
+        "NETWORKS",
+    ),
+    Setting(
+        "max_concurrent_calls",
+        _int_between(1, 100_000),
+        _const(256),
+        "`256`",
+        "XML-RPC calls in progress at once; past it a call is refused at once with -32403 and Retry-After.",
+        "COUNT",
+    ),
+    Setting(
+        "call_timeout",
+        _seconds(0.1, 3600),
+        _const(60.0),
+        "`60`",
+        "Seconds one XML-RPC call may take; past it the call answers -32403.",
         "SECONDS",
     ),
     Setting(
@@ -484,6 +527,10 @@ class Settings:
     mode: Mode = Mode.RESTORE
     max_body_bytes: int = 1024 * 1024
     body_timeout: int = 30
+    rate_limit: RateLimit | None = dataclasses.field(default_factory=lambda: RateLimit(3600, 60))
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    max_concurrent_calls: int = 256
+    call_timeout: float = 60.0
     allow_i8: bool = False
     upstream_user: str | None = None
     upstream_password: Secret | None = None

@@ -23,7 +23,8 @@ def serve_in_thread(app: ASGIApp, *, startup_timeout: float = 10.0, lifespan: st
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     # The service needs lifespan="on" (it closes its upstream client there); the fake index has none.
-    config = uvicorn.Config(app, log_level="warning", lifespan=lifespan, access_log=False)
+    # As the service's own command runs it: the client address is the service's to work out (trusted proxies).
+    config = uvicorn.Config(app, log_level="warning", lifespan=lifespan, access_log=False, proxy_headers=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -1,0 +1,168 @@
+"""Rate limiting as PyPI does it (spec §0.2, §2.2, §4 cases 8-10), trusted proxies, and the caps on calls in
+progress and on a call's duration."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import xmlrpc.client
+from typing import Any
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from shim.app import create_app
+from shim.ratelimit import RateLimit, RateLimiter
+from shim.settings import Settings
+from tests.fakeindex import FakeIndex
+
+from .conftest import make_settings
+from .servers import serve_in_thread
+
+CALL = xmlrpc.client.dumps(("x",), methodname="package_hosting_mode").encode()
+REFUSAL = re.compile(
+    r"HTTPTooManyRequests: The action could not be performed because there were too many requests by the client\. "
+    r"Limit may reset in (\d+) seconds\."
+)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def post(client: TestClient | httpx.Client, body: bytes = CALL, **headers: str) -> tuple[Any, httpx.Response]:
+    response = client.post("/pypi", content=body, headers={"Content-Type": "text/xml", **headers})
+    try:
+        return xmlrpc.client.loads(response.content)[0][0], response
+    except xmlrpc.client.Fault as fault:
+        return (fault.faultCode, fault.faultString), response
+
+
+def limited(amount: int, **settings: Any) -> TestClient:
+    fake = FakeIndex()
+    config = make_settings(rate_limit=RateLimit(amount, 3600), **settings)
+    return TestClient(create_app(config, transport=httpx.ASGITransport(app=fake)))
+
+
+def test_the_nth_call_in_the_window_is_refused_with_pypis_fault_and_headers() -> None:
+    with limited(5) as client:
+        answers = [post(client) for _ in range(5)]
+    assert [value for value, _ in answers[:4]] == ["pypi-only"] * 4  # hit, then test: at most N-1 succeed
+    for n, (_, response) in enumerate(answers[:4], 1):
+        assert re.fullmatch(rf'"xmlrpc.client";r={5 - n};t=(3599|3600)', response.headers["ratelimit"])
+    (code, string), refused = answers[4]
+    assert code == -32500 and REFUSAL.fullmatch(string) and 3590 <= int(REFUSAL.fullmatch(string)[1]) <= 3600
+    assert refused.status_code == 200
+    assert refused.headers["ratelimit-policy"] == '"xmlrpc.client";q=5;w=3600;pk=:ip:'
+    assert re.fullmatch(r'"xmlrpc.client";r=0;t=(3599|3600)', refused.headers["ratelimit"])
+    assert 3590 <= int(refused.headers["retry-after"]) <= 3600
+
+
+def test_the_reset_hint_is_whole_seconds_and_at_least_one() -> None:
+    now = [0.0]
+    limiter = RateLimiter(RateLimit(2, 666), clock=lambda: now[0])
+    limiter.hit("a")
+    now[0] = 0.1
+    verdict = limiter.hit("a")
+    assert not verdict.allowed and limiter.refusal(verdict).endswith("Limit may reset in 665 seconds.")
+    now[0] = 665.95
+    assert limiter.refusal(limiter.hit("a")).endswith("Limit may reset in 1 seconds.")  # sic, as PyPI
+    now[0] = 2000
+    assert limiter.hit("a").allowed  # the window moved on
+    assert limiter.hit("b").allowed  # another client has a window of its own
+
+
+def test_faulting_calls_count_unknown_methods_do_not() -> None:
+    unknown = xmlrpc.client.dumps((), methodname="multipassssss").encode()
+    bad = xmlrpc.client.dumps((), methodname="package_releases").encode()
+    with limited(3) as client:
+        for _ in range(5):
+            assert post(client, unknown)[0] == (-32601, "server error; requested method not found")
+        assert post(client, bad)[0][0] == -32602  # counted: 1
+        assert post(client)[0] == "pypi-only"  # 2
+        assert REFUSAL.fullmatch(post(client)[0][1])  # 3: refused
+
+
+def test_multicall_sub_calls_count_as_calls() -> None:
+    calls = [{"methodName": "package_hosting_mode", "params": ["x"]}] * 3
+    body = xmlrpc.client.dumps((calls,), methodname="system.multicall").encode()
+    with limited(5) as client:
+        slots, _ = post(client, body)  # the multicall and its first three sub-calls: 4 hits
+        assert slots == [["pypi-only"]] * 3
+        (code, string), _ = post(client)
+    assert code == -32500 and REFUSAL.fullmatch(string)
+
+
+def test_rate_limits_can_be_turned_off() -> None:
+    with TestClient(create_app(make_settings(rate_limit=None), transport=httpx.ASGITransport(app=FakeIndex()))) as c:
+        answers = [post(c) for _ in range(50)]
+    assert all(value == "pypi-only" for value, _ in answers)
+    assert "ratelimit" not in answers[0][1].headers
+
+
+@pytest.mark.parametrize(
+    ("text", "limit"),
+    [
+        ("3600 per hour", RateLimit(3600, 3600)),
+        ("20 per 2 minutes", RateLimit(20, 120)),
+        ("100/second", RateLimit(100, 1)),
+    ],
+)
+def test_rates_are_written_as_the_limits_library_writes_them(text: str, limit: RateLimit) -> None:
+    assert Settings.load({"SHIM_UPSTREAM": "https://upstream.test/", "SHIM_RATE_LIMIT": text}).rate_limit == limit
+
+
+def test_a_bad_rate_names_the_setting() -> None:
+    from shim.settings import SettingsError
+
+    with pytest.raises(SettingsError, match=r"SHIM_RATE_LIMIT has value 'lots': not a rate such as"):
+        Settings.load({"SHIM_UPSTREAM": "https://upstream.test/", "SHIM_RATE_LIMIT": "lots"})
+
+
+def test_x_forwarded_for_counts_only_from_a_trusted_proxy() -> None:
+    fake = FakeIndex()
+    for trusted, separate in (((), False), (("127.0.0.1/32",), True)):
+        settings = make_settings(rate_limit=RateLimit(3, 3600), trusted_proxies=_networks(trusted))
+        app = create_app(settings, transport=httpx.ASGITransport(app=fake))
+        with serve_in_thread(app, lifespan="on") as url, httpx.Client(base_url=url) as client:
+            for address in ("203.0.113.1", "203.0.113.2", "203.0.113.3"):
+                post(client, **{"X-Forwarded-For": f"{address}, 10.0.0.9"})
+            value, _ = post(client, **{"X-Forwarded-For": "203.0.113.4"})
+        # Trusted: each forwarded client has a window of its own. Untrusted: all share the proxy's.
+        assert (value == "pypi-only") is separate
+
+
+def _networks(texts: tuple[str, ...]) -> Any:
+    import ipaddress
+
+    return tuple(ipaddress.ip_network(t) for t in texts)
+
+
+@pytest.mark.anyio
+async def test_calls_past_the_cap_on_calls_in_progress_are_refused_at_once() -> None:
+    fake = FakeIndex()
+    fake.slow("/pypi/roundup/json", 0.5)
+    app = create_app(make_settings(max_concurrent_calls=1), transport=httpx.ASGITransport(app=fake))
+    slow = xmlrpc.client.dumps(("roundup",), methodname="package_releases").encode()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://shim.test") as client:
+        headers = {"Content-Type": "text/xml"}
+        first = asyncio.create_task(client.post("/pypi", content=slow, headers=headers))
+        await asyncio.sleep(0.2)
+        second = await client.post("/pypi", content=CALL, headers=headers)
+        assert xmlrpc.client.loads((await first).content)[0][0] == ["1.6.1"]
+    with pytest.raises(xmlrpc.client.Fault) as caught:
+        xmlrpc.client.loads(second.content)
+    assert (caught.value.faultCode, caught.value.faultString) == (-32403, "server error; service unavailable")
+    assert second.headers["retry-after"] == "1"
+
+
+def test_a_call_past_its_time_answers_unavailable() -> None:
+    fake = FakeIndex()
+    fake.slow("/pypi/roundup/json", 3)
+    settings = make_settings(call_timeout=0.3, upstream_retries=0)
+    with TestClient(create_app(settings, transport=httpx.ASGITransport(app=fake))) as client:
+        body = xmlrpc.client.dumps(("roundup",), methodname="package_releases").encode()
+        value, _ = post(client, body)
+    assert value == (-32403, "server error; service unavailable")
