@@ -266,10 +266,12 @@ def classify_xmlrpc(tally: Tally, method: str, response: httpx.Response) -> None
     try:
         (value,), _ = xmlrpc.client.loads(response.content)
     except xmlrpc.client.Fault as fault:
-        if not isinstance(fault.faultCode, int) or not isinstance(fault.faultString, str):
-            tally.bad("fault shape", f"{method}: {fault!r}")
+        code: object = fault.faultCode  # whatever the wire said, typeshed's int notwithstanding
+        text: object = fault.faultString
+        if isinstance(code, int) and isinstance(text, str):
+            tally.faults[code] += 1
         else:
-            tally.faults[fault.faultCode] += 1
+            tally.bad("fault shape", f"{method}: {fault!r}")
         return
     except Exception as exc:  # an unreadable body, whatever the parser raises
         tally.bad("unparseable", f"{method}: {type(exc).__name__}: {exc}; {response.content[:120]!r}")

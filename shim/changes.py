@@ -12,25 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shim.metaindex import DEFAULT_ACTION, StoredFile, StoredRelease
+from shim.metaindex import DEFAULT_ACTION, SEARCHED, StoredFile, StoredRelease
 from shim.models import ProjectDoc, legacy_sorted
 
-__all__ = ["SEARCH_FIELDS", "Event", "derive_events", "project_metadata", "releases_of"]
-
-# The text fields PyPI's search read (besides name and version), kept for search.
-SEARCH_FIELDS = (
-    "summary",
-    "description",
-    "keywords",
-    "author",
-    "author_email",
-    "maintainer",
-    "maintainer_email",
-    "home_page",
-    "license",
-    "platform",
-    "download_url",
-)
+__all__ = ["Event", "derive_events", "project_metadata", "releases_of"]
 
 
 @dataclass(frozen=True)
@@ -75,7 +60,7 @@ def releases_of(doc: ProjectDoc) -> dict[str, StoredRelease]:
 def project_metadata(doc: ProjectDoc) -> dict[str, Any]:
     """What search, browse and user_packages read later: the latest release's fields, and the roles."""
     info = doc.info
-    fields = SEARCH_FIELDS
+    fields = SEARCHED
     metadata: dict[str, Any] = {key: info.get(key) for key in fields}
     metadata["version"] = doc.version
     metadata["classifiers"] = list(info.get("classifiers") or [])

@@ -19,27 +19,13 @@ from typing import Any
 from shim.context import CallContext
 from shim.errors import Refused, UpstreamError
 from shim.index import IndexSnapshot
+from shim.metaindex import SEARCHED
 from shim.text import clean_for_xml
 
 __all__ = ["SEARCH_FIELDS", "search_hits"]
 
-SEARCH_FIELDS = frozenset(
-    {
-        "name",
-        "version",
-        "author",
-        "author_email",
-        "maintainer",
-        "maintainer_email",
-        "home_page",
-        "license",
-        "summary",
-        "description",
-        "keywords",
-        "platform",
-        "download_url",
-    }
-)
+# What PyPI's search read: the name and version, and the text fields the metadata index keeps.
+SEARCH_FIELDS = frozenset({"name", "version", *SEARCHED})
 WEIGHTS = {"name": 10, "summary": 5, "description": 5, "keywords": 5}
 MAX_HITS = 100
 EXACT_NAME = 1000
