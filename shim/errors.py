@@ -14,7 +14,6 @@ __all__ = [
     "UpstreamError",
     "UpstreamMalformed",
     "UpstreamUnavailable",
-    "not_served_yet",
 ]
 
 
@@ -36,11 +35,6 @@ class BadArguments(ShimError):
     def __init__(self, details: str) -> None:
         super().__init__(details)
         self.details = details
-
-
-def not_served_yet(method: str) -> Refused:
-    """The refusal of a method whose data this service does not read yet."""
-    return Refused(RuntimeError(f"The XMLRPC {method} method is not served by this service yet."))
 
 
 class UpstreamError(ShimError):

@@ -2,8 +2,8 @@
 
 Each takes the call's context first (as Warehouse's views take the request), then the XML-RPC
 parameters; pydantic checks those against the annotations before the body runs. The wording of every
-fixed fault is Warehouse's (spec §2.2). Methods whose data comes in later work answer a -32500 fault
-naming the method (`not_served_yet`), and the method table's grade says so.
+fixed fault is Warehouse's (spec §2.2); a fault of this service's own (data the upstream lacks) says why
+in the same `<ExceptionClass>: <message>` form.
 """
 
 from __future__ import annotations
