@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import subprocess
 import sys
 import tempfile
@@ -28,8 +29,10 @@ UPSTREAM = "https://upstream.test/"
 Rpc = Callable[..., Any]
 
 
-# Every app a test builds gets a metadata index of its own, in a directory removed at exit.
+# Every app a test builds gets a metadata index of its own, in a directory removed at exit; a service a test
+# starts as a child process (which reads the default location) writes there too, never in the home directory.
 _STATE = tempfile.TemporaryDirectory(prefix="shim-tests-")
+os.environ["XDG_STATE_HOME"] = str(Path(_STATE.name) / "state")
 
 
 def make_settings(**overrides: Any) -> Settings:

@@ -86,7 +86,8 @@ def files_under(root: Path) -> list[tuple[str, bytes]]:
 
 @pytest.fixture(params=[UPSTREAM_WITH_TOKEN, UPSTREAM_WITH_ENCODED_TOKEN], ids=["plain", "percent-encoded"])
 def secret_settings(request: pytest.FixtureRequest) -> Settings:
-    return Settings.load({"SHIM_UPSTREAM": request.param})
+    # The test run's state directory (conftest), so that the apps built here write no index at home.
+    return Settings.load({"SHIM_UPSTREAM": request.param, "XDG_STATE_HOME": os.environ["XDG_STATE_HOME"]})
 
 
 # The token is there to be used

@@ -128,7 +128,7 @@ def test_every_default() -> None:
 
 
 def test_registry_defaults_agree_with_the_dataclass_defaults() -> None:
-    loaded = Settings.load(BASE_ENV)
+    loaded = Settings.load({**BASE_ENV, "XDG_STATE_HOME": os.environ["XDG_STATE_HOME"]})
     direct = Settings(upstream=UpstreamURL.parse(UPSTREAM))
     assert loaded == direct
 
