@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from shim import legacy
 from shim.legacy import DEPRECATION_URL, MULTICALL_LIMIT
-from shim.table import Absent, CacheTier, Grade, MethodSpec, MethodTable, Refuse, Serve
+from shim.table import Absent, CacheTier, Grade, MethodSpec, MethodTable, Refuse
 
 __all__ = ["DEPRECATION_URL", "METHODS", "MULTICALL_LIMIT"]
 
@@ -33,8 +33,6 @@ METHODS = MethodTable(
             note="The Simple index's `_last-serial` (or its X-PyPI-Last-Serial header), as of the last index "
             "refresh; a fault if the upstream publishes no serial.",
             sources="Simple index",
-            restore=Serve(),
-            today=Serve(),
         ),
         MethodSpec(
             "changelog_since_serial",
@@ -46,8 +44,6 @@ METHODS = MethodTable(
             "Warehouse's action words where the JSON/RSS show what changed, else `update` with a nil version; "
             "below the first serial seen, one `update` row per project above `serial`.",
             sources="Simple index, JSON API, RSS",
-            restore=Serve(),
-            today=Serve(),
         ),
         MethodSpec(
             "list_packages_with_serial",
@@ -58,8 +54,6 @@ METHODS = MethodTable(
             note="From the Simple index: quarantined projects are missing, members come in its order; a fault if "
             "the index is HTML only (no serials).",
             sources="Simple index",
-            restore=Serve(),
-            today=Serve(),
             cache=CacheTier.ALL_PROJECTS,
         ),
         MethodSpec(
@@ -71,8 +65,6 @@ METHODS = MethodTable(
             note="From the JSON API's `ownership`, re-sorted as PyPI sorted; `[]` for a project without releases; "
             "a fault if the upstream has no `ownership`.",
             sources="JSON API",
-            restore=Serve(),
-            today=Serve(),
             cache=CacheTier.PROJECT,
         ),
         MethodSpec(
@@ -84,8 +76,6 @@ METHODS = MethodTable(
             note="From the ownership roles the metadata index has read (every project once the crawler has "
             "run; else those read so far); user matched case-insensitively; role descending, then project.",
             sources="JSON API (ownership), via the metadata index",
-            restore=Serve(),
-            today=Serve(),
         ),
         MethodSpec(
             "browse",
@@ -96,8 +86,6 @@ METHODS = MethodTable(
             note="Covers the latest release of each project the metadata index has read (PyPI: every release); "
             "exact classifier strings; empty, unknown or repeated classifiers give `[]`.",
             sources="JSON API (classifiers), via the metadata index",
-            restore=Serve(),
-            today=Serve(),
         ),
         MethodSpec(
             "search",
@@ -110,7 +98,6 @@ METHODS = MethodTable(
             "keywords 5), shorter name; top name matches filled from JSON within SHIM_SEARCH_FILL_TIMEOUT. "
             "PyPI has refused it since 2020.",
             sources="Simple index, JSON API, metadata index",
-            restore=Serve(),
             today=Refuse(
                 "RuntimeError",
                 "PyPI no longer supports 'pip search' (or XML-RPC search). Please use https://{domain}/search "
@@ -125,7 +112,6 @@ METHODS = MethodTable(
             grade=Grade.NEAR,
             note="From the Simple index: quarantined projects are missing, names sorted where PyPI had no order.",
             sources="Simple index",
-            restore=Serve(),
             today=_gone("list_packages", "Simple API"),
             cache=CacheTier.ALL_PROJECTS,
         ),
@@ -138,7 +124,6 @@ METHODS = MethodTable(
             note="From the JSON API, ordered with packaging-legacy: quarantined releases are missing, equal "
             "versions (1.0, 1.0.0) keep string order.",
             sources="JSON API",
-            restore=Serve(),
             today=_gone("package_releases", "JSON or Simple API"),
             cache=CacheTier.PROJECT,
         ),
@@ -151,7 +136,6 @@ METHODS = MethodTable(
             note="From the JSON API's `releases`: files in filename order (PyPI gave none), quarantined releases "
             "missing, relative URLs made absolute.",
             sources="JSON API",
-            restore=Serve(),
             today=_gone("release_urls", "JSON or Simple API"),
             cache=CacheTier.PROJECT,
         ),
@@ -165,7 +149,6 @@ METHODS = MethodTable(
             "provides, obsoletes(_dist), requires_external from core metadata when offered, else `[]`; without "
             "per-release JSON, older releases come from core metadata.",
             sources="JSON API, core metadata",
-            restore=Serve(),
             today=_gone("release_data", "JSON or Simple API"),
             cache=CacheTier.PROJECT,
         ),
@@ -178,7 +161,6 @@ METHODS = MethodTable(
             note="The same rows as changelog_since_serial, by timestamp (actions not cleaned, as PyPI). "
             "PyPI has refused it since 2023.",
             sources="Simple index, JSON API, RSS",
-            restore=Serve(),
             today=Refuse("ValueError", "The changelog method has been deprecated, use changelog_since_serial instead."),
         ),
         MethodSpec(
@@ -189,7 +171,6 @@ METHODS = MethodTable(
             grade=Grade.EXACT,
             note="PyPI's constant; removed from PyPI in 2024 (-32601 in pypi-today mode).",
             sources="none",
-            restore=Serve(),
             today=Absent(),
         ),
         MethodSpec(
@@ -200,8 +181,6 @@ METHODS = MethodTable(
             grade=Grade.EXACT,
             note="PyPI's fault, word for word; use release_data.",
             sources="none",
-            restore=Serve(),
-            today=Serve(),
         ),
         MethodSpec(
             "package_urls",
@@ -211,8 +190,6 @@ METHODS = MethodTable(
             grade=Grade.EXACT,
             note="PyPI's fault, word for word; use release_urls.",
             sources="none",
-            restore=Serve(),
-            today=Serve(),
         ),
         MethodSpec(
             "top_packages",
@@ -222,8 +199,6 @@ METHODS = MethodTable(
             grade=Grade.EXACT,
             note="PyPI's fault, word for word; no upstream API has download counts.",
             sources="none",
-            restore=Serve(),
-            today=Serve(),
         ),
         MethodSpec(
             "release_downloads",
@@ -266,7 +241,6 @@ METHODS = MethodTable(
             grade=Grade.EXACT,
             note="Legacy PyPI's introspection, read from this table; Warehouse answers -32601.",
             sources="none",
-            restore=Serve(),
             today=Absent(),
         ),
         MethodSpec(
@@ -277,7 +251,6 @@ METHODS = MethodTable(
             grade=Grade.EXACT,
             note="Legacy PyPI's introspection, read from this table; Warehouse answers -32601.",
             sources="none",
-            restore=Serve(),
             today=Absent(),
         ),
         MethodSpec(
@@ -288,7 +261,6 @@ METHODS = MethodTable(
             grade=Grade.EXACT,
             note="Legacy PyPI's introspection, read from this table; Warehouse answers -32601.",
             sources="none",
-            restore=Serve(),
             today=Absent(),
         ),
         MethodSpec(
@@ -300,7 +272,6 @@ METHODS = MethodTable(
             note="Legacy PyPI's boxcarring; no nesting; each sub-call counts as a call. "
             "Warehouse refuses it (pypi-today mode).",
             sources="as each sub-call",
-            restore=Serve(),
             today=Refuse("ValueError", "MultiCall requests have been deprecated, use individual requests instead."),
         ),
     )

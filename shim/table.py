@@ -116,8 +116,8 @@ class MethodSpec:
     grade: Grade
     note: str  # how the answer differs from PyPI's, one line
     sources: str  # what it reads upstream
-    restore: Behaviour
-    today: Behaviour
+    restore: Behaviour = Serve()  # what the method does in each mode; most answer in both
+    today: Behaviour = Serve()
     cache: CacheTier = CacheTier.NONE
 
     def __post_init__(self) -> None:
