@@ -96,15 +96,12 @@ async def search_hits(context: CallContext, spec: Mapping[str, str | list[str]],
 async def _details(context: CallContext, names: list[str]) -> dict[str, tuple[str, str | None, str, list[str]]]:
     """(display name, summary, latest version, every version) per project: the index, else its JSON."""
     meta = context.services.meta
-    details: dict[str, tuple[str, str | None, str, list[str]]] = {}
-    missing = []
-    for name in names:
-        stored = await meta.run(meta.project_metadata, name)
-        if stored is None:
-            missing.append(name)
-            continue
-        display, metadata = stored
-        details[name] = (display, metadata.get("summary"), metadata["version"], list(metadata.get("versions") or []))
+    stored = await meta.run(meta.projects_metadata, names)
+    details = {
+        name: (display, metadata.get("summary"), metadata["version"], list(metadata.get("versions") or []))
+        for name, (display, metadata) in stored.items()
+    }
+    missing = [name for name in names if name not in details]
     if missing:
         limit = asyncio.Semaphore(8)
 

@@ -95,8 +95,6 @@ async def read_index(context: CallContext, read: Callable[..., T], *args: Any, n
 
 
 async def _rows(context: CallContext, read: Callable[[int], list[ChangeRow]], value: int) -> list[ChangeRow]:
-    # XML-RPC ints are unbounded; SQLite's are 64-bit. Nothing lies beyond either end.
-    value = max(-(2**63), min(value, 2**63 - 1))
     return await read_index(context, read, value, needs_serials=True)
 
 

@@ -127,6 +127,11 @@ class Coverage:
     events: int
 
 
+def _int64(value: int) -> int:
+    # XML-RPC integers are unbounded, SQLite's 64-bit: nothing lies beyond either end.
+    return max(-(2**63), min(value, 2**63 - 1))
+
+
 def _locked(method: Callable[Concatenate[MetaIndex, P], T]) -> Callable[Concatenate[MetaIndex, P], T]:
     """The method holds the index's lock while it uses the connection."""
 
@@ -276,6 +281,7 @@ class MetaIndex:
     def rows_since(self, serial: int, limit: int = MAX_ROWS) -> list[ChangeRow]:
         """The rows above `serial`, by serial. Below the oldest change seen, a row per project whose serial
         is above `serial` stands for what happened there (the index cannot know more)."""
+        serial = _int64(serial)
         connection = self.connect()
         oldest = self.oldest_serial
         if oldest is None:
@@ -301,7 +307,7 @@ class MetaIndex:
         rows = self.connect().execute(
             "SELECT name, version, timestamp, action, serial FROM events WHERE timestamp > ? "
             "ORDER BY serial, name, seq LIMIT ?",
-            (since, limit),
+            (_int64(since), limit),
         )
         return [ChangeRow(str(n), v, int(t), str(a), int(s)) for n, v, t, a, s in rows]
 
@@ -467,19 +473,24 @@ class MetaIndex:
             return set()
 
     @_locked
-    def project_metadata(self, normalized: str) -> tuple[str, dict[str, Any]] | None:
-        """(display name, metadata) of a project whose JSON the index read."""
+    def projects_metadata(self, names: list[str]) -> dict[str, tuple[str, dict[str, Any]]]:
+        """(display name, metadata) of each of `names` whose JSON the index read, in one query."""
+        if not names:
+            return {}
+        marks = ", ".join("?" * len(names))
         try:
-            row = (
+            rows = (
                 self.connect()
                 .execute(
-                    "SELECT name, metadata FROM projects WHERE normalized = ? AND metadata IS NOT NULL", (normalized,)
+                    f"SELECT normalized, name, metadata FROM projects WHERE normalized IN ({marks}) "
+                    "AND metadata IS NOT NULL",
+                    names,
                 )
-                .fetchone()
+                .fetchall()
             )
         except sqlite3.DatabaseError:
-            return None
-        return None if row is None else (str(row[0]), json.loads(row[1]))
+            return {}
+        return {str(normalized): (str(name), json.loads(metadata)) for normalized, name, metadata in rows}
 
     @_locked
     def with_classifiers(self, classifiers: list[str]) -> list[tuple[str, str]]:

@@ -229,6 +229,7 @@ CORPUS: list[Case] = [
         raw_call("changelog_since_serial", param("<i8>-" + "9" * 30 + "</i8>")),
         lambda v: isinstance(v, list),
     ),
+    Case("huge since for changelog", raw_call("changelog", param("<i8>" + "9" * 30 + "</i8>")), []),
     Case("int beyond python's limit", raw_call("changelog_since_serial", param("<int>" + "9" * 5000 + "</int>"))),
     Case("not a number", raw_call("changelog_since_serial", param("<int>ten</int>"))),
     Case("float as int", raw_call("changelog_since_serial", param("<int>1.5</int>"))),
