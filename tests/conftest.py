@@ -42,6 +42,11 @@ def make_settings(**overrides: Any) -> Settings:
     return Settings(**values)
 
 
+def served(fake: FakeIndex, transport: httpx.AsyncBaseTransport | None = None, **settings: Any) -> TestClient:
+    """A client of the service over `fake` (or over `transport`, which wraps it), with these settings."""
+    return TestClient(create_app(make_settings(**settings), transport=transport or httpx.ASGITransport(app=fake)))
+
+
 @pytest.fixture
 def settings() -> Settings:
     return make_settings()

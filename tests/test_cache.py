@@ -18,7 +18,8 @@ from shim.cache import Entry, MemoryStorage
 from shim.index import ProjectIndex
 from tests.fakeindex import FakeIndex
 
-from .conftest import Rpc, make_settings, rpc_for
+from .conftest import Rpc, make_settings, rpc_for, served
+from .transports import Gate, Tampered
 
 PROJECT_JSON = "/pypi/roundup/json"
 
@@ -26,10 +27,6 @@ PROJECT_JSON = "/pypi/roundup/json"
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def served(fake: FakeIndex, transport: httpx.AsyncBaseTransport | None = None, **settings: Any) -> TestClient:
-    return TestClient(create_app(make_settings(**settings), transport=transport or httpx.ASGITransport(app=fake)))
 
 
 def requests_for(fake: FakeIndex, path: str) -> list[dict[str, str]]:
@@ -159,20 +156,6 @@ def test_failures_are_service_unavailable_and_never_cached(fake: FakeIndex, fail
     assert len(requests_for(fake, PROJECT_JSON)) == 2
 
 
-class Tampered(httpx.AsyncBaseTransport):
-    """The fake index, but `path` answers `body` (200, JSON) for its first `times` requests."""
-
-    def __init__(self, fake: FakeIndex, path: str, body: bytes, times: int = 1) -> None:
-        self.inner = httpx.ASGITransport(app=fake)
-        self.path, self.body, self.times = path, body, times
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.path == self.path and self.times > 0:
-            self.times -= 1
-            return httpx.Response(200, content=self.body, headers={"Content-Type": "application/json"})
-        return await self.inner.handle_async_request(request)
-
-
 @pytest.mark.parametrize(
     "body",
     [b"<html>maintenance</html>", b'{"info": null}', b'{"info": {"name": "roundup"}}', b"[]", b'{"info": {}'],
@@ -205,20 +188,6 @@ async def test_the_store_is_bounded_in_bytes_least_recently_used_first_out() -> 
 
 
 # The Simple index in memory
-
-
-class Gate(httpx.AsyncBaseTransport):
-    """The fake index, with `/simple/` held until `opened` is set (once `closed` is called)."""
-
-    def __init__(self, fake: FakeIndex) -> None:
-        self.inner = httpx.ASGITransport(app=fake)
-        self.holding = False
-        self.opened = anyio.Event()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/simple/" and self.holding:
-            await self.opened.wait()
-        return await self.inner.handle_async_request(request)
 
 
 def test_the_index_loads_at_start_without_any_call(fake: FakeIndex) -> None:

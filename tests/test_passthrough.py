@@ -7,7 +7,6 @@ import json
 import re
 import tracemalloc
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import httpx
 import pytest
@@ -20,17 +19,13 @@ from shim.settings import FilesMode
 from shim.urls import UpstreamURL
 from tests.fakeindex import FakeIndex
 
-from .conftest import call, make_settings
+from .conftest import call, make_settings, served
 from .servers import serve_in_thread
-from .test_cache import Tampered
+from .transports import Tampered
 
 JSON_SIMPLE = "application/vnd.pypi.simple.v1+json"
 SEED_PATH = "f0/07/6f4e2164ed82dfff873ee55181f782926bcb4a29f6a83fe4f8b9cbf5489c/roundup-1.6.0.tar.gz"
 KEPT = ("content-type", "etag", "cache-control", "vary", "x-pypi-last-serial", "last-modified")
-
-
-def served(fake: FakeIndex, transport: httpx.AsyncBaseTransport | None = None, **settings: Any) -> TestClient:
-    return TestClient(create_app(make_settings(**settings), transport=transport or httpx.ASGITransport(app=fake)))
 
 
 @pytest.fixture

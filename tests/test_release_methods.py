@@ -8,14 +8,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from starlette.testclient import TestClient
 
-from shim.app import create_app
 from tests.fakeindex import FIXTURES, FakeIndex
 
-from .conftest import Rpc, call, fault_of, make_settings, rpc_for
+from .conftest import Rpc, call, fault_of, rpc_for, served
 
 # The seed example: release_urls('roundup', '1.6.0'), field for field.
 ROUNDUP_160_URLS = [
@@ -281,7 +278,7 @@ def test_without_per_release_json_an_older_release_comes_from_its_core_metadata(
     fake = FakeIndex(per_version_json=False)
     fake.add_release("meta-demo", "1.0", files=[_wheel_with_metadata("1.0", METADATA.format(version="1.0"))])
     fake.add_release("meta-demo", "2.0", info={"summary": "Latest"}, files=[])
-    with _client(fake) as client:
+    with served(fake) as client:
         old = call(client, "release_data", "meta-demo", "1.0")
         latest = call(client, "release_data", "meta-demo", "2.0")
     assert (old["version"], old["summary"], old["requires"]) == ("1.0", "Metadata from the file", ["os.path"])
@@ -296,7 +293,7 @@ def test_without_per_release_json_an_older_release_comes_from_its_core_metadata(
 
 def test_without_per_release_json_or_metadata_release_data_says_why() -> None:
     fake = FakeIndex(per_version_json=False)
-    with _client(fake) as client:
+    with served(fake) as client:
         assert fault_of(rpc_for(client), "release_data", "roundup", "1.5.1") == (
             -32500,
             "RuntimeError: The upstream offers no metadata for roundup 1.5.1: "
@@ -326,13 +323,9 @@ def test_changelog_last_serial_is_the_index_serial(rpc: Rpc) -> None:
     assert rpc("changelog_last_serial") == max(p["last_serial"] for p in _fixture_projects())
 
 
-def _client(fake: FakeIndex, **settings: Any) -> TestClient:
-    return TestClient(create_app(make_settings(**settings), transport=httpx.ASGITransport(app=fake)))
-
-
 def test_a_mirror_with_an_html_only_simple_index() -> None:
     fake = FakeIndex(json_simple=False)
-    with _client(fake) as client:
+    with served(fake) as client:
         assert sorted(call(client, "list_packages")) == sorted(p["name"] for p in _fixture_projects())
         # The serial comes from the index's X-PyPI-Last-Serial header.
         assert call(client, "changelog_last_serial") == 42691247
@@ -345,7 +338,7 @@ def test_a_mirror_with_an_html_only_simple_index() -> None:
 
 def test_a_mirror_without_serials() -> None:
     fake = FakeIndex(json_simple=False, serial_headers=False)
-    with _client(fake) as client:
+    with served(fake) as client:
         assert fault_of(rpc_for(client), "changelog_last_serial") == (
             -32500,
             "RuntimeError: The upstream index publishes no serials, so there is no last serial to give.",
@@ -355,7 +348,7 @@ def test_a_mirror_without_serials() -> None:
 def test_an_empty_index_has_a_nil_last_serial() -> None:
     from tests.fakeindex import IndexState
 
-    with _client(FakeIndex(IndexState())) as client:
+    with served(FakeIndex(IndexState())) as client:
         assert call(client, "changelog_last_serial") is None
         assert call(client, "list_packages") == []
         assert call(client, "list_packages_with_serial") == {}
@@ -378,7 +371,7 @@ def test_package_roles_puts_owners_first_then_users_case_insensitively(rpc: Rpc)
 
 
 def test_package_roles_without_ownership_in_the_json_api_says_so() -> None:
-    with _client(FakeIndex(ownership=False)) as client:
+    with served(FakeIndex(ownership=False)) as client:
         assert fault_of(rpc_for(client), "package_roles", "roundup") == (
             -32500,
             "RuntimeError: The upstream's JSON API does not publish project roles (no `ownership`).",

@@ -19,9 +19,9 @@ from shim.app import create_app
 from shim.urls import UpstreamURL
 from tests.fakeindex import FakeIndex
 
-from .conftest import make_settings, rpc_for
+from .conftest import make_settings, rpc_for, served
 from .servers import serve_in_thread
-from .test_cache import Tampered
+from .transports import Gate, Tampered
 
 PROJECT_JSON = "/pypi/roundup/json"
 UNAVAILABLE = (-32403, "server error; service unavailable")
@@ -32,10 +32,6 @@ def answer(rpc: Any, method: str, *params: Any) -> Any:
         return rpc(method, *params)
     except xmlrpc.client.Fault as fault:
         return (fault.faultCode, fault.faultString)
-
-
-def served(fake: FakeIndex, transport: httpx.AsyncBaseTransport | None = None, **settings: Any) -> TestClient:
-    return TestClient(create_app(make_settings(**settings), transport=transport or httpx.ASGITransport(app=fake)))
 
 
 def count(fake: FakeIndex, path: str = PROJECT_JSON) -> int:
@@ -231,19 +227,9 @@ def test_a_redirect_loop_is_unavailable() -> None:
         assert answer(rpc_for(client), "package_roles", "roundup") == UNAVAILABLE
 
 
-class Gate(httpx.AsyncBaseTransport):
-    def __init__(self, fake: FakeIndex) -> None:
-        self.inner = httpx.ASGITransport(app=fake)
-        self.opened = asyncio.Event()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        await self.opened.wait()
-        return await self.inner.handle_async_request(request)
-
-
 def test_ready_once_the_first_index_is_loaded_and_not_unready_when_the_upstream_fails() -> None:
     fake = FakeIndex()
-    gate = Gate(fake)
+    gate = Gate(fake, holding=True)
     with served(fake, gate) as client:
         assert client.get("/readyz").status_code == 503
         assert client.portal is not None

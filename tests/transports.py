@@ -1,0 +1,38 @@
+"""httpx transports that put the fake index behind a misbehaving network, for the failure tests."""
+
+from __future__ import annotations
+
+import anyio
+import httpx
+
+from tests.fakeindex import FakeIndex
+
+__all__ = ["Gate", "Tampered"]
+
+
+class Tampered(httpx.AsyncBaseTransport):
+    """The fake index, but `path` answers `body` (200, JSON) for its first `times` requests."""
+
+    def __init__(self, fake: FakeIndex, path: str, body: bytes, times: int = 1) -> None:
+        self.inner = httpx.ASGITransport(app=fake)
+        self.path, self.body, self.times = path, body, times
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == self.path and self.times > 0:
+            self.times -= 1
+            return httpx.Response(200, content=self.body, headers={"Content-Type": "application/json"})
+        return await self.inner.handle_async_request(request)
+
+
+class Gate(httpx.AsyncBaseTransport):
+    """The fake index, with `/simple/` held, while `holding`, until `opened` is set."""
+
+    def __init__(self, fake: FakeIndex, *, holding: bool = False) -> None:
+        self.inner = httpx.ASGITransport(app=fake)
+        self.holding = holding
+        self.opened = anyio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/simple/" and self.holding:
+            await self.opened.wait()
+        return await self.inner.handle_async_request(request)
