@@ -114,7 +114,7 @@ class DocumentCache:
         self.clock = clock
         self._inflight: dict[str, asyncio.Task[Entry]] = {}
 
-    def _usable(self, entry: Entry, changed_at: float | None, floor: int | None = None) -> bool:
+    def _usable(self, entry: Entry, changed_at: float | None, floor: int | None = None, lag_ok: bool = True) -> bool:
         """May `entry` be revalidated (True) or must it be fetched afresh (False)?"""
         age = self.clock() - entry.fetched_at
         if entry.status == 404:
@@ -123,33 +123,42 @@ class DocumentCache:
             return False
         if floor is not None and entry.serial is not None and entry.serial < floor:
             # Older than the serial the index (and so XML-RPC) reports: fetch once more for that serial.
-            return entry.floor is not None and entry.floor >= floor
+            return lag_ok and entry.floor is not None and entry.floor >= floor
         # Fetched before the Simple index showed the project change: only a full fetch will do.
         return changed_at is None or entry.fetched_at >= changed_at
 
-    def _fresh(self, entry: Entry, changed_at: float | None, floor: int | None) -> bool:
+    def _fresh(self, entry: Entry, changed_at: float | None, floor: int | None, lag_ok: bool) -> bool:
         age = self.clock() - entry.fetched_at
         if entry.status == 404:
             return age < self.not_found_ttl and (changed_at is None or entry.fetched_at >= changed_at)
-        return age < self.soft_ttl and self._usable(entry, changed_at, floor)
+        return age < self.soft_ttl and self._usable(entry, changed_at, floor, lag_ok)
 
     async def get(
-        self, key: str, loader: Loader, *, changed_at: float | None = None, floor: int | None = None
+        self,
+        key: str,
+        loader: Loader,
+        *,
+        changed_at: float | None = None,
+        floor: int | None = None,
+        stale_ok: bool = True,
     ) -> Entry:
         """The entry for `key`, fetched or revalidated by `loader` when it is not fresh.
 
         `changed_at` is when the Simple index last showed the document's project change; `floor` is the
         serial it shows for the project now: an entry with a lower serial is fetched again, once.
+        `stale_ok=False` accepts no older copy, neither stale-if-error nor one that lags `floor`: for a
+        reader that must see the upstream's current copy (the change feed's writer).
         """
         entry = await self.storage.get(key)
-        if entry is not None and self._fresh(entry, changed_at, floor):
+        if entry is not None and self._fresh(entry, changed_at, floor, stale_ok):
             return entry
         try:
             return await self._fetch(key, entry, loader, changed_at, floor)
         except UpstreamError as exc:
             # Stale-if-error: a copy past its soft expiry, within the window, beats no answer.
             if (
-                entry is None
+                not stale_ok
+                or entry is None
                 or entry.status != 200
                 or self.clock() - entry.fetched_at >= self.soft_ttl + self.stale_if_error
             ):

@@ -44,7 +44,14 @@ class DocumentStore:
         self.reported_serial: Callable[[str], Awaitable[int | None]] | None = None
 
     async def entry(
-        self, key: str, url: str, project: str | None, *, parse: Parse | None = None, accept: str | None = None
+        self,
+        key: str,
+        url: str,
+        project: str | None,
+        *,
+        parse: Parse | None = None,
+        accept: str | None = None,
+        stale_ok: bool = True,
     ) -> Entry:
         """The cached entry for `url` (a 404 included), fetched or revalidated as the cache's policy says.
 
@@ -66,11 +73,11 @@ class DocumentStore:
             if self.reported_serial is not None:
                 floors.append(await self.reported_serial(project))
             floor = max((f for f in floors if f is not None), default=None)
-        return await self.cache.get(key, load, changed_at=changed_at, floor=floor)
+        return await self.cache.get(key, load, changed_at=changed_at, floor=floor, stale_ok=stale_ok)
 
-    async def _document(self, key: str, url: str, parse: Parse, project: str) -> Any:
+    async def _document(self, key: str, url: str, parse: Parse, project: str, *, stale_ok: bool = True) -> Any:
         """The parsed document at `url`, or None for a genuine not-found."""
-        entry = await self.entry(key, url, project, parse=parse)
+        entry = await self.entry(key, url, project, parse=parse, stale_ok=stale_ok)
         if entry.status == 404:
             return None
         if entry.parsed is None:  # read back from a store that keeps only bytes
@@ -99,10 +106,16 @@ class DocumentStore:
             parsed=parsed,
         )
 
-    async def project(self, normalized: str) -> ProjectDoc | None:
-        """`/pypi/<name>/json`, or None when the project has no release (or does not exist)."""
+    async def project(self, normalized: str, *, stale_ok: bool = True) -> ProjectDoc | None:
+        """`/pypi/<name>/json`, or None when the project has no release (or does not exist).
+
+        The change feed's writer passes `stale_ok=False`: a change derived from an old copy would be lost."""
         doc: ProjectDoc | None = await self._document(
-            f"project:{normalized}", self.upstream.project_url(normalized), ProjectDoc.from_json, normalized
+            f"project:{normalized}",
+            self.upstream.project_url(normalized),
+            ProjectDoc.from_json,
+            normalized,
+            stale_ok=stale_ok,
         )
         return doc
 

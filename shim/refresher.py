@@ -23,9 +23,10 @@ import feedparser
 
 from shim.changes import derive_events, project_metadata, releases_of
 from shim.documents import DocumentStore
-from shim.errors import UpstreamError
+from shim.errors import UpstreamError, UpstreamUnavailable
 from shim.index import IndexSnapshot, ProjectIndex
 from shim.metaindex import MetaIndex, StoredRelease
+from shim.models import IndexListing
 from shim.names import path_segment
 
 __all__ = ["Crawler", "Refresher"]
@@ -66,6 +67,8 @@ class Refresher:
         self._semaphore = asyncio.Semaphore(concurrency)
         self._serials: dict[str, int] | None = None
         self._warned = False
+        # The listing whose every change is recorded: an unchanged index (a 304) needs no pass over it.
+        self._settled: IndexListing | None = None
         self._pass = asyncio.Lock()
 
     async def refresh(self) -> int:
@@ -84,6 +87,9 @@ class Refresher:
                 self._warned = True
             return 0
         now = int(self.clock())
+        if listing is self._settled:
+            await self.meta.run(self.meta.mark_refresh, now)
+            return 0
         if self._serials is None:
             self._serials = await self.meta.run(self.meta.serials)
         current = {name: (display, serial) for name, display, serial in _entries(snapshot)}
@@ -93,6 +99,7 @@ class Refresher:
             await self.meta.run(self.meta.baseline, baseline, last, now)
             self._serials = {name: serial for name, _, serial in baseline}
             logger.info("metadata index started at serial %d with %d projects", last, len(baseline))
+            self._settled = listing
             return 0
         changes = [
             _Change(name, display, self._serials.get(name), serial)
@@ -106,6 +113,8 @@ class Refresher:
         await self.meta.run(self.meta.mark_refresh, now)
         if changes:
             logger.info("recorded %d of %d project changes", recorded, len(changes))
+        if recorded == len(changes):  # else the projects not recorded are tried again next time
+            self._settled = listing
         return recorded
 
     async def _apply(self, change: _Change, snapshot: IndexSnapshot, now: int, feeds: _SiteFeeds) -> int:
@@ -134,7 +143,10 @@ class Refresher:
             self._serials.pop(change.normalized, None)
             return 1
         new_serial = change.new
-        doc = await self.store.project(change.normalized)
+        doc = await self.store.project(change.normalized, stale_ok=False)
+        if doc is not None and doc.last_serial is not None and doc.last_serial < new_serial:
+            # A copy that lags the Simple index (a CDN): recording from it would lose the change. Next pass.
+            raise UpstreamUnavailable(doc.url, f"serial {doc.last_serial}, the index says {new_serial}")
         new = releases_of(doc) if doc is not None else None
         old = await self.meta.run(self.meta.releases, change.normalized) if stored and stored[3] else None
         created = change.old is None and stored is None

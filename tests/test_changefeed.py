@@ -28,6 +28,7 @@ from tests.fakeindex import FakeIndex
 
 from .conftest import call, make_settings, rpc_for
 from .servers import serve_in_thread
+from .transports import Lagging
 
 
 def wheel_file(name: str, version: str, *, upload: str = "2026-01-02T03:05:00Z", tag: str = "py3") -> dict[str, Any]:
@@ -52,9 +53,9 @@ def posix(text: str) -> int:
 class Feed:
     """A service over a fake index, whose refresher is run by the test, one pass at a time."""
 
-    def __init__(self, fake: FakeIndex, settings: Settings) -> None:
+    def __init__(self, fake: FakeIndex, settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.fake = fake
-        self.client = TestClient(create_app(settings, transport=httpx.ASGITransport(app=fake)))
+        self.client = TestClient(create_app(settings, transport=transport or httpx.ASGITransport(app=fake)))
         self.rpc = rpc_for(self.client)
 
     def refresh(self) -> int:
@@ -132,6 +133,37 @@ def test_without_feeds_a_release_is_timed_by_its_first_upload() -> None:
         ("1.7.0", posix("2026-01-02T03:05:00Z"), "new release"),
         ("1.7.0", posix("2026-01-02T03:05:00Z"), "add py3 file roundup-1.7.0-py3-none-any.whl"),
     ]
+
+
+def test_a_change_not_recorded_is_tried_again_even_when_the_index_has_not_moved(feed: Feed) -> None:
+    start = feed.fake.state.serial
+    feed.fake.add_release("roundup", "1.7.0", files=[])
+    feed.fake.fail("/pypi/roundup/json", status=503, times=3)  # every try of this pass fails
+    assert feed.refresh() == 0
+    simple = [r for r in feed.fake.requests if r.path == "/simple/"]
+    assert feed.refresh() == 1  # the Simple index answers 304 now; the change is still owed
+    assert [r for r in feed.fake.requests if r.path == "/simple/"][len(simple) :][0].headers.get("if-none-match")
+    assert [(r[1], r[3]) for r in feed.since(start)] == [("1.7.0", "new release")]
+    assert feed.refresh() == 0  # settled: nothing more to do
+
+
+def test_a_json_copy_older_than_the_index_is_not_recorded_until_it_catches_up() -> None:
+    fake = FakeIndex()
+    with TestClient(fake, base_url="https://upstream.test") as upstream:
+        before = upstream.get("/pypi/roundup/json")
+    fake.requests.clear()
+    lagging = Lagging(fake, "/pypi/roundup/json", before, times=0)
+    running = Feed(fake, make_settings(), lagging)
+    with running.client:
+        running.rpc("changelog_since_serial", 0)
+        crawl_all(running)
+        start = fake.state.serial
+        fake.add_release("roundup", "1.7.0", files=[])
+        lagging.times = 2  # the CDN serves the old copy to both tries of this pass
+        assert running.refresh() == 0
+        assert running.since(start) == []
+        assert running.refresh() == 1  # it has caught up
+        assert [(r[1], r[3]) for r in running.since(start)] == [("1.7.0", "new release")]
 
 
 def test_files_added_late_yanks_and_removed_releases(feed: Feed) -> None:

@@ -21,10 +21,11 @@ from tests.fakeindex import FakeIndex
 
 from .conftest import call, make_settings, served
 from .servers import serve_in_thread
-from .transports import Tampered
+from .transports import Lagging, Tampered
 
 JSON_SIMPLE = "application/vnd.pypi.simple.v1+json"
 SEED_PATH = "f0/07/6f4e2164ed82dfff873ee55181f782926bcb4a29f6a83fe4f8b9cbf5489c/roundup-1.6.0.tar.gz"
+PROJECT = "/pypi/roundup/json"
 KEPT = ("content-type", "etag", "cache-control", "vary", "x-pypi-last-serial", "last-modified")
 
 
@@ -261,25 +262,11 @@ def test_a_project_page_never_shows_a_lower_serial_than_xmlrpc_reported(fake: Fa
         assert page.json()["info"]["version"] == "1.7.0"
 
 
-class StaleOnce(httpx.AsyncBaseTransport):
-    """The fake index, but the first project document is an older copy (a CDN that lags)."""
-
-    def __init__(self, fake: FakeIndex, stale: httpx.Response) -> None:
-        self.inner = httpx.ASGITransport(app=fake)
-        self.stale: httpx.Response | None = stale
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/pypi/roundup/json" and self.stale is not None:
-            stale, self.stale = self.stale, None
-            return httpx.Response(200, content=stale.content, headers=stale.headers)
-        return await self.inner.handle_async_request(request)
-
-
 def test_a_lagging_copy_is_fetched_again_for_the_serial_xmlrpc_reports(fake: FakeIndex) -> None:
     stale = upstream_response(fake, "/pypi/roundup/json")
     fake.add_release("roundup", "1.7.0", files=[])  # the index now reports a higher serial than `stale`
     fake.requests.clear()
-    with served(fake, StaleOnce(fake, stale)) as client:
+    with served(fake, Lagging(fake, PROJECT, stale)) as client:
         reported = call(client, "list_packages_with_serial")["roundup"]
         page = client.get("/pypi/roundup/json")
     assert int(page.headers["x-pypi-last-serial"]) >= reported

@@ -7,7 +7,7 @@ import httpx
 
 from tests.fakeindex import FakeIndex
 
-__all__ = ["Gate", "Tampered"]
+__all__ = ["Gate", "Lagging", "Tampered"]
 
 
 class Tampered(httpx.AsyncBaseTransport):
@@ -35,4 +35,19 @@ class Gate(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if request.url.path == "/simple/" and self.holding:
             await self.opened.wait()
+        return await self.inner.handle_async_request(request)
+
+
+class Lagging(httpx.AsyncBaseTransport):
+    """The fake index, but `path` answers an older copy (`stale`) for its first `times` requests: a CDN
+    that lags the Simple index."""
+
+    def __init__(self, fake: FakeIndex, path: str, stale: httpx.Response, times: int = 1) -> None:
+        self.inner = httpx.ASGITransport(app=fake)
+        self.path, self.stale, self.times = path, stale, times
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == self.path and self.times > 0:
+            self.times -= 1
+            return httpx.Response(200, content=self.stale.content, headers=self.stale.headers)
         return await self.inner.handle_async_request(request)
