@@ -38,8 +38,8 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 from starlette.types import Message, Receive, Scope, Send  # noqa: E402
 
-from tests.fakeindex import FakeIndex  # noqa: E402
-from tests.servers import serve_in_thread  # noqa: E402
+from testkit.fakeindex import FakeIndex  # noqa: E402
+from testkit.servers import serve_in_thread  # noqa: E402
 
 READY_TIMEOUT = 15.0  # seconds for the service to load its first Simple index
 REQUEST_TIMEOUT = 10.0  # seconds a client waits for one answer (also the drain after the deadline)
@@ -162,7 +162,7 @@ def service(upstream: str, state: Path, cache_soft_ttl: float) -> Iterator[tuple
         **os.environ,
         "SHIM_HOST": "127.0.0.1",
         "SHIM_UPSTREAM": upstream,
-        "SHIM_INDEX_PATH": str(state / "index.sqlite3"),
+        "SHIM_CATALOG_PATH": str(state / "catalog.sqlite3"),
         "SHIM_RATE_LIMIT": "off",
         "SHIM_LOG_LEVEL": "warning",
         "SHIM_CACHE_SOFT_TTL": f"{cache_soft_ttl:g}",

@@ -30,10 +30,10 @@ from pypi_simple import PYPI_SIMPLE_ENDPOINT
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.fakeindex.state import STORED_INFO_KEYS, version_key  # noqa: E402
+from testkit.fakeindex.state import STORED_INFO_KEYS, version_key  # noqa: E402
 
 PROJECTS = ("starlette", "httpx", "defusedxml", "pypi-simple")
-OUT = ROOT / "tests" / "fixtures" / "index"
+OUT = ROOT / "testkit" / "fixtures" / "index"
 DESCRIPTION_CHARS = 400
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 HOSTNAME = re.compile(r"(?<![A-Za-z0-9.-])((?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,})(?![A-Za-z0-9-])")

@@ -1,9 +1,11 @@
 """`pypi-xmlrpc-shim` and `python -m shim`: options from the settings registry, then uvicorn.
 
 pypi-xmlrpc-shim [OPTIONS]                      serve
-pypi-xmlrpc-shim index refresh [--once]         the metadata index's writer, as its own process
-pypi-xmlrpc-shim index crawl [--limit N]        read every project's JSON, at SHIM_CRAWL_RATE
-pypi-xmlrpc-shim index status                   what the metadata index covers, as JSON
+pypi-xmlrpc-shim catalog refresh [--once]       the catalog's one writer, as its own process
+pypi-xmlrpc-shim catalog crawl [--limit N]      read every project's JSON, at SHIM_CRAWL_RATE
+pypi-xmlrpc-shim catalog status                 what the catalog covers, as JSON
+
+`index` is the former name of `catalog`, and still works.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from shim import __version__
-from shim.settings import REGISTRY, Settings, SettingsError
+from shim.config.registry import REGISTRY
+from shim.config.settings import Settings, SettingsError
 
 __all__ = ["build_parser", "main"]
 
@@ -33,6 +36,14 @@ def _settings_options() -> argparse.ArgumentParser:
             # argparse formats help with %: escape it in our text.
             help=f"{setting.meaning} [{setting.env}; default: {setting.default_doc}]".replace("%", "%%"),
         )
+        for former in setting.former:  # read under its former name too, with a warning; not in --help
+            options.add_argument(
+                "--" + former.replace("_", "-"),
+                dest=former,
+                metavar=setting.metavar,
+                default=argparse.SUPPRESS,
+                help=argparse.SUPPRESS,
+            )
     return options
 
 
@@ -46,13 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    index = commands.add_parser("index", help="run or inspect the metadata index outside the service")
-    index_commands = index.add_subparsers(dest="index_command", metavar="ACTION", required=True)
-    refresh = index_commands.add_parser("refresh", parents=[options], help="keep the metadata index (the writer)")
+    catalog = commands.add_parser(
+        "catalog", aliases=["index"], help="run or inspect the catalog outside the service (`index`: former name)"
+    )
+    catalog_commands = catalog.add_subparsers(dest="catalog_command", metavar="ACTION", required=True)
+    refresh = catalog_commands.add_parser("refresh", parents=[options], help="keep the catalog (its one writer)")
     refresh.add_argument("--once", action="store_true", help="refresh once and exit")
-    crawl = index_commands.add_parser("crawl", parents=[options], help="read every project's JSON into the index")
+    crawl = catalog_commands.add_parser("crawl", parents=[options], help="read every project's JSON into the catalog")
     crawl.add_argument("--limit", type=int, default=None, help="stop after this many projects")
-    index_commands.add_parser("status", parents=[options], help="print what the index covers, as JSON")
+    catalog_commands.add_parser("status", parents=[options], help="print what the catalog covers, as JSON")
     return parser
 
 
@@ -63,7 +76,8 @@ def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
 
 
 def _settings(arguments: Mapping[str, object], environ: Mapping[str, str] | None) -> Settings:
-    options = {s.name: arguments.get(s.name) for s in REGISTRY}
+    names = [name for s in REGISTRY for name in (s.name, *s.former)]
+    options = {name: arguments.get(name) for name in names}
     try:
         return Settings.load(os.environ if environ is None else environ, options)  # type: ignore[arg-type]
     except SettingsError as exc:
@@ -71,17 +85,18 @@ def _settings(arguments: Mapping[str, object], environ: Mapping[str, str] | None
         raise SystemExit(2) from None
 
 
-async def _index(settings: Settings, action: str, *, once: bool, limit: int | None) -> int:
-    from shim.app import build_services
-    from shim.metaindex import MetaIndex
-    from shim.refresher import Crawler, Refresher
+async def _catalog(settings: Settings, action: str, *, once: bool, limit: int | None) -> int:
+    from shim.catalog.crawler import Crawler
+    from shim.catalog.refresher import Refresher
+    from shim.catalog.writes import CatalogWriter
+    from shim.wiring import build_services
 
     services, client = build_services(settings)
-    writer = MetaIndex(settings.index_path, writer=True)
+    writer = CatalogWriter(settings.catalog_path)
     try:
         if action == "status":
             coverage = await writer.run(writer.coverage)
-            print(json.dumps({"path": str(settings.index_path), **dataclasses.asdict(coverage)}))
+            print(json.dumps({"path": str(settings.catalog_path), **dataclasses.asdict(coverage)}))
         elif action == "refresh":
             refresher = Refresher(writer, services.store, services.index)
             if once:
@@ -103,13 +118,13 @@ async def _index(settings: Settings, action: str, *, once: bool, limit: int | No
 def main(argv: Sequence[str] | None = None) -> None:
     arguments = vars(build_parser().parse_args(argv))
     settings = _settings(arguments, None)
-    from shim.app import configure_logging
+    from shim.wiring import configure_logging
 
     configure_logging(settings)
-    if arguments.get("command") == "index":
-        action = str(arguments["index_command"])
+    if arguments.get("command") in ("catalog", "index"):
+        action = str(arguments["catalog_command"])
         raise SystemExit(
-            asyncio.run(_index(settings, action, once=bool(arguments.get("once")), limit=arguments.get("limit")))
+            asyncio.run(_catalog(settings, action, once=bool(arguments.get("once")), limit=arguments.get("limit")))
         )
     import uvicorn
 

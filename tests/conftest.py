@@ -20,24 +20,24 @@ import pytest
 from starlette.testclient import TestClient
 
 from shim.app import create_app
-from shim.settings import Settings
-from shim.urls import UpstreamURL
-from tests.fakeindex import FakeIndex
+from shim.config.settings import Settings
+from shim.upstream.urls import UpstreamURL
+from testkit.fakeindex import FakeIndex
 
 UPSTREAM = "https://upstream.test/"
 
 Rpc = Callable[..., Any]
 
 
-# Every app a test builds gets a metadata index of its own, in a directory removed at exit; a service a test
+# Every app a test builds gets a catalog of its own, in a directory removed at exit; a service a test
 # starts as a child process (which reads the default location) writes there too, never in the home directory.
 _STATE = tempfile.TemporaryDirectory(prefix="shim-tests-")
 os.environ["XDG_STATE_HOME"] = str(Path(_STATE.name) / "state")
 
 
 def make_settings(**overrides: Any) -> Settings:
-    index_path = Path(tempfile.mkdtemp(dir=_STATE.name)) / "index.sqlite3"
-    values: dict[str, Any] = {"upstream": UpstreamURL.parse(UPSTREAM), "index_path": index_path}
+    catalog_path = Path(tempfile.mkdtemp(dir=_STATE.name)) / "catalog.sqlite3"
+    values: dict[str, Any] = {"upstream": UpstreamURL.parse(UPSTREAM), "catalog_path": catalog_path}
     values.update(overrides)
     return Settings(**values)
 

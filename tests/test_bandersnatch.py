@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from shim.app import create_app
-from shim.settings import FilesMode
-from shim.urls import UpstreamURL
-from tests.fakeindex import FakeIndex
+from shim.modes import FilesMode
+from shim.upstream.urls import UpstreamURL
+from testkit.fakeindex import FakeIndex
+from testkit.servers import serve_in_thread
 
 from .bandersnatch_harness import run_bandersnatch
 from .conftest import make_settings
-from .servers import serve_in_thread
 from .test_dropin_clients import add_wheel
 
 WHEEL = "demo_pkg-1.0-py3-none-any.whl"

@@ -14,9 +14,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from shim.app import create_app
-from shim.cache import Entry, MemoryStorage
-from shim.index import ProjectIndex
-from tests.fakeindex import FakeIndex
+from shim.upstream.cache import Entry, MemoryStorage
+from shim.upstream.simple_index import ProjectIndex
+from testkit.fakeindex import FakeIndex
 
 from .conftest import Rpc, make_settings, rpc_for, served
 from .transports import Gate, Tampered

@@ -1,5 +1,5 @@
 """The change feed: changelog_since_serial and changelog over a fake index whose serials move between
-refreshes, the metadata index behind them (restart, corruption, the 50 000 cap) and the crawler's rate."""
+refreshes, the catalog behind them (restart, corruption, the 50 000 cap) and the crawler's rate."""
 
 from __future__ import annotations
 
@@ -20,14 +20,17 @@ import pytest
 from starlette.testclient import TestClient
 
 from shim.app import create_app
-from shim.metaindex import MAX_ROWS, MetaIndex
-from shim.refresher import Crawler, Refresher
-from shim.settings import Settings
-from shim.urls import UpstreamURL
-from tests.fakeindex import FakeIndex
+from shim.catalog.crawler import Crawler
+from shim.catalog.refresher import Refresher
+from shim.catalog.rows import ListedProject
+from shim.catalog.schema import MAX_ROWS
+from shim.catalog.writes import CatalogWriter
+from shim.config.settings import Settings
+from shim.upstream.urls import UpstreamURL
+from testkit.fakeindex import FakeIndex
+from testkit.servers import serve_in_thread
 
 from .conftest import call, make_settings, rpc_for
-from .servers import serve_in_thread
 from .transports import Lagging
 
 
@@ -74,14 +77,14 @@ class Feed:
 
 
 def crawl_all(running: Feed) -> None:
-    """Read every project's JSON into the metadata index (what the crawler does, here at once)."""
+    """Read every project's JSON into the catalog (what the crawler does, here at once)."""
     refresher: Refresher = running.client.app.state.refresher  # type: ignore[attr-defined]
 
     async def crawl() -> None:
         async def no_wait(seconds: float) -> None:
             return None
 
-        await Crawler(refresher.meta, refresher.store, rate=1000, sleep=no_wait).run()
+        await Crawler(refresher.catalog, refresher.store, rate=1000, sleep=no_wait).run()
 
     assert running.client.portal is not None
     running.client.portal.call(crawl)
@@ -171,7 +174,7 @@ def test_files_added_late_yanks_and_removed_releases(feed: Feed) -> None:
     start = fake.state.serial
     project = fake.project("oddversions")
     release = next(r for r in project.releases if r.version == "3.0.0")
-    from tests.fakeindex import FileRecord
+    from testkit.fakeindex import FileRecord
 
     release.files.append(FileRecord.from_state(wheel_file("oddversions", "3.0.0", upload="2026-02-01T00:00:00Z")))
     fake.bump_serial("oddversions")
@@ -283,7 +286,7 @@ def test_an_old_serial_gets_a_row_per_project_above_it(feed: Feed) -> None:
 
 def test_the_index_survives_a_restart_and_catches_up(tmp_path: Path) -> None:
     fake = FakeIndex()
-    settings = make_settings(index_path=tmp_path / "index.sqlite3")
+    settings = make_settings(catalog_path=tmp_path / "catalog.sqlite3")
     first = Feed(fake, settings)
     with first.client:
         first.rpc("changelog_since_serial", 0)
@@ -300,10 +303,10 @@ def test_the_index_survives_a_restart_and_catches_up(tmp_path: Path) -> None:
 
 
 def test_a_corrupt_index_is_moved_aside_and_rebuilt(tmp_path: Path) -> None:
-    path = tmp_path / "index.sqlite3"
+    path = tmp_path / "catalog.sqlite3"
     path.write_bytes(b"this is not a database" * 100)
     fake = FakeIndex()
-    running = Feed(fake, make_settings(index_path=path))
+    running = Feed(fake, make_settings(catalog_path=path))
     with running.client:
         running.rpc("changelog_since_serial", 0)
         crawl_all(running)
@@ -311,21 +314,21 @@ def test_a_corrupt_index_is_moved_aside_and_rebuilt(tmp_path: Path) -> None:
         fake.add_release("roundup", "1.7.0", files=[])
         running.refresh()
         assert [r[3] for r in running.since(start)] == ["new release"]
-    (aside,) = tmp_path.glob("index.sqlite3.corrupt-*")
+    (aside,) = tmp_path.glob("catalog.sqlite3.corrupt-*")
     assert aside.read_bytes().startswith(b"this is not a database")
 
 
 def test_a_reader_of_a_damaged_index_answers_a_fault_and_keeps_serving(tmp_path: Path) -> None:
-    path = tmp_path / "index.sqlite3"
+    path = tmp_path / "catalog.sqlite3"
     path.write_bytes(b"damaged" * 1000)
-    settings = make_settings(index_path=path, index_writer=False)
+    settings = make_settings(catalog_path=path, catalog_writer=False)
     with TestClient(create_app(settings, transport=httpx.ASGITransport(app=FakeIndex()))) as client:
         with pytest.raises(xmlrpc.client.Fault) as caught:
             call(client, "changelog_since_serial", 0)
         assert call(client, "package_releases", "roundup") == ["1.6.1"]
     assert (caught.value.faultCode, caught.value.faultString) == (
         -32500,
-        "RuntimeError: The change index cannot be read right now; its writer rebuilds it.",
+        "RuntimeError: The catalog cannot be read right now; its writer rebuilds it.",
     )
     assert path.read_bytes().startswith(b"damaged")  # a reader never touches the file
 
@@ -335,22 +338,22 @@ def test_no_serials_upstream_the_feed_says_why() -> None:
     with TestClient(app) as client, pytest.raises(xmlrpc.client.Fault) as caught:
         call(client, "changelog_since_serial", 0)
     assert caught.value.faultString == (
-        "RuntimeError: The change index has not seen the upstream's Simple index with serials yet; "
+        "RuntimeError: The catalog has not seen the upstream's Simple index with serials yet; "
         "the change feed starts at the first refresh."
     )
 
 
 def test_at_most_50000_rows_the_lowest_serials_first(tmp_path: Path) -> None:
-    path = tmp_path / "index.sqlite3"
-    meta = MetaIndex(path, writer=True)
-    meta.baseline([("p", "p", 1)], 1, 0)
+    path = tmp_path / "catalog.sqlite3"
+    meta = CatalogWriter(path)
+    meta.baseline([ListedProject("p", "p", 1)], 1, 0)
     with meta.transaction() as connection:
         connection.executemany(
             "INSERT INTO events VALUES (?, 'p', 0, '1.0', 0, 'new release')",
             [(serial,) for serial in range(MAX_ROWS + 10, 1, -1)],
         )
     meta.close()
-    settings = make_settings(index_path=path, index_writer=False)
+    settings = make_settings(catalog_path=path, catalog_writer=False)
     with TestClient(create_app(settings, transport=httpx.ASGITransport(app=FakeIndex()))) as client:
         rows = call(client, "changelog_since_serial", 1)
     assert len(rows) == MAX_ROWS
@@ -359,7 +362,7 @@ def test_at_most_50000_rows_the_lowest_serials_first(tmp_path: Path) -> None:
 
 def test_the_crawler_reads_every_project_at_its_rate_and_resumes(tmp_path: Path) -> None:
     fake = FakeIndex()
-    settings = make_settings(index_path=tmp_path / "index.sqlite3")
+    settings = make_settings(catalog_path=tmp_path / "catalog.sqlite3")
     runs: list[list[tuple[float, str]]] = [[], []]
     now = [0.0]
 
@@ -367,10 +370,10 @@ def test_the_crawler_reads_every_project_at_its_rate_and_resumes(tmp_path: Path)
         now[0] += seconds  # a fake clock: the bound is checked exactly, whatever the machine's load
 
     async def scenario() -> tuple[int, int, int, int]:
-        from shim.app import build_services
+        from shim.wiring import build_services
 
         services, client = build_services(settings, httpx.ASGITransport(app=fake))
-        meta = MetaIndex(settings.index_path, writer=True)
+        meta = CatalogWriter(settings.catalog_path)
         await Refresher(meta, services.store, services.index).refresh()  # the first look: nothing read
         original = services.store.project
         run = 0
@@ -400,19 +403,19 @@ def test_the_crawler_reads_every_project_at_its_rate_and_resumes(tmp_path: Path)
 
 def test_the_refresher_and_the_service_as_separate_processes(tmp_path: Path) -> None:
     fake = FakeIndex()
-    index_path = tmp_path / "index.sqlite3"
+    catalog_path = tmp_path / "catalog.sqlite3"
     with serve_in_thread(fake) as index_url:
         fake.set_urls(index_url + "/")
         environ = {
             "SHIM_UPSTREAM": index_url + "/",
-            "SHIM_INDEX_PATH": str(index_path),
+            "SHIM_CATALOG_PATH": str(catalog_path),
             "PATH": "/usr/bin:/bin",
             "HOME": str(tmp_path),
         }
 
         def index_process(*action: str) -> dict[str, Any]:
             done = subprocess.run(
-                [sys.executable, "-m", "shim", "index", *action],
+                [sys.executable, "-m", "shim", "catalog", *action],
                 env=environ, capture_output=True, text=True, timeout=60, check=False,
             )  # fmt: skip
             assert done.returncode == 0, done.stderr
@@ -427,12 +430,14 @@ def test_the_refresher_and_the_service_as_separate_processes(tmp_path: Path) -> 
         start = fake.state.serial
         fake.add_release("roundup", "1.7.0", files=[])
         assert refresh_process() == {"recorded": 1}
-        settings = make_settings(upstream=UpstreamURL.parse(index_url + "/"), index_path=index_path, index_writer=False)
+        settings = make_settings(
+            upstream=UpstreamURL.parse(index_url + "/"), catalog_path=catalog_path, catalog_writer=False
+        )
         with TestClient(create_app(settings)) as client:
             rows = call(client, "changelog_since_serial", start)
             page = client.get("/pypi/roundup/json")
         status = subprocess.run(
-            [sys.executable, "-m", "shim", "index", "status"],
+            [sys.executable, "-m", "shim", "catalog", "status"],
             env=environ, capture_output=True, text=True, timeout=60, check=True,
         )  # fmt: skip
     assert [(r[0], r[1], r[3]) for r in rows] == [("roundup", "1.7.0", "new release")]

@@ -26,11 +26,11 @@ from starlette.testclient import TestClient
 
 from shim import cli
 from shim.app import create_app
-from shim.docs import docs_page, settings_markdown
-from shim.methods import METHODS
-from shim.settings import Settings, SettingsError
-from shim.table import Mode
-from shim.urls import REDACTED, UpstreamURL, redact_url
+from shim.config.settings import Settings, SettingsError
+from shim.methods.table import METHODS
+from shim.modes import Mode
+from shim.upstream.urls import REDACTED, UpstreamURL, redact_url
+from shim.web.docs import docs_page, settings_markdown
 
 from .conftest import run_shim
 

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from shim.app import create_app
-from shim.urls import UpstreamURL
-from tests.fakeindex import FakeIndex
+from shim.upstream.urls import UpstreamURL
+from testkit.fakeindex import FakeIndex
+from testkit.servers import serve_in_thread
 
 from .conftest import fault_of, make_settings
-from .servers import serve_in_thread
 from .test_changefeed import Feed, crawl_all
 
 E = "Environment :: Other Environment"
@@ -32,7 +32,7 @@ def add_project(fake: FakeIndex, name: str, version: str, **info: Any) -> None:
 
 @pytest.fixture
 def discovery() -> Iterator[Feed]:
-    """A service whose metadata index has read every project (what the crawler does)."""
+    """A service whose catalog has read every project (what the crawler does)."""
     fake = FakeIndex()
     add_project(fake, "tracker", "2.0", summary="A bug tracker", classifiers=[E])
     add_project(fake, "issue-tracker-lite", "0.3", summary="Lite issue tracking", keywords="bugs,tracker")
@@ -229,7 +229,7 @@ def test_a_slow_upstream_leaves_unfilled_hits_out_within_the_deadline() -> None:
 
 def test_without_fts5_text_fields_are_matched_by_substring(discovery: Feed) -> None:
     refresher = discovery.client.app.state.refresher  # type: ignore[attr-defined]
-    with refresher.meta.transaction() as connection:
-        refresher.meta.set_meta(connection, "fts", "0")  # as an SQLite built without FTS5 records it
+    with refresher.catalog.transaction() as connection:
+        refresher.catalog.set_meta(connection, "fts", "0")  # as an SQLite built without FTS5 records it
     assert names(discovery.rpc("search", {"summary": "issue track"})) == ["roundup", "issue-tracker-lite"]
     assert names(discovery.rpc("search", {"keywords": "bugs"})) == ["issue-tracker-lite"]

@@ -10,11 +10,12 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
-from shim.docs import FAULTS, render_readme
-from shim.faults import APPLICATION_ERROR, METHOD_NOT_FOUND, NOT_WELL_FORMED, SERVICE_UNAVAILABLE
-from shim.methods import METHODS
-from shim.settings import REGISTRY, Settings
-from shim.table import Mode
+from shim.config.registry import REGISTRY
+from shim.config.settings import Settings
+from shim.methods.table import METHODS
+from shim.modes import Mode
+from shim.web.docs import render_readme
+from shim.xmlrpc.faults import APPLICATION_ERROR, DOCUMENTED, METHOD_NOT_FOUND, NOT_WELL_FORMED, SERVICE_UNAVAILABLE
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -27,7 +28,7 @@ def _section(name: str) -> str:
 
 
 def test_the_readme_tables_are_up_to_date() -> None:
-    assert render_readme(README, METHODS) == README, "run `python -m shim.docs`"
+    assert render_readme(README, METHODS) == README, "run `python -m shim.web.docs`"
 
 
 def test_the_readme_method_table_lists_exactly_the_method_table() -> None:
@@ -44,7 +45,7 @@ def test_the_readme_settings_table_lists_every_setting() -> None:
 
 def test_the_fault_table_matches_the_faults_sent() -> None:
     for fault in (NOT_WELL_FORMED, METHOD_NOT_FOUND, APPLICATION_ERROR, SERVICE_UNAVAILABLE):
-        assert (fault.code, fault.string) in {(code, string) for code, string, _ in FAULTS}
+        assert fault in [d.fault for d in DOCUMENTED]
     assert f"`{NOT_WELL_FORMED.string}`" in _section("faults")
 
 

@@ -19,12 +19,12 @@ import pytest
 from click.testing import CliRunner
 
 from shim.app import create_app
-from shim.settings import FilesMode
-from shim.urls import UpstreamURL
-from tests.fakeindex import FakeIndex
+from shim.modes import FilesMode
+from shim.upstream.urls import UpstreamURL
+from testkit.fakeindex import FakeIndex
+from testkit.servers import serve_in_thread
 
 from .conftest import client_leaks_collected, make_settings
-from .servers import serve_in_thread
 
 
 def build_wheel(name: str, version: str) -> bytes:

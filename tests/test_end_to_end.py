@@ -14,11 +14,11 @@ from collections.abc import Iterator
 import pytest
 
 from shim.app import create_app
-from shim.urls import UpstreamURL
-from tests.fakeindex import FakeIndex
+from shim.upstream.urls import UpstreamURL
+from testkit.fakeindex import FakeIndex
+from testkit.servers import serve_in_thread
 
 from .conftest import client_leaks_collected, make_settings
-from .servers import serve_in_thread
 from .test_release_methods import ROUNDUP_160_URLS
 
 

@@ -11,11 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fakeindex import FIXTURES, FakeIndex, IndexState, Project, Release
-from tests.fakeindex.render_json import encode
-from tests.fakeindex.render_simple import negotiate
-from tests.fakeindex.state import full_info, version_key
-from tests.servers import serve_in_thread
+from testkit.fakeindex import FIXTURES, FakeIndex, IndexState, Project, Release
+from testkit.fakeindex.render_json import encode
+from testkit.fakeindex.render_simple import negotiate
+from testkit.fakeindex.state import full_info, version_key
+from testkit.servers import serve_in_thread
 
 RECORDED = ("starlette", "httpx", "defusedxml", "pypi-simple")
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
@@ -295,7 +295,7 @@ async def test_rss_feeds() -> None:
 
 
 def test_rss_description_drops_control_characters(fake: FakeIndex) -> None:
-    from tests.fakeindex.render_rss import project_releases
+    from testkit.fakeindex.render_rss import project_releases
 
     xml = project_releases(fake.project("unicode-chaos"), fake.urls).decode()
     assert "<description>Hello… 日本語 [31mred[0m tabhere</description>" in xml

@@ -11,8 +11,8 @@ from starlette.testclient import TestClient
 
 from shim.app import create_app
 from shim.errors import Refused
-from shim.methods import METHODS
-from shim.table import Grade, MethodSpec, MethodTable, Serve
+from shim.methods.table import METHODS
+from shim.xmlrpc.table import Grade, MethodSpec, MethodTable, Serve
 
 from .conftest import Rpc, call, fault_of, make_settings
 
@@ -111,7 +111,6 @@ def _table_with(function: Any, returns: str = "int") -> MethodTable:
         summary="test probe",
         grade=Grade.EXACT,
         note="",
-        sources="none",
         restore=Serve(),
         today=Serve(),
     )

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from shim.app import create_app
-from shim.protocol import NotWellFormed, dump_response, parse_call
-from tests.fakeindex import FakeIndex
+from shim.xmlrpc.protocol import NotWellFormed, dump_response, parse_call
+from testkit.fakeindex import FakeIndex
 
 from .conftest import make_settings
 
@@ -405,7 +405,7 @@ values = st.recursive(
 
 def _legal(value: Any) -> Any:
     """What a client reads back: XML-illegal characters are never sent."""
-    from shim.text import strip_illegal_xml
+    from shim.xmlrpc.text import strip_illegal_xml
 
     if isinstance(value, str):
         return strip_illegal_xml(value)

@@ -14,9 +14,9 @@ from packaging.utils import canonicalize_name
 from starlette.testclient import TestClient
 
 from shim.app import create_app
-from shim.methods import METHODS
-from shim.table import Mode
-from tests.fakeindex import FIXTURES, FakeIndex
+from shim.methods.table import METHODS
+from shim.modes import Mode
+from testkit.fakeindex import FIXTURES, FakeIndex
 
 from .conftest import Rpc, make_settings
 from .test_release_methods import ROUNDUP_160_DATA, ROUNDUP_160_URLS

@@ -13,14 +13,14 @@ import pytest
 from starlette.testclient import TestClient
 
 from shim.app import create_app
-from shim.index import ProjectIndex
-from shim.passthrough import negotiate_simple
-from shim.settings import FilesMode
-from shim.urls import UpstreamURL
-from tests.fakeindex import FakeIndex
+from shim.modes import FilesMode
+from shim.upstream.simple_index import ProjectIndex
+from shim.upstream.urls import UpstreamURL
+from shim.web.passthrough import negotiate_simple
+from testkit.fakeindex import FakeIndex
+from testkit.servers import serve_in_thread
 
 from .conftest import call, make_settings, served
-from .servers import serve_in_thread
 from .transports import Lagging, Tampered
 
 JSON_SIMPLE = "application/vnd.pypi.simple.v1+json"

@@ -7,8 +7,8 @@ import xmlrpc.client
 
 import pytest
 
-from shim.protocol import NotWellFormed, Raw, WireError, dump_fault, dump_response, encode_value, parse_call
-from shim.text import clean_for_xml, strip_illegal_xml
+from shim.xmlrpc.protocol import NotWellFormed, Raw, WireError, dump_fault, dump_response, encode_value, parse_call
+from shim.xmlrpc.text import clean_for_xml, strip_illegal_xml
 
 SAMPLES = [
     "pypi-only",

@@ -13,12 +13,12 @@ import pytest
 from starlette.testclient import TestClient
 
 from shim.app import create_app
-from shim.ratelimit import RateLimit, RateLimiter
-from shim.settings import Settings
-from tests.fakeindex import FakeIndex
+from shim.config.settings import Settings
+from shim.xmlrpc.ratelimit import RateLimit, RateLimiter
+from testkit.fakeindex import FakeIndex
+from testkit.servers import serve_in_thread
 
 from .conftest import make_settings
-from .servers import serve_in_thread
 
 CALL = xmlrpc.client.dumps(("x",), methodname="package_hosting_mode").encode()
 REFUSAL = re.compile(
@@ -115,7 +115,7 @@ def test_rates_are_written_as_the_limits_library_writes_them(text: str, limit: R
 
 
 def test_a_bad_rate_names_the_setting() -> None:
-    from shim.settings import SettingsError
+    from shim.config.settings import SettingsError
 
     with pytest.raises(SettingsError, match=r"SHIM_RATE_LIMIT has value 'lots': not a rate such as"):
         Settings.load({"SHIM_UPSTREAM": "https://upstream.test/", "SHIM_RATE_LIMIT": "lots"})

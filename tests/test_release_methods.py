@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakeindex import FIXTURES, FakeIndex
+from testkit.fakeindex import FIXTURES, FakeIndex
 
 from .conftest import Rpc, call, fault_of, rpc_for, served
 
@@ -346,7 +346,7 @@ def test_a_mirror_without_serials() -> None:
 
 
 def test_an_empty_index_has_a_nil_last_serial() -> None:
-    from tests.fakeindex import IndexState
+    from testkit.fakeindex import IndexState
 
     with served(FakeIndex(IndexState())) as client:
         assert call(client, "changelog_last_serial") is None

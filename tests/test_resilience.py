@@ -16,11 +16,11 @@ import pytest
 from starlette.testclient import TestClient
 
 from shim.app import create_app
-from shim.urls import UpstreamURL
-from tests.fakeindex import FakeIndex
+from shim.upstream.urls import UpstreamURL
+from testkit.fakeindex import FakeIndex
+from testkit.servers import serve_in_thread
 
 from .conftest import make_settings, rpc_for, served
-from .servers import serve_in_thread
 from .transports import Gate, Tampered
 
 PROJECT_JSON = "/pypi/roundup/json"

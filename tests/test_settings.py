@@ -14,8 +14,11 @@ import pytest
 from pypi_simple import PYPI_SIMPLE_ENDPOINT
 
 from shim import cli
-from shim.settings import REGISTRY, LogLevel, Mode, Settings, SettingsError, _pip_config, default_upstream
-from shim.urls import UpstreamURL
+from shim.config.pip import default_upstream, pip_config
+from shim.config.registry import REGISTRY, LogLevel
+from shim.config.settings import Settings, SettingsError
+from shim.modes import Mode
+from shim.upstream.urls import UpstreamURL
 
 from .conftest import run_shim
 
@@ -498,17 +501,17 @@ def test_nothing_configured_means_the_public_index() -> None:
     assert config.reads == 1
 
 
-def test_empty_pip_index_url_reads_pip_config() -> None:
+def test_empty_pip_index_url_readspip_config() -> None:
     config = FakePipConfig({"global.index-url": "https://global.test/simple/"})
     assert default_upstream({"PIP_INDEX_URL": ""}, pip_config=config).base == "https://global.test/"
 
 
 def test_real_pip_config_list_output_is_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
-    # `_pip_config` runs `python -m pip config list`, which inherits this environment and prints
+    # `pip_config` runs `python -m pip config list`, which inherits this environment and prints
     # `:env:.index-url='https://mirror.test/simple/'`.
     monkeypatch.setenv("PIP_INDEX_URL", "https://mirror.test/simple/")
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-    config = _pip_config()
+    config = pip_config()
     assert config[":env:.index-url"] == "https://mirror.test/simple/"
     assert default_upstream({}).base == "https://mirror.test/"
 

@@ -13,9 +13,9 @@ import pytest
 
 from shim import __version__
 from shim.errors import UpstreamUnavailable
-from shim.upstream import MAX_REDIRECTS, Upstream, build_client
-from shim.urls import UpstreamURL
-from tests.fakeindex import FakeIndex
+from shim.upstream.client import MAX_REDIRECTS, Upstream, build_client
+from shim.upstream.urls import UpstreamURL
+from testkit.fakeindex import FakeIndex
 
 from .conftest import call, make_settings
 

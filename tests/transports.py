@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import httpx
 
-from tests.fakeindex import FakeIndex
+from testkit.fakeindex import FakeIndex
 
 __all__ = ["Gate", "Lagging", "Tampered"]
 

@@ -1,0 +1,196 @@
+"""Reads of the catalog: what every process may ask of it. Only the writer (shim.catalog.writes) changes it."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from shim.catalog.rows import (
+    ChangeRow,
+    Coverage,
+    ProjectRecord,
+    ReleaseRef,
+    Role,
+    StoredFile,
+    StoredMetadata,
+    StoredRelease,
+)
+from shim.catalog.schema import DEFAULT_ACTION, MAX_ROWS, SEARCHED, CatalogFile, clamp_int64, locked
+
+__all__ = ["CatalogReader"]
+
+
+class CatalogReader(CatalogFile):
+    """The catalog, read-only: a missing schema or a damaged file answers empty, never raises, where noted."""
+
+    @locked
+    def serials(self) -> dict[str, int]:
+        """Every project still listed, normalised name -> serial."""
+        rows = self.connect().execute("SELECT normalized, serial FROM projects WHERE present = 1")
+        return {str(name): int(serial) for name, serial in rows}
+
+    @locked
+    def project(self, normalized: str) -> ProjectRecord | None:
+        """What the catalog holds of a project it has seen."""
+        row = (
+            self.connect()
+            .execute("SELECT name, serial, seen_at, known FROM projects WHERE normalized = ?", (normalized,))
+            .fetchone()
+        )
+        return None if row is None else ProjectRecord(str(row[0]), int(row[1]), int(row[2]), bool(row[3]))
+
+    @locked
+    def releases(self, normalized: str) -> dict[str, StoredRelease]:
+        connection = self.connect()
+        files: dict[str, list[StoredFile]] = {}
+        for version, filename, python_version, upload_time in connection.execute(
+            "SELECT version, filename, python_version, upload_time FROM files WHERE normalized = ? ORDER BY filename",
+            (normalized,),
+        ):
+            files.setdefault(version, []).append(StoredFile(filename, python_version, upload_time))
+        return {
+            str(version): StoredRelease(str(version), bool(yanked), tuple(files.get(version, [])))
+            for version, yanked in connection.execute(
+                "SELECT version, yanked FROM releases WHERE normalized = ?", (normalized,)
+            )
+        }
+
+    @locked
+    def serial_of(self, normalized: str) -> int | None:
+        """The serial the change feed reports for a project (None: not seen, or no catalog yet)."""
+        try:
+            row = self.connect().execute("SELECT serial FROM projects WHERE normalized = ?", (normalized,)).fetchone()
+        except sqlite3.DatabaseError:  # no schema yet, or a damaged file its writer will rebuild
+            return None
+        return None if row is None else int(row[0])
+
+    @locked
+    def rows_since(self, serial: int, limit: int = MAX_ROWS) -> list[ChangeRow]:
+        """The rows above `serial`, by serial. Below the oldest change seen, a row per project whose serial
+        is above `serial` stands for what happened there (the catalog cannot know more)."""
+        serial = clamp_int64(serial)
+        connection = self.connect()
+        oldest = self.oldest_serial
+        if oldest is None:
+            return []
+        rows: list[tuple[Any, ...]] = []
+        if serial < oldest:
+            rows += connection.execute(
+                "SELECT name, NULL, seen_at, ?, serial, -1 FROM projects "
+                "WHERE serial > ? AND serial <= ? ORDER BY serial LIMIT ?",
+                (DEFAULT_ACTION, serial, oldest, limit),
+            ).fetchall()
+        rows += connection.execute(
+            "SELECT name, version, timestamp, action, serial, seq FROM events WHERE serial > ? "
+            "ORDER BY serial, name, seq LIMIT ?",
+            (max(serial, oldest), limit),
+        ).fetchall()
+        rows.sort(key=lambda row: (row[4], row[0], row[5]))
+        return [ChangeRow(str(n), v, int(t), str(a), int(s)) for n, v, t, a, s, _ in rows[:limit]]
+
+    @locked
+    def rows_after_time(self, since: int, limit: int = MAX_ROWS) -> list[ChangeRow]:
+        """The rows newer than a POSIX time, by serial (PyPI's `changelog`)."""
+        rows = self.connect().execute(
+            "SELECT name, version, timestamp, action, serial FROM events WHERE timestamp > ? "
+            "ORDER BY serial, name, seq LIMIT ?",
+            (clamp_int64(since), limit),
+        )
+        return [ChangeRow(str(n), v, int(t), str(a), int(s)) for n, v, t, a, s in rows]
+
+    @locked
+    def coverage(self) -> Coverage:
+        try:
+            connection = self.connect()
+            projects, known = connection.execute(
+                "SELECT COUNT(*), COALESCE(SUM(known), 0) FROM projects WHERE present = 1"
+            ).fetchone()
+            (events,) = connection.execute("SELECT COUNT(*) FROM events").fetchone()
+        except sqlite3.DatabaseError:
+            return Coverage(0, 0, None, None, 0)
+        refreshed = self.get_meta("last_refresh")
+        return Coverage(int(projects), int(known), self.oldest_serial, int(refreshed) if refreshed else None, events)
+
+    @locked
+    def unknown_projects(self, after: str, limit: int) -> list[str]:
+        """Projects whose JSON was never read, in name order after `after` (the crawler's cursor)."""
+        rows = self.connect().execute(
+            "SELECT normalized FROM projects WHERE present = 1 AND known = 0 AND normalized > ? "
+            "ORDER BY normalized LIMIT ?",
+            (after, limit),
+        )
+        return [str(name) for (name,) in rows]
+
+    @locked
+    def text_matches(self, field: str, words: list[str]) -> set[str]:
+        """Projects whose `field` holds every word (as a word prefix, case-insensitively)."""
+        if field not in SEARCHED or not words:
+            return set()
+        try:
+            connection = self.connect()
+            if self.get_meta("fts") == "1":
+                query = " AND ".join(f'{field} : "{word}"*' for word in words)
+                rows = connection.execute("SELECT normalized FROM search WHERE search MATCH ?", (query,))
+            else:
+                clauses = " AND ".join(f"lower({field}) LIKE ?" for _ in words)
+                rows = connection.execute(
+                    f"SELECT normalized FROM search WHERE {clauses}", [f"%{word}%" for word in words]
+                )
+            return {str(name) for (name,) in rows}
+        except sqlite3.DatabaseError:
+            return set()
+
+    @locked
+    def with_version(self, version: str) -> set[str]:
+        """Projects with a release of exactly that version string."""
+        try:
+            rows = self.connect().execute("SELECT normalized FROM releases WHERE version = ?", (version,))
+            return {str(name) for (name,) in rows}
+        except sqlite3.DatabaseError:
+            return set()
+
+    @locked
+    def projects_metadata(self, names: list[str]) -> dict[str, StoredMetadata]:
+        """The stored metadata of each of `names` whose JSON the catalog read, in one query."""
+        if not names:
+            return {}
+        marks = ", ".join("?" * len(names))
+        try:
+            rows = (
+                self.connect()
+                .execute(
+                    f"SELECT normalized, name, metadata FROM projects WHERE normalized IN ({marks}) "
+                    "AND metadata IS NOT NULL",
+                    names,
+                )
+                .fetchall()
+            )
+        except sqlite3.DatabaseError:
+            return {}
+        return {str(normalized): StoredMetadata(str(name), json.loads(metadata)) for normalized, name, metadata in rows}
+
+    @locked
+    def with_classifiers(self, classifiers: list[str]) -> list[ReleaseRef]:
+        """The releases carrying every one of `classifiers`, by project display name then version."""
+        wanted = sorted(set(classifiers))
+        if not wanted or len(wanted) != len(classifiers):
+            return []  # PyPI counted distinct matches against the list's length: a repeat never matches
+        marks = ", ".join("?" * len(wanted))
+        rows = self.connect().execute(
+            f"SELECT p.name, c.version FROM classifiers c JOIN projects p USING (normalized) "
+            f"WHERE c.classifier IN ({marks}) AND p.present = 1 GROUP BY c.normalized, c.version "
+            f"HAVING COUNT(DISTINCT c.classifier) = ?",
+            (*wanted, len(wanted)),
+        )
+        return [ReleaseRef(name, version) for name, version in sorted((str(n), str(v)) for n, v in rows)]
+
+    @locked
+    def roles_of(self, user: str) -> list[Role]:
+        """Every role `user` holds, case-insensitively."""
+        rows = self.connect().execute(
+            "SELECT r.role, p.name FROM roles r JOIN projects p USING (normalized) "
+            "WHERE r.user_folded = ? AND p.present = 1",
+            (user.casefold(),),
+        )
+        return [Role(str(role), str(name)) for role, name in rows]

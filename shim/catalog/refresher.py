@@ -1,0 +1,180 @@
+"""The catalog's one writer: the refresher.
+
+It re-reads the Simple index (conditionally), compares every project's serial with what the catalog holds,
+and for each project that moved reads its JSON (and, for new releases, its RSS feed), derives the change
+rows, and writes them in one transaction. A project whose JSON cannot be read keeps its old serial, so the
+next refresh tries again: nothing seen is lost. It runs as a task of its own: a request never waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from shim.catalog.changes import derive_events, project_metadata, releases_of
+from shim.catalog.feeds import SiteFeeds, read_site_feeds, release_times
+from shim.catalog.rows import ListedProject
+from shim.catalog.writes import CatalogWriter
+from shim.errors import UpstreamError, UpstreamUnavailable
+from shim.upstream.documents import DocumentStore
+from shim.upstream.parsers import IndexListing
+from shim.upstream.simple_index import IndexSnapshot, ProjectIndex
+
+__all__ = ["Refresher"]
+
+logger = logging.getLogger("shim.catalog")
+
+
+@dataclass(frozen=True)
+class _Change:
+    normalized: str
+    name: str
+    old: int | None
+    new: int | None
+
+
+class Refresher:
+    def __init__(
+        self,
+        catalog: CatalogWriter,
+        store: DocumentStore,
+        index: ProjectIndex,
+        *,
+        concurrency: int = 4,
+        clock: Callable[[], float] = time.time,
+        ready: asyncio.Event | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.ready = ready
+        self.store = store
+        self.index = index
+        self.clock = clock
+        self._semaphore = asyncio.Semaphore(concurrency)
+        self._serials: dict[str, int] | None = None
+        self._warned = False
+        # The listing whose every change is recorded: an unchanged index (a 304) needs no pass over it.
+        self._settled: IndexListing | None = None
+        self._pass = asyncio.Lock()
+
+    async def refresh(self) -> int:
+        """One refresh: the Simple index, then every project that moved. Returns how many were recorded.
+
+        Passes never overlap: a second caller waits for the pass under way, then makes its own."""
+        async with self._pass:
+            snapshot = await self.index.refresh()
+            return await self.sync(snapshot)
+
+    async def sync(self, snapshot: IndexSnapshot) -> int:
+        listing = snapshot.listing
+        if listing.serials is None:
+            if not self._warned:
+                logger.warning("the upstream's Simple index has no serials: the change feed cannot be kept")
+                self._warned = True
+            return 0
+        now = int(self.clock())
+        if listing is self._settled:
+            await self.catalog.run(self.catalog.mark_refresh, now)
+            return 0
+        if self._serials is None:
+            self._serials = await self.catalog.run(self.catalog.serials)
+        current = {p.normalized: (p.name, p.serial) for p in _entries(snapshot)}
+        if not self._serials and self.catalog.oldest_serial is None:
+            baseline = [ListedProject(name, display, serial) for name, (display, serial) in current.items()]
+            last = listing.last_serial if listing.last_serial is not None else max(listing.serials, default=0)
+            await self.catalog.run(self.catalog.baseline, baseline, last, now)
+            self._serials = {p.normalized: p.serial for p in baseline}
+            logger.info("catalog started at serial %d with %d projects", last, len(baseline))
+            self._settled = listing
+            return 0
+        changes = [
+            _Change(name, display, self._serials.get(name), serial)
+            for name, (display, serial) in current.items()
+            if self._serials.get(name) != serial
+        ]
+        gone = [name for name in self._serials if name not in current]
+        changes += [_Change(name, name, self._serials[name], None) for name in gone]
+        feeds = await read_site_feeds(self.store.upstream) if changes else SiteFeeds()
+        recorded = sum(await asyncio.gather(*(self._apply(change, snapshot, now, feeds) for change in changes)))
+        await self.catalog.run(self.catalog.mark_refresh, now)
+        if changes:
+            logger.info("recorded %d of %d project changes", recorded, len(changes))
+        if recorded == len(changes):  # else the projects not recorded are tried again next time
+            self._settled = listing
+        return recorded
+
+    async def _apply(self, change: _Change, snapshot: IndexSnapshot, now: int, feeds: SiteFeeds) -> int:
+        async with self._semaphore:
+            try:
+                return await self._record(change, snapshot, now, feeds)
+            except UpstreamError as exc:
+                logger.warning("%s: not recorded this time (%s)", change.normalized, exc)
+                return 0
+
+    async def _record(self, change: _Change, snapshot: IndexSnapshot, now: int, feeds: SiteFeeds) -> int:
+        assert self._serials is not None
+        stored = await self.catalog.run(self.catalog.project, change.normalized)
+        if change.new is None:
+            # The project left the index: its last serial is gone with it; the index's serial at the time
+            # it was seen gone is the real serial nearest to the removal.
+            row_serial = snapshot.listing.last_serial or change.old or 0
+            events = derive_events(None, None, created=False, removed=True, pubdates={}, seen=now)
+            await self.catalog.run(
+                lambda: self.catalog.record(
+                    change.normalized, stored.name if stored else change.name, old_serial=change.old, new_serial=None,
+                    row_serial=row_serial, events=events,
+                    releases=None, metadata=None, now=now,
+                )
+            )  # fmt: skip
+            self._serials.pop(change.normalized, None)
+            return 1
+        new_serial = change.new
+        doc = await self.store.project(change.normalized, stale_ok=False)
+        if doc is not None and doc.last_serial is not None and doc.last_serial < new_serial:
+            # A copy that lags the Simple index (a CDN): recording from it would lose the change. Next pass.
+            raise UpstreamUnavailable(doc.url, f"serial {doc.last_serial}, the index says {new_serial}")
+        new = releases_of(doc) if doc is not None else None
+        old = await self.catalog.run(self.catalog.releases, change.normalized) if stored and stored.known else None
+        created = change.old is None and stored is None
+        pubdates = await release_times(self.store.upstream, change.normalized, new, old, feeds) if new else {}
+        events = derive_events(
+            old,
+            new,
+            created=created,
+            removed=False,
+            pubdates=pubdates,
+            seen=now,
+            known_since=stored.seen_at if stored else None,
+            created_at=feeds.created.get(change.normalized),
+        )
+        await self.catalog.run(
+            lambda: self.catalog.record(
+                change.normalized, change.name, old_serial=change.old, new_serial=new_serial, row_serial=new_serial,
+                events=events, releases=new if new is not None else {},
+                metadata=project_metadata(doc) if doc is not None else None, now=now,
+            )
+        )  # fmt: skip
+        self._serials[change.normalized] = new_serial
+        return 1
+
+    async def run(self, every: float) -> None:
+        """Refresh for ever; a failure is logged and tried again at the next turn."""
+        while True:
+            try:
+                await self.refresh()
+            except UpstreamError as exc:
+                logger.warning("refresh failed: %s", exc)
+            except Exception:  # the writer must outlive any bug, or the change feed stops
+                logger.exception("refresh failed unexpectedly")
+            if self.ready is not None:
+                self.ready.set()  # the first pass is over, whatever it found
+            await asyncio.sleep(every)
+
+
+def _entries(snapshot: IndexSnapshot) -> list[ListedProject]:
+    listing = snapshot.listing
+    assert listing.serials is not None
+    by_position = {position: name for name, position in snapshot.positions.items()}
+    return [ListedProject(by_position[i], listing.names[i], listing.serials[i]) for i in range(len(listing.names))]

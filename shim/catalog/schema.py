@@ -1,0 +1,237 @@
+"""The catalog's file: its SQL schema, opening it (never fatally), one connection used one caller at a time.
+
+An embedded SQLite file, in WAL mode so that readers never wait for the writer. A missing file is created
+by the writer; a corrupt one is moved aside (never deleted) and rebuilt; a file at a former default path
+is adopted (moved, with its journal) rather than left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+__all__ = ["DEFAULT_ACTION", "MAX_ROWS", "SEARCHED", "CatalogFile", "adopt", "clamp_int64", "locked"]
+
+logger = logging.getLogger("shim.catalog")
+
+T = TypeVar("T")
+P = ParamSpec("P")
+F = TypeVar("F", bound="CatalogFile")
+
+SCHEMA_VERSION = "1"
+MAX_ROWS = 50_000
+_JOURNALS = ("-wal", "-shm")
+
+# The text fields search reads from the index (name and version are matched elsewhere).
+SEARCHED = (
+    "summary",
+    "description",
+    "keywords",
+    "author",
+    "author_email",
+    "maintainer",
+    "maintainer_email",
+    "home_page",
+    "license",
+    "platform",
+    "download_url",
+)
+
+# When the index can prove a project changed but not how (a role, a description, a file it never saw):
+# PyPI has no such word; this one is documented in the method table.
+DEFAULT_ACTION = "update"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS projects (
+    normalized TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    serial INTEGER NOT NULL,
+    seen_at INTEGER NOT NULL,           -- when this serial was first seen
+    present INTEGER NOT NULL DEFAULT 1, -- still listed by the Simple index
+    known INTEGER NOT NULL DEFAULT 0,   -- releases and files below were read from its JSON
+    metadata TEXT                       -- summary, keywords, classifiers, people, roles (JSON)
+);
+CREATE INDEX IF NOT EXISTS projects_serial ON projects (serial);
+CREATE TABLE IF NOT EXISTS serial_changes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    normalized TEXT NOT NULL,
+    old_serial INTEGER,
+    new_serial INTEGER,
+    seen_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    serial INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    version TEXT,
+    timestamp INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    PRIMARY KEY (serial, name, seq)
+);
+CREATE INDEX IF NOT EXISTS events_timestamp ON events (timestamp);
+CREATE TABLE IF NOT EXISTS classifiers (
+    normalized TEXT NOT NULL,
+    version TEXT NOT NULL,
+    classifier TEXT NOT NULL,
+    PRIMARY KEY (normalized, version, classifier)
+);
+CREATE INDEX IF NOT EXISTS classifiers_by_name ON classifiers (classifier);
+CREATE TABLE IF NOT EXISTS roles (
+    normalized TEXT NOT NULL,
+    role TEXT NOT NULL,
+    user TEXT NOT NULL,
+    user_folded TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS roles_by_user ON roles (user_folded);
+CREATE TABLE IF NOT EXISTS releases (
+    normalized TEXT NOT NULL,
+    version TEXT NOT NULL,
+    yanked INTEGER NOT NULL,
+    PRIMARY KEY (normalized, version)
+);
+CREATE TABLE IF NOT EXISTS files (
+    normalized TEXT NOT NULL,
+    version TEXT NOT NULL,
+    filename TEXT NOT NULL,
+    python_version TEXT NOT NULL,
+    upload_time INTEGER,
+    PRIMARY KEY (normalized, filename)
+);
+"""
+
+
+def clamp_int64(value: int) -> int:
+    # XML-RPC integers are unbounded, SQLite's 64-bit: nothing lies beyond either end.
+    return max(-(2**63), min(value, 2**63 - 1))
+
+
+def locked(method: Callable[Concatenate[F, P], T]) -> Callable[Concatenate[F, P], T]:
+    """The method holds the catalog's lock while it uses the connection."""
+
+    @functools.wraps(method)
+    def wrapper(self: F, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+def adopt(former: Path, path: Path) -> bool:
+    """Move the catalog at `former` (and its journal) to `path` when only the former exists."""
+    if path.exists() or not former.is_file():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        former.rename(path)
+    except FileNotFoundError:  # another process adopted it first
+        return False
+    for suffix in _JOURNALS:
+        journal = Path(str(former) + suffix)
+        if journal.exists():
+            journal.rename(str(path) + suffix)
+    logger.warning("the catalog at the former default path %s was moved to %s", former, path)
+    return True
+
+
+class CatalogFile:
+    """The connection to one catalog file. Readers open it as it is; the writer creates its schema."""
+
+    creates_schema = False
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._connection: sqlite3.Connection | None = None
+        # One SQLite connection, used from worker threads and the event loop: one user at a time, and
+        # closing waits for a query still running in a thread whose task was cancelled.
+        self._lock = threading.RLock()
+
+    async def run(self, function: Callable[..., T], *args: Any) -> T:
+        """Run a method (or any function using this catalog) off the event loop."""
+        return await asyncio.to_thread(self._call_locked, function, *args)
+
+    def _call_locked(self, function: Callable[..., T], *args: Any) -> T:
+        with self._lock:
+            return function(*args)
+
+    # --- opening: never fatal -------------------------------------------------------------------
+
+    def connect(self) -> sqlite3.Connection:
+        with self._lock:
+            if self._connection is None:
+                self._connection = self._open()
+            return self._connection
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return self._prepare(sqlite3.connect(self.path, check_same_thread=False, timeout=30))
+        except sqlite3.DatabaseError as exc:
+            if not self.creates_schema:
+                raise
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+            logger.error("the catalog %s is unreadable (%s): moved to %s and rebuilt", self.path, exc, aside)
+            self.path.rename(aside)
+            for suffix in _JOURNALS:
+                Path(str(self.path) + suffix).unlink(missing_ok=True)
+            return self._prepare(sqlite3.connect(self.path, check_same_thread=False, timeout=30))
+
+    def _prepare(self, connection: sqlite3.Connection) -> sqlite3.Connection:
+        connection.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
+        if connection.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+            connection.close()
+            raise sqlite3.DatabaseError("quick_check failed")
+        if self.creates_schema:
+            connection.executescript(_SCHEMA)
+            connection.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            columns = ", ".join(SEARCHED)
+            try:
+                connection.execute(
+                    f"CREATE VIRTUAL TABLE IF NOT EXISTS search USING fts5(normalized UNINDEXED, {columns})"
+                )
+                fts = "1"
+            except sqlite3.OperationalError:  # an SQLite built without FTS5: a plain table, scanned
+                connection.execute(f"CREATE TABLE IF NOT EXISTS search (normalized TEXT PRIMARY KEY, {columns})")
+                fts = "0"
+            connection.execute("INSERT OR REPLACE INTO meta VALUES ('fts', ?)", (fts,))
+            connection.commit()
+        return connection
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            connection = self.connect()
+            with connection:
+                yield connection
+
+    # --- meta ---------------------------------------------------------------------------------------
+
+    @locked
+    def get_meta(self, key: str) -> str | None:
+        try:
+            row = self.connect().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        except sqlite3.OperationalError:  # a reader before the writer made the schema
+            return None
+        return None if row is None else str(row[0])
+
+    def set_meta(self, connection: sqlite3.Connection, key: str, value: str) -> None:
+        connection.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    @property
+    def oldest_serial(self) -> int | None:
+        value = self.get_meta("oldest_serial")
+        return None if value is None else int(value)

@@ -1,0 +1,131 @@
+"""The catalog's one writer: the refresher's and the crawler's writes, each in one transaction."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from shim.catalog.reads import CatalogReader
+from shim.catalog.rows import Event, ListedProject, StoredRelease
+from shim.catalog.schema import SEARCHED, locked
+
+__all__ = ["CatalogWriter"]
+
+
+class CatalogWriter(CatalogReader):
+    """The catalog, read and written: it creates the schema, and moves a corrupt file aside to rebuild it."""
+
+    creates_schema = True
+
+    @locked
+    def baseline(self, projects: list[ListedProject], last_serial: int, now: int) -> None:
+        """The first look: every project and its serial, and no history before it."""
+        with self.transaction() as connection:
+            connection.executemany(
+                "INSERT OR REPLACE INTO projects (normalized, name, serial, seen_at, present) VALUES (?, ?, ?, ?, 1)",
+                [(p.normalized, p.name, p.serial, now) for p in projects],
+            )
+            self.set_meta(connection, "oldest_serial", str(last_serial))
+            self.set_meta(connection, "last_refresh", str(now))
+
+    @locked
+    def record(
+        self,
+        normalized: str,
+        name: str,
+        *,
+        old_serial: int | None,
+        new_serial: int | None,
+        row_serial: int,
+        events: list[Event],
+        releases: dict[str, StoredRelease] | None,
+        metadata: dict[str, Any] | None,
+        now: int,
+    ) -> None:
+        """One observed serial change of one project, with the rows it gives and what its JSON showed."""
+        with self.transaction() as connection:
+            connection.execute(
+                "INSERT INTO serial_changes (normalized, old_serial, new_serial, seen_at) VALUES (?, ?, ?, ?)",
+                (normalized, old_serial, new_serial, now),
+            )
+            connection.executemany(
+                "INSERT OR REPLACE INTO events (serial, name, seq, version, timestamp, action) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(row_serial, name, seq, e.version, e.timestamp, e.action) for seq, e in enumerate(events)],
+            )
+            if new_serial is None:
+                connection.execute("UPDATE projects SET present = 0 WHERE normalized = ?", (normalized,))
+                return
+            connection.execute(
+                "INSERT INTO projects (normalized, name, serial, seen_at, present) VALUES (?, ?, ?, ?, 1) "
+                "ON CONFLICT (normalized) DO UPDATE SET name = excluded.name, serial = excluded.serial, "
+                "seen_at = excluded.seen_at, present = 1",
+                (normalized, name, new_serial, now),
+            )
+            if releases is not None:
+                self._store(connection, normalized, releases, metadata)
+
+    @locked
+    def store_releases(
+        self, normalized: str, releases: dict[str, StoredRelease], metadata: dict[str, Any] | None
+    ) -> None:
+        """What the crawler read of a project, with no change rows (it is not a change)."""
+        with self.transaction() as connection:
+            self._store(connection, normalized, releases, metadata)
+
+    def _store(
+        self,
+        connection: sqlite3.Connection,
+        normalized: str,
+        releases: dict[str, StoredRelease],
+        metadata: dict[str, Any] | None,
+    ) -> None:
+        connection.execute("DELETE FROM releases WHERE normalized = ?", (normalized,))
+        connection.execute("DELETE FROM files WHERE normalized = ?", (normalized,))
+        connection.executemany(
+            "INSERT INTO releases VALUES (?, ?, ?)",
+            [(normalized, r.version, int(r.yanked)) for r in releases.values()],
+        )
+        connection.executemany(
+            "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)",
+            [
+                (normalized, r.version, f.filename, f.python_version, f.upload_time)
+                for r in releases.values()
+                for f in r.files
+            ],
+        )
+        connection.execute(
+            "UPDATE projects SET known = 1, metadata = ? WHERE normalized = ?",
+            (json.dumps(metadata) if metadata is not None else None, normalized),
+        )
+        for table in ("search", "classifiers", "roles"):
+            connection.execute(f"DELETE FROM {table} WHERE normalized = ?", (normalized,))
+        if metadata is None:
+            return
+        connection.execute(
+            f"INSERT INTO search (normalized, {', '.join(SEARCHED)}) VALUES (?{', ?' * len(SEARCHED)})",
+            (normalized, *(str(metadata.get(field) or "") for field in SEARCHED)),
+        )
+        # What PyPI's browse matched: the release's classifiers (here: the latest release's, from its JSON).
+        connection.executemany(
+            "INSERT OR IGNORE INTO classifiers VALUES (?, ?, ?)",
+            [(normalized, metadata["version"], c) for c in metadata.get("classifiers") or [] if isinstance(c, str)],
+        )
+        connection.executemany(
+            "INSERT INTO roles VALUES (?, ?, ?, ?)",
+            [
+                (normalized, role, user, user.casefold())
+                for role, user in metadata.get("roles") or []
+                if isinstance(role, str) and isinstance(user, str)
+            ],
+        )
+
+    @locked
+    def mark_refresh(self, now: int) -> None:
+        with self.transaction() as connection:
+            self.set_meta(connection, "last_refresh", str(now))
+
+    def save_cursor(self, cursor: str) -> None:
+        with self.transaction() as connection:
+            self.set_meta(connection, "crawl_cursor", cursor)

@@ -1,0 +1,394 @@
+"""Every setting of the service, stated once: name, variable, option, default, meaning, validation.
+
+The settings object's defaults, the CLI's options, `--help`, the README's settings table and the docs
+page are all built from `REGISTRY`. A default is a value (shown as it is) or, where it depends on the
+environment, a function of it with the words that describe it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from shim.config import parsers
+from shim.config.pip import default_upstream
+from shim.modes import FilesMode, Mode
+from shim.upstream.urls import Secret, UpstreamURL
+from shim.xmlrpc.ratelimit import RateLimit
+
+__all__ = [
+    "BY_NAME",
+    "REGISTRY",
+    "LogLevel",
+    "Setting",
+    "default_catalog_path",
+    "former_default_catalog_path",
+]
+
+T = TypeVar("T")
+
+
+class LogLevel(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class Setting(Generic[T]):
+    name: str
+    parse: Callable[[str], T]
+    meaning: str
+    default: T | None = None
+    # A default that depends on the environment, and the words that describe it in the docs.
+    computed: Callable[[Mapping[str, str]], T] | None = None
+    shown: str = ""
+    note: str = ""  # a word after a value default in the docs: `0` (off)
+    metavar: str = "VALUE"
+    secret: bool = False  # never quoted back, not even in an error
+    former: tuple[str, ...] = ()  # earlier names, still read, with a warning that names this one
+    required: bool = False  # no default the settings object can take by itself (the upstream)
+
+    @property
+    def env(self) -> str:
+        return "SHIM_" + self.name.upper()
+
+    @property
+    def option(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def default_for(self, environ: Mapping[str, str]) -> T | None:
+        return self.computed(environ) if self.computed is not None else self.default
+
+    @property
+    def default_doc(self) -> str:
+        """The default as the help, the README and the docs page show it."""
+        if self.computed is not None or self.shown:
+            return self.shown
+        value: Any = self.default
+        if value is None or value == ():
+            return "none"
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, int | float):
+            text = parsers.show_number(value)
+        else:
+            text = str(value)
+        extra = self.note or (_binary_size(value) if self.metavar == "BYTES" else "")
+        return f"`{text}`" + (f" ({extra})" if extra else "")
+
+
+def _binary_size(value: int) -> str:
+    for unit, size in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if value >= size and value % size == 0:
+            return f"{value // size} {unit}"
+    return ""
+
+
+def _default_port(environ: Mapping[str, str]) -> int:
+    # Platforms such as Heroku or Cloud Run hand the port over in PORT.
+    port = environ.get("PORT", "").strip()
+    if port:
+        try:
+            return parsers.int_between(1, 65535)(port)
+        except ValueError as exc:
+            raise ValueError(f"PORT has value {environ['PORT']!r}: {exc}") from None
+    return 8000
+
+
+def _state_dir(environ: Mapping[str, str]) -> Path:
+    state = environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(state) / "pypi-xmlrpc-shim"
+
+
+def default_catalog_path(environ: Mapping[str, str]) -> Path:
+    return _state_dir(environ) / "catalog.sqlite3"
+
+
+def former_default_catalog_path(environ: Mapping[str, str]) -> Path:
+    """Where the catalog was kept by default when it was called the metadata index: adopted, never left."""
+    return _state_dir(environ) / "index.sqlite3"
+
+
+def _rate_limit(text: str) -> RateLimit | None:
+    return None if text.strip().lower() in ("off", "none", "0") else RateLimit.parse(text)
+
+
+REGISTRY: tuple[Setting[Any], ...] = (
+    Setting(
+        "upstream",
+        UpstreamURL.parse,
+        "Base URL of a Warehouse-compatible index (JSON `{base}/pypi/<name>/json`, Simple `{base}/simple/`, "
+        "RSS `{base}/rss/`). A trailing `/simple` is removed. Credentials in the URL are used, never shown.",
+        computed=default_upstream,
+        shown="the index pip is configured with, else the public index",
+        metavar="URL",
+        required=True,
+    ),
+    Setting(
+        "host", parsers.host, "Address to listen on; `0.0.0.0` to serve other machines.", "127.0.0.1", metavar="ADDRESS"
+    ),
+    Setting(
+        "port",
+        parsers.int_between(1, 65535),
+        "TCP port to listen on.",
+        computed=_default_port,
+        shown="`$PORT` when set, else `8000`",
+        metavar="PORT",
+    ),
+    Setting(
+        "mode",
+        parsers.choice(Mode),
+        "Default answer mode: `restore` (the last working behaviour of every method), `pypi-today` "
+        "(exactly what PyPI answers now) or `removed` (the XML-RPC endpoint gone: HTTP 404). "
+        "The path prefixes `/restore/`, `/today/` and `/removed/` choose a mode per request.",
+        Mode.RESTORE,
+        metavar="MODE",
+    ),
+    Setting(
+        "max_body_bytes",
+        parsers.int_between(1024, 64 * 1024 * 1024),
+        "Largest XML-RPC request body accepted, counted after decompression; a larger one is a parse "
+        "error fault and is never read further.",
+        1024 * 1024,
+        metavar="BYTES",
+    ),
+    Setting(
+        "body_timeout",
+        parsers.int_between(1, 3600),
+        "Seconds a client may take to send its request body.",
+        30,
+        metavar="SECONDS",
+    ),
+    Setting(
+        "rate_limit",
+        _rate_limit,
+        "Calls a client may make in a moving window (`N per second|minute|hour|day`, or `off`), counted as "
+        "PyPI counts them; past it, PyPI's `HTTPTooManyRequests` fault with the reset hint and RateLimit headers.",
+        RateLimit(3600, 60),
+        metavar="RATE",
+    ),
+    Setting(
+        "trusted_proxies",
+        parsers.networks,
+        "Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For names the client (for "
+        "rate limits); from any other peer the header is ignored.",
+        (),
+        metavar="NETWORKS",
+    ),
+    Setting(
+        "max_concurrent_calls",
+        parsers.int_between(1, 100_000),
+        "XML-RPC calls in progress at once; past it a call is refused at once with -32403 and Retry-After.",
+        256,
+        metavar="COUNT",
+    ),
+    Setting(
+        "call_timeout",
+        parsers.seconds(0.1, 3600),
+        "Seconds one XML-RPC call may take; past it the call answers -32403.",
+        60.0,
+        metavar="SECONDS",
+    ),
+    Setting(
+        "allow_i8",
+        parsers.boolean,
+        "Send integers outside 32 bits as `<i8>`. Off, as on PyPI: such a value is an application error "
+        "(Python's and many other clients cannot read `<i8>`).",
+        False,
+        metavar="BOOL",
+    ),
+    Setting(
+        "upstream_user",
+        parsers.optional_text,
+        "User name for the upstream (HTTP Basic), instead of one in the upstream URL.",
+        metavar="NAME",
+    ),
+    Setting(
+        "upstream_password",
+        lambda text: Secret(text) if text else None,
+        "Password or token for the upstream; never shown. Prefer the variable: a command line is visible "
+        "to other users of the machine.",
+        metavar="SECRET",
+        secret=True,
+    ),
+    Setting(
+        "upstream_timeout",
+        parsers.seconds(0.1, 600),
+        "Seconds to wait for the upstream: to connect, and between bytes of an answer.",
+        10.0,
+        metavar="SECONDS",
+    ),
+    Setting(
+        "upstream_deadline",
+        parsers.seconds(0.1, 3600),
+        "Seconds a document request may take in all, retries and waits included; past it the call answers "
+        "-32403 (or a cached copy, within SHIM_STALE_IF_ERROR).",
+        30.0,
+        metavar="SECONDS",
+    ),
+    Setting(
+        "upstream_retries",
+        parsers.int_between(0, 10),
+        "Retries of a document request after a connection failure, a timeout, a 5xx or a 429 (jittered "
+        "exponential back-off; a `Retry-After` pauses every caller).",
+        2,
+        metavar="COUNT",
+    ),
+    Setting(
+        "upstream_concurrency",
+        parsers.int_between(1, 1000),
+        "Document requests in flight to the upstream at once.",
+        20,
+        metavar="COUNT",
+    ),
+    Setting(
+        "circuit_threshold",
+        parsers.int_between(1, 1000),
+        "Consecutive upstream failures that open the circuit: requests then fail at once, without reaching "
+        "the upstream, for SHIM_CIRCUIT_COOLDOWN seconds; then one request probes it.",
+        5,
+        metavar="COUNT",
+    ),
+    Setting(
+        "circuit_cooldown",
+        parsers.seconds(0, 3600),
+        "Seconds the circuit stays open before the upstream is probed again.",
+        30.0,
+        metavar="SECONDS",
+    ),
+    Setting(
+        "max_document_bytes",
+        parsers.int_between(1024, 2**40),
+        "Largest upstream document read; a larger one is malformed (never buffered whole, never cached).",
+        256 * 1024 * 1024,
+        metavar="BYTES",
+    ),
+    Setting(
+        "ca_bundle",
+        parsers.ca_file,
+        "A PEM file of certificate authorities to trust for the upstream (a corporate proxy's CA). "
+        "`HTTPS_PROXY`, `NO_PROXY` and `SSL_CERT_FILE` are honoured as well.",
+        shown="the system's",
+        metavar="PATH",
+    ),
+    Setting(
+        "cache_soft_ttl",
+        parsers.seconds(0, 7 * 86400),
+        "Seconds an upstream document is served from the cache before it is revalidated (a conditional "
+        "request). A project's documents are dropped as soon as the Simple index shows it changed.",
+        300.0,
+        metavar="SECONDS",
+    ),
+    Setting(
+        "cache_hard_ttl",
+        parsers.seconds(0, 30 * 86400),
+        "Seconds after which a cached document is fetched afresh rather than revalidated.",
+        86400.0,
+        metavar="SECONDS",
+    ),
+    Setting(
+        "stale_if_error",
+        parsers.seconds(0, 30 * 86400),
+        "Seconds past its soft expiry a cached document may still be served when the upstream fails (logged and "
+        "counted); 0 never serves a stale copy.",
+        86400.0,
+        metavar="SECONDS",
+    ),
+    Setting(
+        "not_found_ttl",
+        parsers.seconds(0, 86400),
+        "Seconds the upstream's not-found for a project is remembered (dropped sooner when the project "
+        "appears in the Simple index).",
+        60.0,
+        metavar="SECONDS",
+    ),
+    Setting(
+        "cache_max_bytes",
+        parsers.int_between(0, 64 * 1024**3),
+        "Memory the document cache may use, counted as bytes of documents and their parsed forms.",
+        256 * 1024 * 1024,
+        metavar="BYTES",
+    ),
+    Setting(
+        "index_refresh",
+        parsers.seconds(1, 86400),
+        "Seconds between conditional refreshes of the Simple index held in memory.",
+        300.0,
+        metavar="SECONDS",
+    ),
+    Setting(
+        "catalog_path",
+        parsers.file_path,
+        "The catalog (SQLite): serials seen, the change rows, and what was read of each project. Created "
+        "when missing; a corrupt file is moved aside and rebuilt; a file at the former default "
+        "(`index.sqlite3` beside it) is adopted.",
+        computed=default_catalog_path,
+        shown="`$XDG_STATE_HOME/pypi-xmlrpc-shim/catalog.sqlite3`",
+        metavar="PATH",
+        former=("index_path",),
+    ),
+    Setting(
+        "catalog_writer",
+        parsers.boolean,
+        "Run the catalog's one writer (the refresher) in this process. With several processes or replicas, "
+        "set it false everywhere and run `pypi-xmlrpc-shim catalog refresh` once, beside them.",
+        True,
+        metavar="BOOL",
+        former=("index_writer",),
+    ),
+    Setting(
+        "crawl_rate",
+        parsers.seconds(0, 1000),
+        "Requests a second the crawler may make to read every project's JSON into the catalog (for "
+        "search and exact change rows); 0 turns it off.",
+        0.0,
+        note="off",
+        metavar="PER_SECOND",
+    ),
+    Setting(
+        "search_fill_timeout",
+        parsers.seconds(0, 60),
+        "Seconds search may spend reading the JSON of its best name matches whose summary and version the "
+        "catalog lacks (a hit still unknown then is left out).",
+        5.0,
+        metavar="SECONDS",
+    ),
+    Setting(
+        "files",
+        parsers.choice(FilesMode),
+        "File URLs in passed-through documents: `direct` leaves them pointing at the upstream's files host "
+        "(and `/packages/` answers 404, so a public deployment is no open file proxy); `proxy` rewrites them "
+        "to `<service>/packages/...` and streams the files.",
+        FilesMode.DIRECT,
+        metavar="MODE",
+    ),
+    Setting(
+        "files_upstream",
+        lambda text: UpstreamURL.parse(text) if text.strip() else None,
+        "Base URL of the upstream's files host (`{base}packages/...`), for `SHIM_FILES=proxy`.",
+        shown="learnt from the upstream's documents",
+        metavar="URL",
+    ),
+    Setting(
+        "max_file_bytes",
+        parsers.int_between(0, 2**50),
+        "Largest file streamed with `SHIM_FILES=proxy`; a larger one answers 403.",
+        4 * 1024**3,
+        metavar="BYTES",
+    ),
+    Setting(
+        "log_level",
+        parsers.choice(LogLevel),
+        "Logging level: debug, info, warning or error.",
+        LogLevel.INFO,
+        metavar="LEVEL",
+    ),
+)
+
+BY_NAME: dict[str, Setting[Any]] = {setting.name: setting for setting in REGISTRY}

@@ -1,0 +1,151 @@
+"""The validated settings. Every default comes from the registry: nothing here restates one.
+
+A value is taken from the command line, else from `SHIM_<NAME>`, else from a former name of the setting
+(with a warning naming the new one), else the default; a bad value stops start-up with a message that
+names where it came from and quotes it (credentials redacted).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shim.config.parsers import Network
+from shim.config.registry import BY_NAME, REGISTRY, LogLevel, Setting
+from shim.modes import FilesMode, Mode
+from shim.upstream.urls import REDACTED, Credentials, Secret, UpstreamURL, redact_url
+from shim.xmlrpc.ratelimit import RateLimit
+
+__all__ = ["Settings", "SettingsError"]
+
+
+class SettingsError(ValueError):
+    """One or more settings have bad values; the message names each one and its value."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
+
+
+def _default(name: str) -> Any:
+    """The registry's default of `name`, for a settings object built without it."""
+    setting = BY_NAME[name]
+    return dataclasses.field(default_factory=lambda: setting.default_for(os.environ))
+
+
+def _warn(message: str) -> None:
+    print(f"pypi-xmlrpc-shim: warning: {message}", file=sys.stderr)
+
+
+def _given(
+    setting: Setting[Any], environ: Mapping[str, str], options: Mapping[str, str | None], warn: Callable[[str], None]
+) -> tuple[str, str] | None:
+    """(where from, text) of the value given for `setting`, if any; a former name is read with a warning."""
+    if options.get(setting.name) is not None:
+        return setting.option, str(options[setting.name])
+    if environ.get(setting.env) is not None:
+        return setting.env, environ[setting.env]
+    for former in setting.former:
+        old = dataclasses.replace(setting, name=former)
+        if options.get(former) is not None:
+            warn(f"{old.option} is a former name: use {setting.option}")
+            return old.option, str(options[former])
+        if environ.get(old.env) is not None:
+            warn(f"{old.env} is a former name: use {setting.env}")
+            return old.env, environ[old.env]
+    return None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated settings; build with `Settings.load()`, or directly (in tests) with the defaults."""
+
+    upstream: UpstreamURL
+    host: str = _default("host")
+    port: int = _default("port")
+    mode: Mode = _default("mode")
+    max_body_bytes: int = _default("max_body_bytes")
+    body_timeout: int = _default("body_timeout")
+    rate_limit: RateLimit | None = _default("rate_limit")
+    trusted_proxies: tuple[Network, ...] = _default("trusted_proxies")
+    max_concurrent_calls: int = _default("max_concurrent_calls")
+    call_timeout: float = _default("call_timeout")
+    allow_i8: bool = _default("allow_i8")
+    upstream_user: str | None = _default("upstream_user")
+    upstream_password: Secret | None = _default("upstream_password")
+    upstream_timeout: float = _default("upstream_timeout")
+    upstream_deadline: float = _default("upstream_deadline")
+    upstream_retries: int = _default("upstream_retries")
+    upstream_concurrency: int = _default("upstream_concurrency")
+    circuit_threshold: int = _default("circuit_threshold")
+    circuit_cooldown: float = _default("circuit_cooldown")
+    max_document_bytes: int = _default("max_document_bytes")
+    ca_bundle: str | None = _default("ca_bundle")
+    cache_soft_ttl: float = _default("cache_soft_ttl")
+    cache_hard_ttl: float = _default("cache_hard_ttl")
+    stale_if_error: float = _default("stale_if_error")
+    not_found_ttl: float = _default("not_found_ttl")
+    cache_max_bytes: int = _default("cache_max_bytes")
+    index_refresh: float = _default("index_refresh")
+    catalog_path: Path = _default("catalog_path")
+    catalog_writer: bool = _default("catalog_writer")
+    crawl_rate: float = _default("crawl_rate")
+    search_fill_timeout: float = _default("search_fill_timeout")
+    files: FilesMode = _default("files")
+    files_upstream: UpstreamURL | None = _default("files_upstream")
+    max_file_bytes: int = _default("max_file_bytes")
+    log_level: LogLevel = _default("log_level")
+
+    @classmethod
+    def load(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        options: Mapping[str, str | None] | None = None,
+        *,
+        warn: Callable[[str], None] = _warn,
+    ) -> Settings:
+        """Read every setting from `options` (CLI, by setting name), else `environ`, else its default."""
+        environ = os.environ if environ is None else environ
+        options = options or {}
+        values: dict[str, Any] = {}
+        problems: list[str] = []
+        for setting in REGISTRY:
+            given = _given(setting, environ, options, warn)
+            if given is None:
+                try:
+                    values[setting.name] = setting.default_for(environ)
+                except ValueError as exc:
+                    problems.append(f"the default of {setting.env} could not be used: {exc}")
+                continue
+            source, text = given
+            try:
+                values[setting.name] = setting.parse(text)
+            except ValueError as exc:
+                shown = REDACTED if setting.secret else redact_url(text)
+                problems.append(f"{source} has value {shown!r}: {exc}.")
+        if problems:
+            raise SettingsError(problems)
+        return cls(**values)
+
+    def __post_init__(self) -> None:
+        # Credentials given as settings win over those in the upstream URL.
+        if self.upstream_user is not None or self.upstream_password is not None:
+            given = self.upstream.credentials
+            credentials = Credentials(
+                self.upstream_user if self.upstream_user is not None else (given.username if given else ""),
+                self.upstream_password or (given.password if given else Secret("")),
+            )
+            object.__setattr__(self, "upstream", UpstreamURL(self.upstream.base, credentials))
+
+    def public(self) -> dict[str, str]:
+        """Every setting as it may be shown: credentials redacted."""
+        return {f.name: str(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    def __repr__(self) -> str:
+        return "Settings(" + json.dumps(self.public()) + ")"

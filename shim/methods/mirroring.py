@@ -1,0 +1,65 @@
+"""Mirroring and the change feed: the whole index's names and serials, and the change rows since a serial or
+a time (bandersnatch, change-feed pollers)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import StrictBool, StrictInt
+
+from shim.catalog.rows import ChangeRow
+from shim.errors import Refused
+from shim.methods.reading import index_snapshot, memo, read_catalog
+from shim.xmlrpc.context import CallContext
+from shim.xmlrpc.protocol import Raw
+from shim.xmlrpc.text import clean_for_xml
+
+__all__ = ["changelog", "changelog_last_serial", "changelog_since_serial", "list_packages", "list_packages_with_serial"]
+
+
+async def changelog_last_serial(context: CallContext) -> int | None:
+    """The index's last serial: the Simple index's `meta._last-serial` (or its X-PyPI-Last-Serial header)."""
+    listing = (await index_snapshot(context)).listing
+    if listing.last_serial is None:
+        raise Refused(RuntimeError("The upstream index publishes no serials, so there is no last serial to give."))
+    # PyPI answers nil for an empty journal, where the Simple index says 0.
+    return None if listing.last_serial == 0 and not listing.names else listing.last_serial
+
+
+async def _rows(context: CallContext, read: Callable[[int], list[ChangeRow]], value: int) -> list[ChangeRow]:
+    return await read_catalog(context, read, value, needs_serials=True)
+
+
+async def changelog_since_serial(context: CallContext, serial: StrictInt) -> list[Any]:
+    """`[name, version, timestamp, action, serial]` rows above `serial`, from the metadata index."""
+    rows = await _rows(context, context.services.catalog.rows_since, serial)
+    return [[r.name, r.version, r.timestamp, clean_for_xml(r.action), r.serial] for r in rows]
+
+
+async def list_packages_with_serial(context: CallContext) -> Raw:
+    """Every project's display name and last serial, from the Simple index (PEP 691 JSON)."""
+    snapshot = await index_snapshot(context)
+    serials = snapshot.listing.serials
+    if serials is None:
+        raise Refused(
+            RuntimeError(
+                "The upstream's Simple index gives no per-project serials (it is HTML only); use list_packages."
+            )
+        )
+    names = snapshot.listing.names
+    return memo(context, snapshot, "list_packages_with_serial", lambda: dict(zip(names, serials, strict=True)))
+
+
+async def list_packages(context: CallContext) -> Raw:
+    """Every project's display name, from the Simple index."""
+    snapshot = await index_snapshot(context)
+    return memo(context, snapshot, "list_packages", lambda: snapshot.listing.names)
+
+
+async def changelog(context: CallContext, since: StrictInt, with_ids: StrictBool = False) -> list[Any]:
+    """Rows newer than a POSIX time, by serial: 4-tuples, or 5 with `with_ids` (actions not cleaned, as PyPI)."""
+    rows = await _rows(context, context.services.catalog.rows_after_time, since)
+    if with_ids:
+        return [[r.name, r.version, r.timestamp, r.action, r.serial] for r in rows]
+    return [[r.name, r.version, r.timestamp, r.action] for r in rows]

@@ -1,0 +1,68 @@
+"""What the method families share: the project document by name, the Simple index snapshot, the catalog.
+
+Each helper turns a missing or unreadable source into the answer PyPI gave for it (an empty answer, or a
+`Refused` in PyPI's words), so the methods read as what they answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from shim.errors import Refused
+from shim.upstream.names import normalize_name
+from shim.upstream.parsers import ProjectDoc
+from shim.upstream.simple_index import IndexSnapshot
+from shim.xmlrpc.context import CallContext
+from shim.xmlrpc.protocol import Raw, encode_value
+
+__all__ = ["index_snapshot", "memo", "project", "read_catalog"]
+
+logger = logging.getLogger("shim.methods")
+
+T = TypeVar("T")
+
+
+async def project(context: CallContext, package_name: str) -> tuple[str, ProjectDoc] | None:
+    """The project's normalised name and document; None for an invalid name (no request) or no project."""
+    normalized = normalize_name(package_name)
+    if normalized is None:
+        return None
+    doc = await context.services.store.project(normalized)
+    return None if doc is None else (normalized, doc)
+
+
+async def index_snapshot(context: CallContext) -> IndexSnapshot:
+    return await context.services.index.current()
+
+
+def memo(context: CallContext, snapshot: IndexSnapshot, method: str, build: Callable[[], Any]) -> Raw:
+    """A whole-index answer, encoded once per snapshot of the index."""
+    key = f"{method}:{context.allow_i8}"
+    if key not in snapshot.answers:
+        snapshot.answers[key] = encode_value(build(), allow_i8=context.allow_i8)
+    answer: Raw = snapshot.answers[key]
+    return answer
+
+
+async def read_catalog(context: CallContext, read: Callable[..., T], *args: Any, needs_serials: bool = False) -> T:
+    """A read of the catalog, once the refresher in this process (if any) has made its first pass."""
+    catalog = context.services.catalog
+    ready = context.services.changes_ready
+    if ready is not None and not ready.is_set():
+        await ready.wait()  # as a first call waits for the first load of the Simple index
+    try:
+        if needs_serials and await catalog.run(lambda: catalog.oldest_serial) is None:
+            raise Refused(
+                RuntimeError(
+                    "The catalog has not seen the upstream's Simple index with serials yet; "
+                    "the change feed starts at the first refresh."
+                )
+            )
+        return await catalog.run(read, *args)
+    except sqlite3.DatabaseError as exc:
+        # Its writer (in another process) rebuilds a damaged file; until then, say so.
+        logger.error("the catalog cannot be read: %s", exc)
+        raise Refused(RuntimeError("The catalog cannot be read right now; its writer rebuilds it.")) from None

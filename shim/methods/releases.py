@@ -1,0 +1,102 @@
+"""Package querying: a project's releases, a release's files and its metadata, from the JSON API (and core
+metadata where the JSON lacks a field or a release)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urljoin
+
+from pydantic import StrictBool, StrictStr
+
+from shim.errors import Refused
+from shim.methods.reading import project
+from shim.methods.structs import file_struct, release_data_struct
+from shim.upstream.parsers import ProjectDoc
+from shim.versions import legacy_sorted
+from shim.xmlrpc.context import CallContext
+
+__all__ = ["package_releases", "release_data", "release_urls"]
+
+
+async def package_releases(context: CallContext, package_name: StrictStr, show_hidden: StrictBool = False) -> list[str]:
+    """The latest release, or every release highest first, from the JSON API."""
+    found = await project(context, package_name)
+    if found is None:
+        return []
+    _, doc = found
+    if show_hidden:
+        versions = doc.releases.keys() if doc.releases is not None else [doc.version]
+        return legacy_sorted(versions)[::-1]
+    # The JSON API picks a yanked release only when every release is yanked; PyPI answered [] then.
+    return [] if doc.info.get("yanked") is True else [doc.version]
+
+
+def _release_files(doc: ProjectDoc, version: str) -> list[dict[str, Any]] | None:
+    """The files of exactly `version` (no PEP 440 matching: `3.0` is not `3.0.0`), or None."""
+    if doc.releases is not None:
+        return doc.releases.get(version)
+    return doc.urls if doc.version == version else None
+
+
+async def release_urls(context: CallContext, package_name: StrictStr, version: StrictStr) -> list[Any]:
+    """A release's files, from the project document's `releases`."""
+    found = await project(context, package_name)
+    if found is None:
+        return []
+    normalized, doc = found
+    files = _release_files(doc, version)
+    if files is None and doc.releases is None:
+        release = await context.services.store.release(normalized, version)
+        if release is not None and release.info["version"] == version:
+            return [file_struct(f, release.url) for f in release.urls]
+    return [file_struct(f, doc.url) for f in files or []]
+
+
+def _metadata_file(files: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The file whose metadata PyPI's release fields came from: the first upload that has a metadata file.
+
+    A file says so with `core-metadata` (or its older name); a mirror that says nothing may still serve
+    one for a wheel, so a wheel without the keys is tried too.
+    """
+
+    def offers(file: dict[str, Any]) -> bool:
+        flag = file.get("core-metadata", file.get("data-dist-info-metadata"))
+        return bool(flag) if flag is not None else str(file["filename"]).endswith(".whl")
+
+    candidates = [f for f in files if offers(f)]
+    return min(candidates, key=lambda f: str(f.get("upload_time_iso_8601") or ""), default=None)
+
+
+async def release_data(context: CallContext, package_name: StrictStr, version: StrictStr) -> dict[str, Any]:
+    """A release's metadata: the JSON API's `info` for exactly that version, plus its core metadata file."""
+    found = await project(context, package_name)
+    if found is None:
+        return {}
+    normalized, doc = found
+    files = _release_files(doc, version)
+    if files is None and doc.releases is not None:
+        return {}  # a version the project does not have: answered without asking the upstream
+    store = context.services.store
+    chosen = _metadata_file(files or [])
+    core = await store.core_metadata(normalized, urljoin(doc.url, str(chosen["url"]))) if chosen else None
+    if doc.version == version:
+        info = doc.info
+    else:
+        release = await store.release(normalized, version)
+        if release is not None:
+            if release.info["version"] != version:
+                return {}
+            info = release.info
+        elif core is not None and core.info["version"] == version:
+            info = {**core.info, "name": doc.name}
+        else:
+            raise Refused(
+                RuntimeError(
+                    f"The upstream offers no metadata for {doc.name} {version}: "
+                    "no per-release JSON and no core metadata file."
+                )
+            )
+    ordering = legacy_sorted(doc.releases).index(version) if doc.releases is not None else 0
+    return release_data_struct(
+        info, ordering=ordering, core=core.lists if core else None, base_url=context.services.base_url
+    )

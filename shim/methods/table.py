@@ -1,0 +1,256 @@
+"""`METHODS`: the table that describes every legacy method, as data.
+
+One entry per method: its function (in the family modules beside this one), what it answers, its fidelity
+grade, a note on how it differs from PyPI, and what it does in each mode (answers, a fixed refusal in
+PyPI's words, or no such method). Dispatch, introspection, the docs page and the README's method table
+all read this table.
+"""
+
+from __future__ import annotations
+
+from pydantic import StrictInt
+
+from shim.methods import discovery, introspection, mirroring, releases, retired, roles
+from shim.methods.introspection import MULTICALL_LIMIT
+from shim.methods.retired import (
+    CHANGELOG_RETIRED,
+    DEPRECATED,
+    MULTICALL_RETIRED,
+    REMOVED_FOR_BIGQUERY,
+    SEARCH_RETIRED,
+    gone,
+)
+from shim.xmlrpc.table import Absent, Argument, Grade, MethodSpec, MethodTable
+
+__all__ = ["METHODS"]
+
+METHODS = MethodTable(
+    (
+        MethodSpec(
+            "changelog_last_serial",
+            mirroring.changelog_last_serial,
+            returns="int",
+            summary="The serial of the index's last change (`<nil/>` for an empty index).",
+            grade=Grade.EXACT,
+            note="The Simple index's `_last-serial` (or its X-PyPI-Last-Serial header), as of the last index "
+            "refresh; a fault if the upstream publishes no serial.",
+        ),
+        MethodSpec(
+            "changelog_since_serial",
+            mirroring.changelog_since_serial,
+            returns="array",
+            summary="`[name, version, timestamp, action, serial]` rows above `serial`, at most 50 000.",
+            grade=Grade.APPROXIMATE,
+            note="From the catalog: real Simple-index serials; one row per observed change at least, in "
+            "Warehouse's action words where the JSON/RSS show what changed, else `update` with a nil version; "
+            "below the first serial seen, one `update` row per project above `serial`.",
+        ),
+        MethodSpec(
+            "list_packages_with_serial",
+            mirroring.list_packages_with_serial,
+            returns="struct",
+            summary="`{display name: last serial}` for every project.",
+            grade=Grade.NEAR,
+            note="From the Simple index: quarantined projects are missing, members come in its order; a fault if "
+            "the index is HTML only (no serials).",
+        ),
+        MethodSpec(
+            "package_roles",
+            roles.package_roles,
+            returns="array",
+            summary="`[role, user]` for a project, Owners first, users case-insensitively.",
+            grade=Grade.NEAR,
+            note="From the JSON API's `ownership`, re-sorted as PyPI sorted; `[]` for a project without releases; "
+            "a fault if the upstream has no `ownership`.",
+        ),
+        MethodSpec(
+            "user_packages",
+            roles.user_packages,
+            returns="array",
+            summary="`[role, project]` for every role a user holds.",
+            grade=Grade.APPROXIMATE,
+            note="From the ownership roles the catalog has read (every project once the crawler has run; else "
+            "those read so far); user matched case-insensitively; role descending, then project.",
+        ),
+        MethodSpec(
+            "browse",
+            discovery.browse,
+            returns="array",
+            summary="`[project, version]` for releases carrying every listed classifier.",
+            grade=Grade.APPROXIMATE,
+            note="Covers the latest release of each project the catalog has read (PyPI: every release); "
+            "exact classifier strings; empty, unknown or repeated classifiers give `[]`.",
+        ),
+        MethodSpec(
+            "search",
+            discovery.search,
+            returns="array",
+            summary="`{name, summary, version, _pypi_ordering}` for projects matching a spec (pip search).",
+            grade=Grade.APPROXIMATE,
+            note="Names searched over every project (normalised substring); other fields over the catalog "
+            "(every word as a prefix); ranked exact name, field weight (name 10, summary/description/"
+            "keywords 5), shorter name; top name matches filled from JSON within SHIM_SEARCH_FILL_TIMEOUT. "
+            "PyPI has refused it since 2020.",
+            today=SEARCH_RETIRED,
+        ),
+        MethodSpec(
+            "list_packages",
+            mirroring.list_packages,
+            returns="array",
+            summary="Every project's display name.",
+            grade=Grade.NEAR,
+            note="From the Simple index: quarantined projects are missing, names sorted where PyPI had no order.",
+            today=gone("list_packages", "Simple API"),
+        ),
+        MethodSpec(
+            "package_releases",
+            releases.package_releases,
+            returns="array",
+            summary="`[latest version]`, or every version highest first with `show_hidden`.",
+            grade=Grade.NEAR,
+            note="From the JSON API, ordered with packaging-legacy: quarantined releases are missing, equal "
+            "versions (1.0, 1.0.0) keep string order.",
+            today=gone("package_releases", "JSON or Simple API"),
+        ),
+        MethodSpec(
+            "release_urls",
+            releases.release_urls,
+            returns="array",
+            summary="The files of the release with exactly that version string.",
+            grade=Grade.NEAR,
+            note="From the JSON API's `releases`: files in filename order (PyPI gave none), quarantined releases "
+            "missing, relative URLs made absolute.",
+            today=gone("release_urls", "JSON or Simple API"),
+        ),
+        MethodSpec(
+            "release_data",
+            releases.release_data,
+            returns="struct",
+            summary="The 33-key metadata struct of the release with exactly that version string.",
+            grade=Grade.APPROXIMATE,
+            note="`project_url` rebuilt from JSON `project_urls`, `_pypi_ordering` from version order; requires, "
+            "provides, obsoletes(_dist), requires_external from core metadata when offered, else `[]`; without "
+            "per-release JSON, older releases come from core metadata.",
+            today=gone("release_data", "JSON or Simple API"),
+        ),
+        MethodSpec(
+            "changelog",
+            mirroring.changelog,
+            returns="array",
+            summary="`[name, version, timestamp, action(, serial)]` rows newer than a timestamp.",
+            grade=Grade.APPROXIMATE,
+            note="The same rows as changelog_since_serial, by timestamp (actions not cleaned, as PyPI). "
+            "PyPI has refused it since 2023.",
+            today=CHANGELOG_RETIRED,
+        ),
+        MethodSpec(
+            "package_hosting_mode",
+            retired.package_hosting_mode,
+            returns="string",
+            summary='`"pypi-only"`, for any name.',
+            grade=Grade.EXACT,
+            note="PyPI's constant; removed from PyPI in 2024 (-32601 in pypi-today mode).",
+            today=Absent(),
+        ),
+        MethodSpec(
+            "package_data",
+            None,
+            returns="nil",
+            summary="PyPI's deprecation fault, after the arguments are checked.",
+            grade=Grade.EXACT,
+            note="PyPI's fault, word for word; use release_data.",
+            restore=DEPRECATED,
+            today=DEPRECATED,
+            arguments=(Argument("package_name"), Argument("version")),
+        ),
+        MethodSpec(
+            "package_urls",
+            None,
+            returns="nil",
+            summary="PyPI's deprecation fault, after the arguments are checked.",
+            grade=Grade.EXACT,
+            note="PyPI's fault, word for word; use release_urls.",
+            restore=DEPRECATED,
+            today=DEPRECATED,
+            arguments=(Argument("package_name"), Argument("version")),
+        ),
+        MethodSpec(
+            "top_packages",
+            None,
+            returns="nil",
+            summary="PyPI's fault pointing to BigQuery, after the arguments are checked.",
+            grade=Grade.EXACT,
+            note="PyPI's fault, word for word; no upstream API has download counts.",
+            restore=REMOVED_FOR_BIGQUERY,
+            today=REMOVED_FOR_BIGQUERY,
+            arguments=(Argument("num", StrictInt | None, None),),
+        ),
+        MethodSpec(
+            "release_downloads",
+            None,
+            returns="array",
+            summary="Not a method: -32601.",
+            grade=Grade.UNAVAILABLE,
+            note="Never ported to Warehouse, which answers -32601; no upstream API has download counts.",
+            restore=Absent(),
+            today=Absent(),
+        ),
+        MethodSpec(
+            "updated_releases",
+            None,
+            returns="array",
+            summary="Not a method: -32601.",
+            grade=Grade.UNAVAILABLE,
+            note="Documented by PyPI until 2024 but never implemented in Warehouse, which answers -32601.",
+            restore=Absent(),
+            today=Absent(),
+        ),
+        MethodSpec(
+            "changed_packages",
+            None,
+            returns="array",
+            summary="Not a method: -32601.",
+            grade=Grade.UNAVAILABLE,
+            note="Documented by PyPI until 2024 but never implemented in Warehouse, which answers -32601.",
+            restore=Absent(),
+            today=Absent(),
+        ),
+        MethodSpec(
+            "system.listMethods",
+            introspection.list_methods,
+            returns="array",
+            summary="The names of the methods this endpoint answers in the request's mode.",
+            grade=Grade.EXACT,
+            note="Legacy PyPI's introspection, read from this table; Warehouse answers -32601.",
+            today=Absent(),
+        ),
+        MethodSpec(
+            "system.methodHelp",
+            introspection.method_help,
+            returns="string",
+            summary="A method's usage, answer, fidelity and difference from PyPI.",
+            grade=Grade.EXACT,
+            note="Legacy PyPI's introspection, read from this table; Warehouse answers -32601.",
+            today=Absent(),
+        ),
+        MethodSpec(
+            "system.methodSignature",
+            introspection.method_signature,
+            returns="array",
+            summary="A method's signatures, one per accepted number of arguments.",
+            grade=Grade.EXACT,
+            note="Legacy PyPI's introspection, read from this table; Warehouse answers -32601.",
+            today=Absent(),
+        ),
+        MethodSpec(
+            "system.multicall",
+            introspection.multicall,
+            returns="array",
+            summary=f"Up to {MULTICALL_LIMIT} calls in one request; each slot `[result]` or a fault struct.",
+            grade=Grade.EXACT,
+            note="Legacy PyPI's boxcarring; no nesting; each sub-call counts as a call. "
+            "Warehouse refuses it (pypi-today mode).",
+            today=MULTICALL_RETIRED,
+        ),
+    )
+)

@@ -1,0 +1,241 @@
+"""The only code that speaks HTTP to the index.
+
+Every URL is built here from the configured base and path segments that were checked and quoted;
+redirects are followed by hand, at most three, and only within the origin the request started on.
+Statuses other than 200, 304 and 404 and every transport failure become `UpstreamUnavailable`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from shim import __version__
+from shim.errors import UpstreamMalformed, UpstreamUnavailable
+from shim.upstream.names import path_segment
+from shim.upstream.resilience import Guard, retry_after
+from shim.upstream.urls import UpstreamURL, redact_url
+
+__all__ = ["PASSED_HEADERS", "SIMPLE_JSON", "USER_AGENT", "Fetched", "Upstream", "build_client", "passed_headers"]
+
+logger = logging.getLogger("shim.upstream")
+
+USER_AGENT = f"pypi-xmlrpc-shim/{__version__} httpx/{httpx.__version__}"
+SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
+MAX_REDIRECTS = 3
+# What a client of a passed-through document or file sees of the upstream's answer.
+PASSED_HEADERS = (
+    "content-type",
+    "etag",
+    "last-modified",
+    "cache-control",
+    "vary",
+    "x-pypi-last-serial",
+    "content-range",
+    "accept-ranges",
+    "content-length",
+)
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """One upstream answer: 200 (a body), 304 (not modified) or 404 (not found)."""
+
+    url: str  # after redirects
+    status: int
+    body: bytes
+    content_type: str
+    etag: str | None
+    last_modified: str | None
+    serial: int | None  # X-PyPI-Last-Serial, where the upstream sends it
+    headers: dict[str, str] = field(default_factory=dict)  # those a pass-through keeps (PASSED_HEADERS)
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc.rpartition("@")[2].lower()
+
+
+def _serial(headers: httpx.Headers) -> int | None:
+    value = headers.get("x-pypi-last-serial", "").strip()
+    return int(value) if value.isdigit() else None
+
+
+def passed_headers(headers: httpx.Headers) -> dict[str, str]:
+    return {name: headers[name] for name in PASSED_HEADERS if name in headers and name != "content-length"}
+
+
+def build_client(
+    *, timeout: float, ca_bundle: str | None = None, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    """The one HTTP client: explicit timeouts, our User-Agent, HTTPS_PROXY/NO_PROXY honoured, no auto-redirects."""
+    return httpx.AsyncClient(
+        transport=transport,
+        timeout=httpx.Timeout(timeout),
+        verify=ca_bundle or True,
+        headers={"User-Agent": USER_AGENT},
+        follow_redirects=False,
+        trust_env=True,
+    )
+
+
+class _Retryable(Exception):
+    """A failure worth another try: no connection, a timeout, a 5xx, a 429."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class Upstream:
+    """GETs of the index's documents, by kind, with conditional requests."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        upstream: UpstreamURL,
+        *,
+        guard: Guard | None = None,
+        max_bytes: int = 256 * 1024 * 1024,
+    ) -> None:
+        self.client = client
+        self.base = upstream.base
+        self.guard = guard or Guard()
+        self.max_bytes = max_bytes
+        self._auth: httpx.Auth | None = None
+        if upstream.credentials is not None:
+            creds = upstream.credentials
+            self._auth = httpx.BasicAuth(creds.username, creds.password.reveal())
+
+    def project_url(self, normalized: str) -> str:
+        return f"{self.base}pypi/{path_segment(normalized)}/json"
+
+    def version_url(self, normalized: str, version: str) -> str:
+        return f"{self.base}pypi/{path_segment(normalized)}/{path_segment(version)}/json"
+
+    @property
+    def simple_index_url(self) -> str:
+        return f"{self.base}simple/"
+
+    async def get(self, url: str, *, accept: str | None = None, etag: str | None = None) -> Fetched:
+        """GET `url`; a 304 answers a matching `etag`. Credentials go only to the upstream's own origin.
+
+        Retried, paced and cut off by the guard (shim.resilience); every failure is UpstreamUnavailable,
+        raised within the guard's deadline."""
+        start_origin = _origin(url)
+        if start_origin[0] not in ("http", "https"):
+            raise UpstreamUnavailable(redact_url(url), "not an http(s) URL")
+        headers = {}
+        if accept:
+            headers["Accept"] = accept
+        if etag:
+            headers["If-None-Match"] = etag
+        config = self.guard.config
+        deadline = self.guard.clock() + config.deadline
+        try:
+            async with asyncio.timeout(config.deadline):
+                return await self._guarded(url, headers, deadline)
+        except TimeoutError:
+            self.guard.count("deadline")
+            raise UpstreamUnavailable(redact_url(url), f"no answer within {config.deadline:g} s") from None
+
+    async def _guarded(self, url: str, headers: dict[str, str], deadline: float) -> Fetched:
+        retries = self.guard.config.retries
+        for attempt in range(retries + 1):
+            refused = self.guard.admit() or await self.guard.pause(deadline)
+            if refused:
+                raise UpstreamUnavailable(redact_url(url), refused)
+            try:
+                async with self.guard.slots:
+                    fetched = await self._once(url, headers)
+            except _Retryable as exc:
+                self.guard.failed()
+                if exc.retry_after is not None:
+                    self.guard.throttled(exc.retry_after)
+                if attempt == retries:
+                    raise UpstreamUnavailable(redact_url(url), exc.reason) from None
+                self.guard.count("retries")
+                await asyncio.sleep(self.guard.backoff(attempt))
+                continue
+            except UpstreamUnavailable:
+                self.guard.failed()
+                raise
+            self.guard.succeeded()
+            return fetched
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _once(self, url: str, headers: dict[str, str]) -> Fetched:
+        start_origin = _origin(url)
+        auth = self._auth if start_origin == _origin(self.base) else None
+        for _ in range(MAX_REDIRECTS + 1):
+            request = self.client.build_request("GET", url, headers=headers)
+            try:
+                response = await self.client.send(request, auth=auth or httpx.USE_CLIENT_DEFAULT, stream=True)
+                try:
+                    body = await self._read(response) if response.status_code == 200 else b""
+                finally:
+                    await response.aclose()
+            except httpx.HTTPError as exc:
+                raise _Retryable(f"{type(exc).__name__}: {exc}") from None
+            if response.has_redirect_location:
+                target = urljoin(url, response.headers.get("location", ""))
+                if _origin(target) != start_origin:
+                    raise UpstreamUnavailable(redact_url(url), f"redirect to another origin: {redact_url(target)}")
+                url = target
+                continue
+            if response.status_code in (200, 304, 404):
+                return Fetched(
+                    url=url,
+                    status=response.status_code,
+                    body=body,
+                    content_type=response.headers.get("content-type", "").split(";")[0].strip().lower(),
+                    etag=response.headers.get("etag"),
+                    last_modified=response.headers.get("last-modified"),
+                    serial=_serial(response.headers),
+                    headers=passed_headers(response.headers),
+                )
+            if response.status_code in (429, 500, 502, 503, 504):
+                wait = retry_after(response.headers.get("retry-after"), time.time())
+                raise _Retryable(f"HTTP {response.status_code}", wait)
+            raise UpstreamUnavailable(redact_url(url), f"HTTP {response.status_code}")
+        raise UpstreamUnavailable(redact_url(url), f"more than {MAX_REDIRECTS} redirects")
+
+    async def _read(self, response: httpx.Response) -> bytes:
+        """The body, refused past `max_bytes`: an oversized document is malformed, never buffered whole."""
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            raise UpstreamMalformed(str(response.url), f"a body of {declared} bytes, over SHIM_MAX_DOCUMENT_BYTES")
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise UpstreamMalformed(str(response.url), "a body over SHIM_MAX_DOCUMENT_BYTES")
+            parts.append(chunk)
+        return b"".join(parts)
+
+    @asynccontextmanager
+    async def stream(self, url: str, *, headers: dict[str, str] | None = None) -> AsyncIterator[httpx.Response]:
+        """A file, streamed: the response is open until the block ends. No redirects, no credentials
+        beyond the upstream's own origin; the read timeout is an idle timeout, never a whole-file deadline.
+        `headers` carries the client's Range and conditional headers."""
+        if _origin(url)[0] not in ("http", "https"):
+            raise UpstreamUnavailable(redact_url(url), "not an http(s) URL")
+        auth = self._auth if _origin(url) == _origin(self.base) else None
+        request = self.client.build_request("GET", url, headers=headers or {})
+        try:
+            response = await self.client.send(request, auth=auth or httpx.USE_CLIENT_DEFAULT, stream=True)
+        except httpx.HTTPError as exc:
+            raise UpstreamUnavailable(redact_url(url), f"{type(exc).__name__}: {exc}") from None
+        try:
+            yield response
+        finally:
+            await response.aclose()

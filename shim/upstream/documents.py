@@ -1,0 +1,149 @@
+"""Upstream documents by kind, through the cache: project JSON, release JSON, core metadata files.
+
+Each loader validates what it fetched before it can be stored, so a malformed body is never cached.
+What an upstream turns out not to offer (per-release JSON on many mirrors) is remembered and the
+fallback used from then on; the method table's notes say what each fallback costs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from shim.errors import UpstreamMalformed
+from shim.upstream.cache import DocumentCache, Entry
+from shim.upstream.client import Fetched, Upstream
+from shim.upstream.parsers import CoreMetadata, ProjectDoc, VersionDoc
+from shim.upstream.simple_index import ProjectIndex
+
+__all__ = ["Capabilities", "DocumentStore"]
+
+# Turns a fetched body (and its URL) into a document; raises ValueError for a malformed one.
+Parse = Callable[[bytes, str], Any]
+
+logger = logging.getLogger("shim.documents")
+
+
+@dataclass
+class Capabilities:
+    """What the upstream offers, learnt as it answers (None: not known yet)."""
+
+    per_version_json: bool | None = None
+
+
+class DocumentStore:
+    def __init__(self, upstream: Upstream, cache: DocumentCache, index: ProjectIndex) -> None:
+        self.upstream = upstream
+        self.cache = cache
+        self.index = index
+        self.capabilities = Capabilities()
+        # The serial another source reports for a project (the metadata index, written by a refresher that
+        # may run in another process and be ahead of this process's copy of the Simple index).
+        self.reported_serial: Callable[[str], Awaitable[int | None]] | None = None
+
+    async def entry(
+        self,
+        key: str,
+        url: str,
+        project: str | None,
+        *,
+        parse: Parse | None = None,
+        accept: str | None = None,
+        stale_ok: bool = True,
+    ) -> Entry:
+        """The cached entry for `url` (a 404 included), fetched or revalidated as the cache's policy says.
+
+        With `project`, the entry follows that project's changes in the Simple index, and is never older
+        than the serial the index shows for it (fetched again once when it is).
+        """
+
+        async def load(previous: Entry | None) -> Entry:
+            fetched = await self.upstream.get(url, accept=accept, etag=previous.etag if previous else None)
+            if fetched.status == 304 and previous is not None:
+                return previous
+            return self._entry(fetched, parse)
+
+        changed_at = floor = None
+        if project is not None:
+            changed_at = self.index.changed_at(project)
+            snapshot = self.index.snapshot
+            floors = [snapshot.serial_of(project) if snapshot is not None else None]
+            if self.reported_serial is not None:
+                floors.append(await self.reported_serial(project))
+            floor = max((f for f in floors if f is not None), default=None)
+        return await self.cache.get(key, load, changed_at=changed_at, floor=floor, stale_ok=stale_ok)
+
+    async def _document(self, key: str, url: str, parse: Parse, project: str, *, stale_ok: bool = True) -> Any:
+        """The parsed document at `url`, or None for a genuine not-found."""
+        entry = await self.entry(key, url, project, parse=parse, stale_ok=stale_ok)
+        if entry.status == 404:
+            return None
+        if entry.parsed is None:  # read back from a store that keeps only bytes
+            entry.parsed = parse(entry.body, entry.url)
+        return entry.parsed
+
+    def _entry(self, fetched: Fetched, parse: Parse | None) -> Entry:
+        now = self.cache.clock()
+        if fetched.status == 404:
+            return Entry(status=404, body=b"", url=fetched.url, fetched_at=now)
+        if fetched.status != 200:
+            raise UpstreamMalformed(fetched.url, f"HTTP {fetched.status} without a request for it")
+        try:
+            parsed = parse(fetched.body, fetched.url) if parse is not None else None
+        except ValueError as exc:
+            raise UpstreamMalformed(fetched.url, str(exc)) from None
+        return Entry(
+            status=200,
+            body=fetched.body,
+            url=fetched.url,
+            fetched_at=now,
+            etag=fetched.etag,
+            serial=fetched.serial,
+            content_type=fetched.content_type,
+            headers=fetched.headers,
+            parsed=parsed,
+        )
+
+    async def project(self, normalized: str, *, stale_ok: bool = True) -> ProjectDoc | None:
+        """`/pypi/<name>/json`, or None when the project has no release (or does not exist).
+
+        The change feed's writer passes `stale_ok=False`: a change derived from an old copy would be lost."""
+        doc: ProjectDoc | None = await self._document(
+            f"project:{normalized}",
+            self.upstream.project_url(normalized),
+            ProjectDoc.from_json,
+            normalized,
+            stale_ok=stale_ok,
+        )
+        return doc
+
+    async def release(self, normalized: str, version: str) -> VersionDoc | None:
+        """`/pypi/<name>/<version>/json` for a version the project document lists; None if not offered."""
+        if self.capabilities.per_version_json is False:
+            return None
+        doc: VersionDoc | None = await self._document(
+            f"release:{normalized}:{version}",
+            self.upstream.version_url(normalized, version),
+            VersionDoc.from_json,
+            normalized,
+        )
+        if doc is None:
+            # The project document lists this version, so a 404 here means the route is missing.
+            if self.capabilities.per_version_json is None:
+                logger.warning("the upstream has no per-release JSON; release_data falls back to core metadata")
+            self.capabilities.per_version_json = False
+        else:
+            self.capabilities.per_version_json = True
+        return doc
+
+    async def core_metadata(self, normalized: str, file_url: str) -> CoreMetadata | None:
+        """A file's PEP 658 metadata, or None if the upstream has none for it."""
+        parsed: CoreMetadata | None = await self._document(
+            f"metadata:{file_url}",
+            file_url + ".metadata",
+            lambda body, url: CoreMetadata.from_text(body.decode("utf-8", "replace")),
+            normalized,
+        )
+        return parsed

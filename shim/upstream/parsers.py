@@ -1,0 +1,193 @@
+"""Upstream documents as typed values: the JSON API's project and release documents, core metadata files,
+and the Simple index. Pure functions only: no I/O; anything that is not such a document is a ValueError.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from html import unescape
+from typing import Any
+
+from packaging.metadata import parse_email
+
+__all__ = [
+    "CORE_LISTS",
+    "CoreMetadata",
+    "IndexListing",
+    "JSONObject",
+    "ProjectDoc",
+    "VersionDoc",
+    "parse_simple_index",
+]
+
+JSONObject = dict[str, Any]
+
+# The release_data fields the JSON API lacks; the release's core metadata file has them (PEP 658).
+CORE_LISTS = ("requires", "provides", "obsoletes", "provides_dist", "obsoletes_dist", "requires_external")
+
+
+def _object(value: Any, what: str) -> JSONObject:
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} is not an object")
+    return value
+
+
+def _load(body: bytes, what: str) -> JSONObject:
+    try:
+        return _object(json.loads(body), what)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{what} is not JSON: {exc}") from None
+
+
+def _info(document: JSONObject) -> JSONObject:
+    info = _object(document.get("info"), "info")
+    if not isinstance(info.get("name"), str) or not isinstance(info.get("version"), str):
+        raise ValueError("info has no name or version")
+    return info
+
+
+def _files(value: Any, what: str) -> list[JSONObject]:
+    if not isinstance(value, list) or not all(
+        isinstance(f, dict) and isinstance(f.get("filename"), str) for f in value
+    ):
+        raise ValueError(f"{what} is not a list of files")
+    return value
+
+
+@dataclass(frozen=True)
+class ProjectDoc:
+    """`/pypi/<name>/json`: the latest release's `info`, and every release's files."""
+
+    url: str
+    info: JSONObject
+    releases: dict[str, list[JSONObject]] | None  # Warehouse calls the key deprecated; mirrors may drop it
+    urls: list[JSONObject]
+    ownership: JSONObject | None
+    last_serial: int | None
+
+    @classmethod
+    def from_json(cls, body: bytes, url: str) -> ProjectDoc:
+        """Raise ValueError for anything that is not a project document."""
+        document = _load(body, "the project document")
+        releases = document.get("releases")
+        if releases is not None:
+            releases = {str(v): _files(files, f"releases[{v!r}]") for v, files in _object(releases, "releases").items()}
+        ownership = document.get("ownership")
+        serial = document.get("last_serial")
+        return cls(
+            url=url,
+            info=_info(document),
+            releases=releases,
+            urls=_files(document.get("urls", []), "urls"),
+            ownership=ownership if isinstance(ownership, dict) else None,
+            last_serial=serial if isinstance(serial, int) and not isinstance(serial, bool) else None,
+        )
+
+    @property
+    def name(self) -> str:
+        name: str = self.info["name"]
+        return name
+
+    @property
+    def version(self) -> str:
+        version: str = self.info["version"]
+        return version
+
+
+@dataclass(frozen=True)
+class VersionDoc:
+    """`/pypi/<name>/<version>/json`: one release's `info` and files."""
+
+    url: str
+    info: JSONObject
+    urls: list[JSONObject]
+
+    @classmethod
+    def from_json(cls, body: bytes, url: str) -> VersionDoc:
+        document = _load(body, "the release document")
+        return cls(url=url, info=_info(document), urls=_files(document.get("urls", []), "urls"))
+
+
+@dataclass(frozen=True)
+class CoreMetadata:
+    """A release's core metadata file (`<file>.metadata`, PEP 658)."""
+
+    lists: dict[str, list[str]]  # the six release_data lists the JSON API lacks
+    info: JSONObject  # the rest, shaped as the JSON API's `info`, for upstreams without per-release JSON
+
+    @classmethod
+    def from_text(cls, text: str) -> CoreMetadata:
+        raw: dict[str, Any] = dict(parse_email(text)[0])
+        if not isinstance(raw.get("name"), str) or not isinstance(raw.get("version"), str):
+            raise ValueError("the metadata file has no Name or Version")
+        platforms = raw.get("platforms") or []
+        info = {
+            "name": raw["name"],
+            "version": raw["version"],
+            "summary": raw.get("summary"),
+            "description": raw.get("description"),
+            "home_page": raw.get("home_page"),
+            "download_url": raw.get("download_url"),
+            "author": raw.get("author"),
+            "author_email": raw.get("author_email"),
+            "maintainer": raw.get("maintainer"),
+            "maintainer_email": raw.get("maintainer_email"),
+            "license": raw.get("license"),
+            "keywords": ",".join(raw["keywords"]) if raw.get("keywords") else None,
+            "platform": platforms[0] if platforms else None,
+            "classifiers": raw.get("classifiers") or [],
+            "requires_dist": raw.get("requires_dist") or [],
+            "requires_python": raw.get("requires_python"),
+            "project_urls": raw.get("project_urls") or None,
+        }
+        return cls({key: list(raw.get(key) or []) for key in CORE_LISTS}, info)
+
+
+@dataclass(frozen=True)
+class IndexListing:
+    """The Simple index: display names in the upstream's order, their serials where it publishes them."""
+
+    names: list[str]
+    serials: list[int] | None
+    last_serial: int | None
+
+
+_ANCHOR = re.compile(r"<a\b[^>]*>([^<]*)</a>", re.IGNORECASE)
+
+
+def _int(value: Any) -> int | None:
+    # Mirrors send serials as strings; Warehouse as numbers.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+def parse_simple_index(body: bytes, content_type: str, header_serial: int | None) -> IndexListing:
+    """PEP 691 JSON, or PEP 503 HTML (names only), into an IndexListing; ValueError when it is neither."""
+    if "json" in content_type:
+        document = _load(body, "the Simple index")
+        projects = document.get("projects")
+        if not isinstance(projects, list):
+            raise ValueError("the Simple index has no projects list")
+        names: list[str] = []
+        serials: list[int] | None = []
+        for project in projects:
+            if not isinstance(project, dict) or not isinstance(project.get("name"), str):
+                raise ValueError("a Simple index entry has no name")
+            names.append(project["name"])
+            serial = _int(project.get("_last-serial"))
+            if serials is not None and serial is not None:
+                serials.append(serial)
+            else:
+                serials = None
+        meta = document.get("meta") if isinstance(document.get("meta"), dict) else {}
+        last = _int(meta.get("_last-serial")) if meta else None
+        return IndexListing(names, serials, last if last is not None else header_serial)
+    if "html" in content_type:
+        text = body.decode("utf-8", "replace")
+        return IndexListing([unescape(m.strip()) for m in _ANCHOR.findall(text)], None, header_serial)
+    raise ValueError(f"the Simple index came as {content_type or 'no content type'}")

@@ -1,0 +1,135 @@
+"""The Simple index, held in memory: every project's display name and serial.
+
+Loaded in the background at start and refreshed with conditional requests, so that list_packages,
+list_packages_with_serial and changelog_last_serial answer from memory, and a call never waits for a
+full download while a usable copy exists. A refresh that sees a project's serial move records when,
+so the document cache drops what it holds for that project.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from packaging.utils import canonicalize_name
+
+from shim.errors import UpstreamError, UpstreamMalformed
+from shim.upstream.client import SIMPLE_JSON, Upstream
+from shim.upstream.parsers import IndexListing, parse_simple_index
+
+__all__ = ["IndexSnapshot", "ProjectIndex"]
+
+logger = logging.getLogger("shim.index")
+
+
+@dataclass(frozen=True)
+class IndexSnapshot:
+    listing: IndexListing
+    etag: str | None
+    fetched_at: float
+    is_json: bool
+    # Normalised name -> position in `listing`.
+    positions: dict[str, int] = field(repr=False)
+    # Whole answers built from this snapshot (hundreds of thousands of names), encoded once.
+    answers: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def build(cls, listing: IndexListing, etag: str | None, fetched_at: float, is_json: bool) -> IndexSnapshot:
+        positions: dict[str, int] = {}
+        for i, name in enumerate(listing.names):
+            normalized = canonicalize_name(name)
+            # Most names are already normalised: keep one string object, not two (a million names).
+            positions[name if normalized == name else normalized] = i
+        return cls(listing, etag, fetched_at, is_json, positions)
+
+    def serial_of(self, normalized: str) -> int | None:
+        position = self.positions.get(normalized)
+        if position is None or self.listing.serials is None:
+            return None
+        return self.listing.serials[position]
+
+    def __contains__(self, normalized: object) -> bool:
+        return normalized in self.positions
+
+
+def _changes(old: IndexSnapshot, new: IndexSnapshot) -> list[str]:
+    """Projects that appeared, disappeared or moved serial between two snapshots."""
+    changed = [name for name in new.positions if old.serial_of(name) != new.serial_of(name) or name not in old]
+    changed += [name for name in old.positions if name not in new]
+    return changed
+
+
+class ProjectIndex:
+    def __init__(self, upstream: Upstream, *, refresh_every: float, clock: Callable[[], float] = time.time) -> None:
+        self.upstream = upstream
+        self.refresh_every = refresh_every
+        self.clock = clock
+        self.snapshot: IndexSnapshot | None = None
+        self._changed_at: dict[str, float] = {}
+        self._loading: asyncio.Task[IndexSnapshot] | None = None
+
+    def changed_at(self, normalized: str) -> float | None:
+        """When a refresh last saw `normalized` appear, go, or change serial (None: not since start)."""
+        return self._changed_at.get(normalized)
+
+    async def current(self) -> IndexSnapshot:
+        """The usable copy; only the very first call waits, for the first load."""
+        if self.snapshot is not None:
+            return self.snapshot
+        return await self.refresh()
+
+    def refresh(self) -> asyncio.Future[IndexSnapshot]:
+        """One conditional GET of the index, shared by everyone who asks while it runs."""
+        if self._loading is None or self._loading.done():
+            self._loading = asyncio.create_task(self._refresh())
+        return asyncio.shield(self._loading)
+
+    async def _refresh(self) -> IndexSnapshot:
+        previous = self.snapshot
+        fetched = await self.upstream.get(
+            self.upstream.simple_index_url,
+            accept=f"{SIMPLE_JSON}, text/html;q=0.1",
+            etag=previous.etag if previous else None,
+        )
+        now = self.clock()
+        if fetched.status == 304 and previous is not None:
+            self.snapshot = IndexSnapshot(
+                previous.listing, previous.etag, now, previous.is_json, previous.positions, previous.answers
+            )
+            return self.snapshot
+        if fetched.status != 200:
+            raise UpstreamMalformed(fetched.url, f"the Simple index answered HTTP {fetched.status}")
+        try:
+            # Hundreds of thousands of projects: parse off the event loop.
+            listing = await asyncio.to_thread(parse_simple_index, fetched.body, fetched.content_type, fetched.serial)
+            snapshot = await asyncio.to_thread(
+                IndexSnapshot.build, listing, fetched.etag, now, "json" in fetched.content_type
+            )
+        except ValueError as exc:
+            raise UpstreamMalformed(fetched.url, str(exc)) from None
+        if previous is not None:
+            for name in await asyncio.to_thread(_changes, previous, snapshot):
+                self._changed_at[name] = now
+        self.snapshot = snapshot
+        logger.info(
+            "Simple index loaded: %d projects, last serial %s (%s)",
+            len(listing.names),
+            listing.last_serial,
+            "JSON" if snapshot.is_json else "HTML, no per-project serials",
+        )
+        return snapshot
+
+    async def run(self) -> None:
+        """Refresh for ever, every `refresh_every` seconds; a failure is logged and tried again later."""
+        while True:
+            try:
+                await self.refresh()
+            except UpstreamError as exc:
+                logger.warning("Simple index refresh failed: %s", exc)
+            except Exception:  # the refresher must outlive any bug: calls would wait on a dead copy
+                logger.exception("Simple index refresh failed unexpectedly")
+            await asyncio.sleep(self.refresh_every)

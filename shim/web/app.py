@@ -1,0 +1,118 @@
+"""The ASGI application: the XML-RPC endpoints, pass-through, health, and the tasks that keep it fresh.
+
+One event loop per process: anything that must be shared between processes goes through an external
+store, never through state kept here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from shim.catalog.crawler import Crawler
+from shim.catalog.refresher import Refresher
+from shim.catalog.writes import CatalogWriter
+from shim.config.settings import Settings, SettingsError
+from shim.methods.table import METHODS
+from shim.web.endpoint import MODE_PREFIXES, xmlrpc_routes
+from shim.web.health import health_routes
+from shim.web.passthrough import passthrough_routes
+from shim.wiring import build_services, configure_logging
+from shim.xmlrpc.dispatch import Dispatcher
+from shim.xmlrpc.ratelimit import RateLimiter
+from shim.xmlrpc.table import MethodTable
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger("shim.web")
+
+
+class CollapseSlashes:
+    """`//pypi` is `/pypi`: some clients (stdeb's transport) double the slash, and PyPI answered them."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and "//" in scope["path"]:
+            scope = {**scope, "path": re.sub("/{2,}", "/", scope["path"])}
+        await self.app(scope, receive, send)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    methods: MethodTable = METHODS,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> Starlette:
+    """The service. Without `settings`, they are read from the environment (uvicorn's `--factory`).
+
+    `transport` replaces the network under the upstream client (tests pass a fake index).
+    """
+    if settings is None:
+        try:
+            settings = Settings.load()
+        except SettingsError as exc:
+            print(f"pypi-xmlrpc-shim: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        configure_logging(settings)
+    services, client = build_services(settings, transport)
+    dispatcher = Dispatcher(
+        methods,
+        services,
+        domain=settings.upstream.host,
+        allow_i8=settings.allow_i8,
+        search_fill_timeout=settings.search_fill_timeout,
+        limiter=RateLimiter(settings.rate_limit) if settings.rate_limit is not None else None,
+    )
+    routes = [
+        *health_routes(),
+        *passthrough_routes(settings, services, list(MODE_PREFIXES)),
+        *xmlrpc_routes(settings, dispatcher),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # The Simple index loads in the background: the first calls that need it wait, the others don't.
+        # The refresher keeps it fresh and, as the catalog's one writer, the change feed too.
+        tasks: list[asyncio.Task[Any]] = []
+        writer = None
+        if settings.catalog_writer:
+            writer = CatalogWriter(settings.catalog_path)
+            refresher = Refresher(writer, services.store, services.index, ready=services.changes_ready)
+            app.state.refresher = refresher
+            tasks.append(asyncio.create_task(refresher.run(settings.index_refresh)))
+            if settings.crawl_rate > 0:
+                crawler = Crawler(writer, services.store, rate=settings.crawl_rate)
+                tasks.append(asyncio.create_task(crawler.run()))
+        else:
+            tasks.append(asyncio.create_task(services.index.run()))
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await client.aclose()
+            services.catalog.close()
+            if writer is not None:
+                writer.close()
+
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(CollapseSlashes)])
+    app.state.settings = settings
+    app.state.dispatcher = dispatcher
+    app.state.services = services
+    logger.info("answering XML-RPC from %s in %s mode", settings.upstream, settings.mode.value)
+    return app

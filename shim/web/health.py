@@ -1,0 +1,57 @@
+"""Liveness and readiness: `/healthz` says what the service has learnt of its upstream, `/readyz` whether
+the first Simple index is loaded. Neither ever shows a credential."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from shim import __version__
+from shim.xmlrpc.context import Services
+
+__all__ = ["health_routes"]
+
+
+async def health(request: Request) -> Response:
+    """Liveness, and what the service has learnt of its upstream so far (never a credential)."""
+    services: Services = request.app.state.services
+    snapshot = services.index.snapshot
+    index = None
+    if snapshot is not None:
+        index = {
+            "projects": len(snapshot.listing.names),
+            "last_serial": snapshot.listing.last_serial,
+            "format": "json" if snapshot.is_json else "html",
+            "serials": snapshot.listing.serials is not None,
+            "fetched_at": snapshot.fetched_at,
+        }
+    coverage = await services.catalog.run(services.catalog.coverage)
+    guard = services.store.upstream.guard
+    return JSONResponse(
+        {
+            "status": "ok",
+            "version": __version__,
+            "upstream": services.base_url,
+            # Reported, never used to leave the rotation: stale copies and faults still answer well.
+            "upstream_health": {"circuit": guard.state, "consecutive_failures": guard.failures, **guard.counters},
+            "stale_served": services.store.cache.stale_served,
+            "index": index,
+            "per_version_json": services.store.capabilities.per_version_json,
+            "catalog": dataclasses.asdict(coverage),
+        }
+    )
+
+
+async def ready(request: Request) -> Response:
+    """Ready once the first Simple index is loaded; the upstream's later health does not change it."""
+    services: Services = request.app.state.services
+    if services.index.snapshot is None:
+        return JSONResponse({"ready": False, "reason": "the Simple index is not loaded yet"}, status_code=503)
+    return JSONResponse({"ready": True})
+
+
+def health_routes() -> list[Route]:
+    return [Route("/healthz", health, methods=["GET"]), Route("/readyz", ready, methods=["GET"])]

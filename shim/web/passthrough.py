@@ -1,0 +1,310 @@
+"""The drop-in host: the index's JSON, Simple and RSS documents and its files, at the same URLs as upstream.
+
+A legacy client is configured with one base URL and reads more than XML-RPC from it. Documents come
+from the same cache the XML-RPC methods read, so a project's page never shows a serial lower than the
+one XML-RPC reports for it. Only the documented path shapes are served, only from the configured
+upstream (and its files host, when files are proxied); anything else is 404.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from shim.config.settings import Settings
+from shim.errors import UpstreamError
+from shim.upstream.cache import Entry
+from shim.upstream.client import SIMPLE_JSON
+from shim.upstream.names import normalize_name, path_segment
+from shim.upstream.parsers import ProjectDoc
+from shim.web.files import FileProxy
+from shim.web.responses import not_found, unavailable
+from shim.xmlrpc.context import Services
+
+__all__ = ["passthrough_routes"]
+
+logger = logging.getLogger("shim.passthrough")
+
+SIMPLE_HTML = "text/html"
+_SIMPLE_TYPES = {
+    "application/vnd.pypi.simple.v1+json": SIMPLE_JSON,
+    "application/vnd.pypi.simple.latest+json": SIMPLE_JSON,
+    "application/vnd.pypi.simple.v1+html": SIMPLE_HTML,
+    "application/vnd.pypi.simple.latest+html": SIMPLE_HTML,
+    "text/html": SIMPLE_HTML,
+    "text/*": SIMPLE_HTML,
+    "*/*": SIMPLE_HTML,
+}
+_HREF = re.compile(r'(href=")([^"]*)(")', re.IGNORECASE)
+
+
+def negotiate_simple(accept: str) -> str:
+    """PEP 691: JSON when the client prefers it, HTML otherwise (and when it says nothing)."""
+    best, best_q = SIMPLE_HTML, -1.0
+    for part in accept.split(","):
+        media, _, params = part.strip().partition(";")
+        kind = _SIMPLE_TYPES.get(media.strip().lower())
+        if kind is None:
+            continue
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.strip() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        # Ties go to HTML, as Warehouse offers it first.
+        if q > 0 and (q > best_q or (q == best_q and kind == SIMPLE_HTML)):
+            best, best_q = kind, q
+    return best
+
+
+@dataclass
+class Passthrough:
+    settings: Settings
+    services: Services
+    files: FileProxy
+
+    # --- URLs in documents --------------------------------------------------------------------
+
+    def _rewrite(self, entry: Entry, service: str) -> bytes:
+        """The body with every file URL made absolute (and proxied), or the upstream's bytes untouched."""
+        if "json" in entry.content_type:
+            document = json.loads(entry.body)
+            changed = False
+            for file in _files_in(document):
+                url = file.get("url")
+                if isinstance(url, str):
+                    new = self.files.file_url(url, entry.url, service)
+                    changed |= new != url
+                    file["url"] = new
+            if not changed:
+                return entry.body
+            return (json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+        if "html" in entry.content_type:
+            text = entry.body.decode("utf-8", "replace")
+
+            def href(match: re.Match[str]) -> str:
+                url = html.unescape(match[2])
+                return match[1] + html.escape(self.files.file_url(url, entry.url, service)) + match[3]
+
+            rewritten = _HREF.sub(href, text)
+            return entry.body if rewritten == text else rewritten.encode()
+        return entry.body
+
+    # --- answering from an entry ----------------------------------------------------------------
+
+    def _answer(self, request: Request, entry: Entry, kind: str, rewrite: bool) -> Response:
+        if entry.status == 404:
+            return not_found(kind)
+        service = str(request.base_url)
+        body = entry.body
+        if rewrite:
+            if service not in entry.variants:
+                entry.variants[service] = self._rewrite(entry, service)
+            body = entry.variants[service]
+        headers = dict(entry.headers)
+        if body is not entry.body:
+            # A rewritten body is another representation: its own validator.
+            headers["etag"] = '"' + hashlib.md5(body, usedforsecurity=False).hexdigest() + '"'
+        if _not_modified(request, headers):
+            kept = ("etag", "cache-control", "vary", "last-modified", "x-pypi-last-serial")
+            return Response(status_code=304, headers={k: v for k, v in headers.items() if k in kept})
+        return Response(body, headers=headers)
+
+    async def _serve(
+        self,
+        request: Request,
+        key: str,
+        url: str,
+        project: str | None,
+        kind: str,
+        *,
+        parse: Callable[[bytes, str], Any] | None = None,
+        accept: str | None = None,
+        rewrite: bool = True,
+    ) -> Response:
+        try:
+            entry = await self.services.store.entry(key, url, project, parse=parse, accept=accept)
+        except UpstreamError as exc:
+            return unavailable(exc)
+        return self._answer(request, entry, kind, rewrite)
+
+    # --- routes -------------------------------------------------------------------------------------
+
+    async def project_json(self, request: Request) -> Response:
+        normalized = _project(request, "json")
+        if isinstance(normalized, Response):
+            return normalized
+        upstream = self.services.store.upstream
+        return await self._serve(
+            request,
+            f"project:{normalized}",
+            upstream.project_url(normalized),
+            normalized,
+            "json",
+            parse=ProjectDoc.from_json,
+        )
+
+    async def release_json(self, request: Request) -> Response:
+        version = request.path_params["version"]
+        normalized = _project(request, "json")
+        if isinstance(normalized, Response):
+            return normalized
+        if version in (".", ".."):
+            return not_found("json")
+        upstream = self.services.store.upstream
+        # The upstream looks the version up (3.0 may answer 3.0.0): the key is the version as asked.
+        return await self._serve(
+            request,
+            f"passthrough:{normalized}:{version}",
+            upstream.version_url(normalized, version),
+            normalized,
+            "json",
+            parse=_json_object,
+        )
+
+    async def simple_index(self, request: Request) -> Response:
+        kind = negotiate_simple(request.headers.get("accept", ""))
+        upstream = self.services.store.upstream
+        response = await self._serve(
+            request,
+            f"simple-index:{kind}",
+            upstream.simple_index_url,
+            None,
+            "text",
+            accept=kind,
+            rewrite=False,
+            parse=_simple_page,
+        )
+        response.headers.setdefault("vary", "Accept")
+        return response
+
+    async def simple_project(self, request: Request) -> Response:
+        normalized = _project(request, "text")
+        if isinstance(normalized, Response):
+            return normalized
+        kind = negotiate_simple(request.headers.get("accept", ""))
+        upstream = self.services.store.upstream
+        response = await self._serve(
+            request,
+            f"simple:{kind}:{normalized}",
+            f"{upstream.simple_index_url}{path_segment(normalized)}/",
+            normalized,
+            "text",
+            accept=kind,
+            parse=_simple_page,
+        )
+        response.headers.setdefault("vary", "Accept")
+        return response
+
+    async def rss(self, request: Request) -> Response:
+        feed = request.path_params.get("feed")
+        name = request.path_params.get("name")
+        base = self.services.store.upstream.base
+        if name is not None:
+            normalized = normalize_name(name)
+            if normalized is None:
+                return not_found("text")
+            path, key, project = f"rss/project/{path_segment(normalized)}/releases.xml", f"rss:{normalized}", normalized
+        elif feed in ("updates", "packages"):
+            path, key, project = f"rss/{feed}.xml", f"rss:{feed}", None
+        else:
+            return not_found("text")
+        return await self._serve(request, key, base + path, project, "text", rewrite=False, parse=_feed)
+
+
+def _simple_page(body: bytes, url: str) -> None:
+    """A Simple page is JSON with its list, or HTML: a maintenance page or an error body is not one."""
+    if body.lstrip()[:1] == b"{":
+        document = json.loads(body)
+        if not isinstance(document, dict) or not isinstance(document.get("files", document.get("projects")), list):
+            raise ValueError("a Simple JSON page without files or projects")
+    elif b"<a" not in body and b"<html" not in body.lower()[:4096]:
+        raise ValueError("neither a Simple JSON page nor HTML")
+
+
+def _feed(body: bytes, url: str) -> None:
+    if b"<rss" not in body[:4096]:
+        raise ValueError("not an RSS feed")
+
+
+def _json_object(body: bytes, url: str) -> None:
+    if not isinstance(json.loads(body), dict):
+        raise ValueError("not a JSON object")
+
+
+def _files_in(document: Any) -> list[dict[str, Any]]:
+    """Every file object of a project/release JSON document or a Simple JSON page."""
+    if not isinstance(document, dict):
+        return []
+    files: list[Any] = []
+    for key in ("urls", "files"):
+        if isinstance(document.get(key), list):
+            files += document[key]
+    releases = document.get("releases")
+    if isinstance(releases, dict):
+        for release in releases.values():
+            if isinstance(release, list):
+                files += release
+    return [f for f in files if isinstance(f, dict)]
+
+
+def _not_modified(request: Request, headers: dict[str, str]) -> bool:
+    etag = headers.get("etag")
+    asked = request.headers.get("if-none-match")
+    if asked is not None:
+        tags = {tag.strip().removeprefix("W/") for tag in asked.split(",")}
+        return etag is not None and ("*" in tags or etag.removeprefix("W/") in tags)
+    since = request.headers.get("if-modified-since")
+    return since is not None and since == headers.get("last-modified")
+
+
+def _project(request: Request, kind: str) -> str | Response:
+    """The normalised project name of the path, or the answer when it is not one: 404, or a 301 to it."""
+    name = request.path_params["name"]
+    normalized = normalize_name(name)
+    if normalized is None:
+        return not_found(kind)
+    if normalized != name:
+        return _redirect(request, name, normalized)
+    return normalized
+
+
+def _redirect(request: Request, name: str, normalized: str) -> Response:
+    # Warehouse's 301 for a non-normalised name, pointing at this service.
+    path = request.url.path
+    target = path[: path.rindex(name)] + normalized + path[path.rindex(name) + len(name) :]
+    return RedirectResponse(str(request.url.replace(path=target)), status_code=301)
+
+
+def passthrough_routes(settings: Settings, services: Services, prefixes: list[str]) -> list[Route]:
+    """The pass-through routes, under each mode prefix too (a client's base URL may carry one)."""
+    files = FileProxy(settings, services.store.upstream)
+    handler = Passthrough(settings, services, files)
+    shapes: list[tuple[str, Callable[[Request], Any]]] = [
+        ("/pypi/{name}/json", handler.project_json),
+        ("/pypi/{name}/json/", handler.project_json),
+        ("/pypi/{name}/{version}/json", handler.release_json),
+        ("/pypi/{name}/{version}/json/", handler.release_json),
+        ("/simple/", handler.simple_index),
+        ("/simple/{name}/", handler.simple_project),
+        ("/rss/{feed:str}.xml", handler.rss),
+        ("/rss/project/{name}/releases.xml", handler.rss),
+    ]
+    routes = [
+        Route(prefix + path, endpoint, methods=["GET", "HEAD"]) for prefix in prefixes for path, endpoint in shapes
+    ]
+    routes.append(Route("/packages/{path:path}", files.file, methods=["GET", "HEAD"]))
+    return routes

@@ -1,0 +1,77 @@
+"""One place that wires the services from the settings, for both the app and the CLI.
+
+The upstream client and its guard, the Simple index, the document cache and store, and the catalog (read
+here; the writer is opened where it runs). Logging is set up here too, so that both entry points log alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+
+import httpx
+
+from shim.catalog.reads import CatalogReader
+from shim.catalog.schema import adopt
+from shim.config.registry import default_catalog_path, former_default_catalog_path
+from shim.config.settings import Settings
+from shim.upstream.cache import DocumentCache, MemoryStorage
+from shim.upstream.client import Upstream, build_client
+from shim.upstream.documents import DocumentStore
+from shim.upstream.resilience import Guard, GuardConfig
+from shim.upstream.simple_index import ProjectIndex
+from shim.xmlrpc.context import Services
+
+__all__ = ["adopt_former_catalog", "build_services", "configure_logging"]
+
+
+def configure_logging(settings: Settings) -> None:
+    """Log the service's own messages beside uvicorn's, at the configured level."""
+    shim_logger = logging.getLogger("shim")
+    shim_logger.setLevel(settings.log_level.value.upper())
+    if not shim_logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+        shim_logger.addHandler(handler)
+        shim_logger.propagate = False
+
+
+def adopt_former_catalog(settings: Settings) -> None:
+    """A catalog at the former default path moves to the default one, when that is the path in use."""
+    if settings.catalog_path == default_catalog_path(os.environ):
+        adopt(former_default_catalog_path(os.environ), settings.catalog_path)
+
+
+def build_services(
+    settings: Settings, transport: httpx.AsyncBaseTransport | None = None
+) -> tuple[Services, httpx.AsyncClient]:
+    """The upstream client, the Simple index, the document cache and store, and the catalog, wired together."""
+    client = build_client(timeout=settings.upstream_timeout, ca_bundle=settings.ca_bundle, transport=transport)
+    guard = Guard(
+        GuardConfig(
+            retries=settings.upstream_retries,
+            deadline=settings.upstream_deadline,
+            threshold=settings.circuit_threshold,
+            cooldown=settings.circuit_cooldown,
+            max_concurrent=settings.upstream_concurrency,
+        )
+    )
+    upstream = Upstream(client, settings.upstream, guard=guard, max_bytes=settings.max_document_bytes)
+    index = ProjectIndex(upstream, refresh_every=settings.index_refresh)
+    cache = DocumentCache(
+        MemoryStorage(settings.cache_max_bytes),
+        soft_ttl=settings.cache_soft_ttl,
+        hard_ttl=settings.cache_hard_ttl,
+        not_found_ttl=settings.not_found_ttl,
+        stale_if_error=settings.stale_if_error,
+    )
+    adopt_former_catalog(settings)
+    catalog = CatalogReader(settings.catalog_path)
+    ready = asyncio.Event() if settings.catalog_writer else None
+    store = DocumentStore(upstream, cache, index)
+    if not settings.catalog_writer:
+        # The change feed is written elsewhere and may be ahead of this process: its serials are floors too.
+        store.reported_serial = lambda project: catalog.run(catalog.serial_of, project)
+    return Services(store, index, settings.upstream.base, catalog, ready), client

@@ -1,0 +1,1 @@
+"""The wire and dispatch: XML-RPC bytes in and out, faults, the method-table types, dispatch, rate limits."""

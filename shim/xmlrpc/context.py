@@ -1,0 +1,43 @@
+"""What every method function receives first: the call's mode, the table, and the service around it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from shim.catalog.reads import CatalogReader
+from shim.modes import Mode
+from shim.upstream.documents import DocumentStore
+from shim.upstream.simple_index import ProjectIndex
+from shim.xmlrpc.protocol import Raw
+from shim.xmlrpc.table import MethodTable
+
+__all__ = ["CallContext", "Services"]
+
+
+@dataclass(frozen=True)
+class Services:
+    """The upstream's data, as the methods read it."""
+
+    store: DocumentStore
+    index: ProjectIndex
+    base_url: str  # the upstream's base URL, for links PyPI built on its own domain
+    catalog: CatalogReader  # read-only here: the refresher is its one writer
+    # Set once the in-process refresher has made its first pass (None: the writer runs elsewhere).
+    changes_ready: asyncio.Event | None = None
+
+
+@dataclass(frozen=True)
+class CallContext:
+    mode: Mode
+    table: MethodTable
+    services: Services
+    # The upstream index's host, for the messages that name it as PyPI names its own domain.
+    domain: str
+    # Dispatches one sub-call of system.multicall and gives back its encoded slot.
+    subcall: Callable[[Any, Any], Awaitable[Raw]]
+    nested: bool = False
+    allow_i8: bool = False
+    search_fill_timeout: float = 5.0

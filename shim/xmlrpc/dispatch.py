@@ -1,0 +1,168 @@
+"""From a request body to a response body: look the method up, check its arguments, call it, and turn
+every error into the fault PyPI would send. This is the only place errors become faults.
+
+Order, as in Warehouse (spec §2.3): unparsable body (-32700); no such method in this mode (-32601);
+argument types (-32602); the mode's fixed fault (-32500); the method; the upstream failing (-32403, as
+PyPI answered when its search backend failed); anything unexpected (-32500 "application error",
+logged with its traceback, never shown to the client).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from shim.errors import BadArguments, Refused, UpstreamError
+from shim.modes import Mode
+from shim.xmlrpc.context import CallContext, Services
+from shim.xmlrpc.faults import APPLICATION_ERROR, METHOD_NOT_FOUND, NOT_WELL_FORMED, SERVICE_UNAVAILABLE, Fault
+from shim.xmlrpc.protocol import NotWellFormed, Raw, WireError, dump_fault, dump_response, encode_value, parse_call
+from shim.xmlrpc.ratelimit import RateLimiter
+from shim.xmlrpc.table import MethodSpec, MethodTable, Refuse
+
+__all__ = ["Answer", "Dispatcher"]
+
+logger = logging.getLogger("shim.dispatch")
+
+
+@dataclass
+class Answer:
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _describe(spec: MethodSpec, error: ValidationError) -> str:
+    """Warehouse's -32602 details: `<parameter>: <pydantic message>` joined by `; `.
+
+    pydantic numbers positional arguments from 0, the context; a position past the signature (a surplus
+    argument) and a missing argument's name are printed as pydantic gives them.
+    """
+    names = spec.argument_names
+    parts = []
+    for item in error.errors():
+        where = item["loc"][0] if item["loc"] else ""
+        label = names[where] if isinstance(where, int) and where < len(names) else str(where)
+        parts.append(f"{label}: {item['msg']}")
+    return "; ".join(parts)
+
+
+class Dispatcher:
+    """Answers XML-RPC calls from a method table; counts calls by method and faults by code."""
+
+    def __init__(
+        self,
+        table: MethodTable,
+        services: Services,
+        *,
+        domain: str,
+        allow_i8: bool = False,
+        search_fill_timeout: float = 5.0,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        self.limiter = limiter
+        self.table = table
+        self.services = services
+        self.search_fill_timeout = search_fill_timeout
+        self.domain = domain
+        self.allow_i8 = allow_i8
+        self.calls: Counter[str] = Counter()
+        self.faults: Counter[int] = Counter()
+
+    async def handle(self, body: bytes, mode: Mode, client: str | None = None) -> Answer:
+        """One request body in, one response body (and its rate-limit headers) out; never raises."""
+        answer = Answer(b"")
+        try:
+            call = parse_call(body)
+        except NotWellFormed as exc:
+            logger.debug("unparsable XML-RPC body: %s", exc)
+            answer.body = self._fault_bytes(NOT_WELL_FORMED)
+            return answer
+        try:
+            value = await self.invoke(call.method, call.params, mode, client=client, answer=answer)
+            answer.body = dump_response(value, allow_i8=self.allow_i8)
+        except Fault as fault:
+            answer.body = self._fault_bytes(fault)
+        except WireError:
+            logger.exception("the answer of %s cannot be put on the wire", call.method)
+            answer.body = self._fault_bytes(APPLICATION_ERROR)
+        return answer
+
+    async def invoke(
+        self,
+        method: Any,
+        params: Any,
+        mode: Mode,
+        *,
+        nested: bool = False,
+        client: str | None = None,
+        answer: Answer | None = None,
+    ) -> Any:
+        """Call `method` with `params` in `mode`; raise Fault for every failure."""
+        spec = self.table.lookup(method, mode) if isinstance(method, str) else None
+        if spec is None:
+            raise METHOD_NOT_FOUND  # not counted as a call, as in Warehouse (spec §4.1 case 2)
+        name = spec.name
+        self.calls[name] += 1
+        if self.limiter is not None and client is not None:
+            # Before the arguments are looked at, as PyPI does: every call to a method counts.
+            verdict = self.limiter.hit(client)
+            if answer is not None:
+                answer.headers = self.limiter.headers(verdict)
+            if not verdict.allowed:
+                raise Fault.wrapped(self.limiter.refusal(verdict))
+        context = CallContext(
+            mode,
+            self.table,
+            self.services,
+            self.domain,
+            self._subcall_for(mode, client, answer),
+            nested,
+            self.allow_i8,
+            self.search_fill_timeout,
+        )
+        try:
+            spec.check_arguments(context, *params)
+        except ValidationError as exc:
+            raise Fault.invalid_params(_describe(spec, exc)) from None
+        behaviour = spec.behaviour(mode)
+        if isinstance(behaviour, Refuse):
+            raise Fault.wrapped(behaviour.text(self.domain))
+        assert spec.function is not None  # the table refuses a callable entry without one
+        try:
+            return await spec.function(context, *params)
+        except Refused as exc:
+            raise Fault.wrapped(str(exc)) from None
+        except BadArguments as exc:
+            raise Fault.invalid_params(exc.details) from None
+        except UpstreamError as exc:
+            logger.warning("%s: upstream failed: %s", name, exc)
+            raise SERVICE_UNAVAILABLE from None
+        except Fault:
+            raise
+        except Exception:
+            logger.exception("%s failed", name)
+            raise APPLICATION_ERROR from None
+
+    def _subcall_for(self, mode: Mode, client: str | None, answer: Answer | None) -> Any:
+        async def subcall(method: Any, params: Any) -> Raw:
+            # A multicall slot: `[result]`, or the fault struct the call would have answered.
+            try:
+                value = await self.invoke(method, tuple(params), mode, nested=True, client=client, answer=answer)
+                return encode_value([value], allow_i8=self.allow_i8)
+            except Fault as fault:
+                self.faults[fault.code] += 1
+                return encode_value({"faultCode": fault.code, "faultString": fault.string})
+            except WireError:
+                logger.exception("the answer of %s cannot be put on the wire", method)
+                self.faults[APPLICATION_ERROR.code] += 1
+                return encode_value({"faultCode": APPLICATION_ERROR.code, "faultString": APPLICATION_ERROR.string})
+
+        return subcall
+
+    def _fault_bytes(self, fault: Fault) -> bytes:
+        self.faults[fault.code] += 1
+        return dump_fault(fault.code, fault.string)

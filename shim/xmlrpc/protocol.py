@@ -1,0 +1,157 @@
+"""XML-RPC bytes in and out: safe parsing of a call, and responses byte for byte as PyPI renders them.
+
+Parsing feeds the standard library's unmarshaller through defusedxml's expat parser, so a DTD, an
+entity or an external reference is refused instead of expanded or fetched. Any failure at all is a
+`NotWellFormed`, which dispatch answers with -32700.
+
+Rendering copies what Warehouse does, `xmlrpc.client.dumps((value,), methodresponse=True,
+allow_none=True)`, through a marshaller that also strips code points XML forbids from every string
+and refuses integers outside 32 bits (or writes `<i8>` when the operator allows it).
+"""
+
+from __future__ import annotations
+
+import math
+import xmlrpc.client
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from xml.sax.saxutils import escape
+
+from defusedxml.xmlrpc import DefusedExpatParser
+
+from shim.xmlrpc.text import strip_illegal_xml
+
+__all__ = [
+    "Call",
+    "NotWellFormed",
+    "Raw",
+    "WireError",
+    "dump_fault",
+    "dump_response",
+    "encode_value",
+    "parse_call",
+]
+
+INT32 = (-(2**31), 2**31 - 1)
+INT64 = (-(2**63), 2**63 - 1)
+
+_RESPONSE_HEAD = "<?xml version='1.0'?>\n<methodResponse>\n"
+
+
+class NotWellFormed(Exception):
+    """The body is not an XML-RPC call we can read."""
+
+
+class WireError(Exception):
+    """A result that cannot be put on the wire (an int beyond range, an unknown type)."""
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str | None
+    params: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A value already encoded as a `<value>` element, spliced in as it is (multicall slots)."""
+
+    xml: str
+
+
+def parse_call(body: bytes) -> Call:
+    """Read a `<methodCall>`; raise NotWellFormed for anything else or anything unsafe."""
+    unmarshaller = xmlrpc.client.Unmarshaller(use_datetime=False, use_builtin_types=False)
+    parser = DefusedExpatParser(unmarshaller, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    try:
+        parser.feed(body)
+        parser.close()
+        params = unmarshaller.close()
+        method = unmarshaller.getmethodname()
+    except Exception as exc:  # expat, defusedxml, int() limits, stray end tags: all mean "not well formed"
+        raise NotWellFormed(f"{type(exc).__name__}: {exc}") from None
+    if method is not None and not isinstance(method, str):  # pragma: no cover - expat yields str
+        raise NotWellFormed("method name is not text")
+    return Call(method, tuple(params))
+
+
+class _Marshaller(xmlrpc.client.Marshaller):
+    def __init__(self, allow_i8: bool) -> None:
+        super().__init__(encoding="utf-8", allow_none=True)
+        self.int_range = INT64 if allow_i8 else INT32
+
+    def dump_int(self, value: int, write: Callable[[str], Any]) -> None:
+        low, high = self.int_range
+        if not low <= value <= high:
+            raise WireError(f"integer {value} is outside the range the client can read")
+        tag = "int" if INT32[0] <= value <= INT32[1] else "i8"
+        write(f"<value><{tag}>{value}</{tag}></value>\n")
+
+    def dump_double(self, value: float, write: Callable[[str], Any]) -> None:
+        if not math.isfinite(value):
+            raise WireError(f"{value!r} is not an XML-RPC double")
+        write("<value><double>" + repr(value) + "</double></value>\n")
+
+    def dump_str(self, value: str, write: Callable[[str], Any]) -> None:
+        write("<value><string>" + escape(strip_illegal_xml(value)) + "</string></value>\n")
+
+    def dump_mapping(self, value: dict[Any, Any], write: Callable[[str], Any]) -> None:
+        i = id(value)
+        if i in self.memo:
+            raise WireError("cannot marshal recursive dictionaries")
+        self.memo[i] = None
+        write("<value><struct>\n")
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise WireError("struct keys must be strings")
+            write("<member>\n<name>" + escape(strip_illegal_xml(key)) + "</name>\n")
+            self._dump(item, write)
+            write("</member>\n")
+        write("</struct></value>\n")
+        del self.memo[i]
+
+    def _dump(self, value: Any, write: Callable[[str], Any]) -> None:
+        kind = type(value)
+        if kind is int:
+            self.dump_int(value, write)
+        elif kind is str:
+            self.dump_str(value, write)
+        elif kind is dict:
+            self.dump_mapping(value, write)
+        elif kind is float:
+            self.dump_double(value, write)
+        elif kind is Raw:
+            write(value.xml)
+        elif kind in _STDLIB_TYPES:
+            xmlrpc.client.Marshaller.dispatch[kind](self, value, write)
+        else:
+            # The stdlib would marshal any other object's __dict__ as a struct: never leak that.
+            raise WireError(f"cannot marshal {kind.__name__}")
+
+    # The stdlib's array dumper calls the name-mangled __dump; route it to ours.
+    _Marshaller__dump = _dump
+
+
+# What the stdlib marshals as PyPI did; arrays come back through _dump for their items.
+_STDLIB_TYPES = frozenset({bool, type(None), list, tuple, bytes, xmlrpc.client.DateTime, xmlrpc.client.Binary})
+
+
+def encode_value(value: Any, *, allow_i8: bool = False) -> Raw:
+    """Encode one value as a `<value>` element; raise WireError if it cannot go on the wire."""
+    parts: list[str] = []
+    marshaller = _Marshaller(allow_i8)
+    marshaller._dump(value, parts.append)
+    return Raw("".join(parts))
+
+
+def dump_response(value: Any, *, allow_i8: bool = False) -> bytes:
+    """A `<methodResponse>` carrying `value`, as Warehouse renders it."""
+    body = encode_value(value, allow_i8=allow_i8).xml
+    return (_RESPONSE_HEAD + "<params>\n<param>\n" + body + "</param>\n</params>\n</methodResponse>\n").encode()
+
+
+def dump_fault(code: int, string: str) -> bytes:
+    """A `<fault>` response: the struct holds faultCode, then faultString."""
+    body = encode_value({"faultCode": code, "faultString": string}).xml
+    return (_RESPONSE_HEAD + "<fault>\n" + body + "</fault>\n</methodResponse>\n").encode()

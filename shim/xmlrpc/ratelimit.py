@@ -1,0 +1,86 @@
+"""Per-client rate limiting, as PyPI's XML-RPC does it (spec §0.2, §2.2, §4 cases 8-10).
+
+A moving window per client address: every call to a method that exists counts, faulting ones and
+multicall sub-calls included; the hit is recorded, then tested, so the N-th call inside the window is
+already refused (at most N-1 succeed). In process; a shared store replaces it when replicas must agree.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cachetools import TTLCache
+
+__all__ = ["RateLimit", "RateLimiter", "Verdict"]
+
+_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    amount: int
+    window: int  # seconds
+
+    @classmethod
+    def parse(cls, text: str) -> RateLimit:
+        """`3600 per hour`, `20 per 1 minute`, `100/second`: the `limits` library's notation."""
+        match = re.fullmatch(r"\s*(\d+)\s*(?:per|/)\s*(\d+)?\s*(second|minute|hour|day)s?\s*", text.lower())
+        if not match or int(match[1]) < 1:
+            raise ValueError("not a rate such as `3600 per hour` (per second, minute, hour or day)")
+        return cls(int(match[1]), int(match[2] or 1) * _UNITS[match[3]])
+
+    def __str__(self) -> str:
+        """The notation `parse` reads: `3600 per minute`, `20 per 5 minutes`."""
+        for unit, size in reversed(_UNITS.items()):
+            if self.window % size == 0:
+                count = self.window // size
+                return f"{self.amount} per {unit}" if count == 1 else f"{self.amount} per {count} {unit}s"
+        raise AssertionError("every window is a whole number of seconds")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    remaining: int
+    resets_in: float  # seconds until the oldest hit in the window leaves it
+
+
+class RateLimiter:
+    def __init__(self, limit: RateLimit, *, clock: Callable[[], float] = time.monotonic, max_clients: int = 100_000):
+        self.limit = limit
+        self.clock = clock
+        # Memory stays bounded: a client not seen for a whole window is forgotten.
+        self._hits: TTLCache[str, deque[float]] = TTLCache(maxsize=max_clients, ttl=limit.window, timer=clock)
+
+    def hit(self, client: str) -> Verdict:
+        now = self.clock()
+        hits = self._hits.get(client)
+        if hits is None:
+            hits = deque()
+        while hits and hits[0] <= now - self.limit.window:
+            hits.popleft()
+        hits.append(now)
+        self._hits[client] = hits
+        resets_in = hits[0] + self.limit.window - now
+        return Verdict(len(hits) < self.limit.amount, max(0, self.limit.amount - len(hits)), resets_in)
+
+    def headers(self, verdict: Verdict) -> dict[str, str]:
+        """The RateLimit headers PyPI sends on every XML-RPC answer (and Retry-After when refused)."""
+        headers = {
+            "RateLimit-Policy": f'"xmlrpc.client";q={self.limit.amount};w={self.limit.window};pk=:ip:',
+            "RateLimit": f'"xmlrpc.client";r={verdict.remaining};t={max(0, int(verdict.resets_in))}',
+        }
+        if not verdict.allowed:
+            headers["Retry-After"] = str(max(1, int(verdict.resets_in)))
+        return headers
+
+    @staticmethod
+    def refusal(verdict: Verdict) -> str:
+        return (
+            "HTTPTooManyRequests: The action could not be performed because there were too many requests by the "
+            f"client. Limit may reset in {max(1, int(verdict.resets_in))} seconds."
+        )
