@@ -48,6 +48,12 @@ def served(fake: FakeIndex, transport: httpx.AsyncBaseTransport | None = None, *
 
 
 @pytest.fixture
+def anyio_backend() -> str:
+    """The async tests (`@pytest.mark.anyio`) run on asyncio, the service's own loop."""
+    return "asyncio"
+
+
+@pytest.fixture
 def settings() -> Settings:
     return make_settings()
 

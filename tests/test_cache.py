@@ -24,11 +24,6 @@ from .transports import Gate, Tampered
 PROJECT_JSON = "/pypi/roundup/json"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def requests_for(fake: FakeIndex, path: str) -> list[dict[str, str]]:
     return [r.headers for r in fake.requests if r.path == path]
 

@@ -22,11 +22,6 @@ SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def fake() -> FakeIndex:
     return FakeIndex()
 

@@ -27,11 +27,6 @@ REFUSAL = re.compile(
 )
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def post(client: TestClient | httpx.Client, body: bytes = CALL, **headers: str) -> tuple[Any, httpx.Response]:
     response = client.post("/pypi", content=body, headers={"Content-Type": "text/xml", **headers})
     try:

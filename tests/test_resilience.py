@@ -296,11 +296,6 @@ async def test_100_concurrent_calls_over_a_flaky_upstream_all_answer_well_formed
     assert outcomes["answers"] + outcomes["unavailable"] == 100 and outcomes["answers"] > 0
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class InFlight(httpx.AsyncBaseTransport):
     """The fake index, slowed, counting the requests in flight at once."""
 

@@ -20,11 +20,6 @@ from testkit.fakeindex import FakeIndex
 from .conftest import call, make_settings
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def upstream_over(handler: Any, base: str = "https://user:s3cret@upstream.test/") -> Upstream:
     client = build_client(timeout=5, transport=httpx.MockTransport(handler))
     return Upstream(client, UpstreamURL.parse(base))
