@@ -11,22 +11,27 @@ import sys
 import tempfile
 import warnings
 import xmlrpc.client
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio
 import httpx
 import pytest
 from starlette.testclient import TestClient
 
 from shim.app import create_app
 from shim.config.settings import Settings
+from shim.upstream.resilience import Guard
 from shim.upstream.urls import UpstreamURL
 from testkit.fakeindex import FakeIndex
+
+from .clock import FakeClock
 
 UPSTREAM = "https://upstream.test/"
 
 Rpc = Callable[..., Any]
+T = TypeVar("T")
 
 
 # Every app a test builds gets a catalog of its own, in a directory removed at exit; a service a test
@@ -42,9 +47,34 @@ def make_settings(**overrides: Any) -> Settings:
     return Settings(**values)
 
 
-def served(fake: FakeIndex, transport: httpx.AsyncBaseTransport | None = None, **settings: Any) -> TestClient:
-    """A client of the service over `fake` (or over `transport`, which wraps it), with these settings."""
-    return TestClient(create_app(make_settings(**settings), transport=transport or httpx.ASGITransport(app=fake)))
+def served(
+    fake: FakeIndex,
+    transport: httpx.AsyncBaseTransport | None = None,
+    *,
+    clock: FakeClock | None = None,
+    **settings: Any,
+) -> TestClient:
+    """A client of the service over `fake` (or over `transport`, which wraps it), with these settings; with
+    `clock`, its upstream guard runs on that fake clock (see `on_fake_clock`)."""
+    app = create_app(make_settings(**settings), transport=transport or httpx.ASGITransport(app=fake))
+    if clock is not None:
+        on_fake_clock(app, clock)
+    return TestClient(app)
+
+
+def guard_of(app: Any) -> Guard:
+    """The app's upstream guard: retries, back-off, the shared pause and the circuit."""
+    guard: Guard = app.state.services.store.upstream.guard
+    return guard
+
+
+def on_fake_clock(app: Any, clock: FakeClock | None = None) -> FakeClock:
+    """Put the app's upstream guard on a fake clock (a new one unless given), and return the clock: back-offs
+    and pauses pass at once (or when the test advances a held clock), the circuit cools down as it advances."""
+    clock = clock or FakeClock()
+    guard = guard_of(app)
+    guard.clock, guard.sleep = clock, clock.sleep
+    return clock
 
 
 @pytest.fixture
@@ -69,6 +99,28 @@ def client(settings: Settings, fake_index: FakeIndex) -> Iterator[TestClient]:
     app = create_app(settings, transport=httpx.ASGITransport(app=fake_index))
     with TestClient(app, raise_server_exceptions=True) as test_client:
         yield test_client
+
+
+def in_app(client: TestClient, step: Callable[[], Awaitable[T]]) -> T:
+    """Run `step()` to its end on the app's event loop (the running TestClient's portal); return its result."""
+
+    async def run() -> T:
+        return await step()
+
+    assert client.portal is not None, "the TestClient is not running: use it in a `with` block"
+    return client.portal.call(run)
+
+
+def after_first_pass(client: TestClient) -> None:
+    """Wait until the app's refresher has made its first pass (whatever it found), as /readyz and the
+    change feed's first callers do; bounded, so that a test that goes wrong fails instead of hanging."""
+    ready: Any = client.app.state.services.changes_ready  # type: ignore[attr-defined]
+
+    async def wait() -> None:
+        with anyio.fail_after(10):
+            await ready.wait()
+
+    in_app(client, wait)
 
 
 def call(client: TestClient, method: str, *params: Any, path: str = "/pypi") -> Any:

@@ -20,7 +20,8 @@ from shim.upstream.urls import UpstreamURL
 from testkit.fakeindex import FakeIndex
 from testkit.servers import serve_in_thread
 
-from .conftest import make_settings, rpc_for, served
+from .clock import FakeClock
+from .conftest import after_first_pass, guard_of, make_settings, on_fake_clock, rpc_for, served
 from .transports import Gate, Tampered
 
 PROJECT_JSON = "/pypi/roundup/json"
@@ -44,17 +45,23 @@ def count(fake: FakeIndex, path: str = PROJECT_JSON) -> int:
 def test_a_passing_failure_is_retried(failure: dict[str, Any]) -> None:
     fake = FakeIndex()
     fake.fail(PROJECT_JSON, times=2, **failure)
-    with served(fake, upstream_retries=2) as client:
+    clock = FakeClock()
+    with served(fake, clock=clock, upstream_retries=2) as client:
+        guard_of(client.app).jitter = lambda: 0.5  # the middle of the jitter: the back-off as configured
         assert rpc_for(client)("package_releases", "roundup") == ["1.6.1"]
     assert count(fake) == 3
+    assert clock.slept == [0.2, 0.4]  # exponential back-off between the tries
 
 
 def test_retries_are_bounded_then_the_call_is_unavailable() -> None:
     fake = FakeIndex()
     fake.fail(PROJECT_JSON, status=503)
-    with served(fake, upstream_retries=3) as client:
+    clock = FakeClock()
+    with served(fake, clock=clock, upstream_retries=3) as client:
+        guard_of(client.app).jitter = lambda: 0.0  # the least jitter: half the back-off
         assert answer(rpc_for(client), "package_releases", "roundup") == UNAVAILABLE
     assert count(fake) == 4
+    assert clock.slept == [0.1, 0.2, 0.4]  # no back-off after the last try
 
 
 @pytest.mark.parametrize("status", [401, 403, 410])
@@ -86,18 +93,26 @@ async def test_retry_after_pauses_every_caller() -> None:
     fake = FakeIndex()
     transport = RetryAfter(fake, "1")
     app = create_app(make_settings(upstream_retries=2), transport=transport)
+    clock = on_fake_clock(app, FakeClock(held=True))
+    guard_of(app).jitter = lambda: 0.5
+    started = clock()
     body = xmlrpc.client.dumps(("roundup",), methodname="package_releases").encode()
     other = xmlrpc.client.dumps(("httpx",), methodname="package_releases").encode()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://shim.test") as client:
-        started = time.monotonic()
         first = asyncio.create_task(client.post("/pypi", content=body, headers={"Content-Type": "text/xml"}))
-        await asyncio.sleep(0.3)  # the 429 has come: a second caller, for another project, waits too
-        second = await client.post("/pypi", content=other, headers={"Content-Type": "text/xml"})
-        first_answer = await first
-        elapsed = time.monotonic() - started
+        await clock.until_sleeping(1)  # the 429 has come: its caller backs off
+        second = asyncio.create_task(client.post("/pypi", content=other, headers={"Content-Type": "text/xml"}))
+        await clock.until_sleeping(2)  # a second caller, for another project, waits too
+        clock.advance(0.999)
+        await asyncio.sleep(0)
+        assert not first.done() and not second.done()  # neither goes before the pause is over
+        clock.advance(0.001)  # the pause the upstream asked for is over
+        first_answer, second_answer = await first, await second
     assert xmlrpc.client.loads(first_answer.content)[0][0] == ["1.6.1"]
-    assert xmlrpc.client.loads(second.content)[0][0] == ["0.28.1"]
-    assert elapsed >= 1.0  # both waited out the pause the upstream asked for
+    assert xmlrpc.client.loads(second_answer.content)[0][0] == ["0.28.1"]
+    # The first caller backed off (0.2 s), the second waited the whole pause (1 s); once the back-off was
+    # over the first waited what was left of the pause too.
+    assert clock.slept == pytest.approx([0.2, 1.0, 0.001]) and clock() - started == pytest.approx(1.0)
     httpx_requests = [r for r in fake.requests if r.path == "/pypi/httpx/json"]
     assert len(httpx_requests) == 1  # the second caller never met a throttled upstream
 
@@ -105,12 +120,16 @@ async def test_retry_after_pauses_every_caller() -> None:
 def test_a_pause_past_the_deadline_fails_at_once_without_asking() -> None:
     fake = FakeIndex()
     transport = RetryAfter(fake, "3600")
-    with served(fake, transport, upstream_retries=2, upstream_deadline=5) as client:
+    clock = FakeClock()
+    with served(fake, transport, clock=clock, upstream_retries=2, upstream_deadline=5) as client:
+        guard_of(client.app).jitter = lambda: 0.5
         rpc = rpc_for(client)
         started = time.monotonic()
         assert answer(rpc, "package_releases", "roundup") == UNAVAILABLE
         assert answer(rpc, "package_releases", "httpx") == UNAVAILABLE
-        assert time.monotonic() - started < 4
+        assert time.monotonic() - started < 4  # never waited for the deadline (5 s) to cut it off
+        assert guard_of(client.app).counters["refused_by_backoff"] == 2
+    assert clock.slept == [0.2]  # the back-off after the 429, and no wait for the pause itself
     assert [r.path for r in fake.requests if r.path.startswith("/pypi/")] == []  # the 429 was the transport's
 
 
@@ -130,7 +149,7 @@ def test_a_read_timeout_is_unavailable(slow_index: tuple[FakeIndex, str]) -> Non
     with TestClient(create_app(settings)) as client:
         started = time.monotonic()
         assert answer(rpc_for(client), "package_releases", "roundup") == UNAVAILABLE
-        assert time.monotonic() - started < 2.5
+        assert time.monotonic() - started < 3  # the timeout's ten times over, and still short of the 3 s answer
 
 
 def test_the_whole_request_deadline_bounds_retries(slow_index: tuple[FakeIndex, str]) -> None:
@@ -139,17 +158,20 @@ def test_the_whole_request_deadline_bounds_retries(slow_index: tuple[FakeIndex, 
     settings = make_settings(
         upstream=UpstreamURL.parse(url), upstream_timeout=0.4, upstream_retries=10, upstream_deadline=1.5
     )
-    with TestClient(create_app(settings)) as client:
+    app = create_app(settings)
+    on_fake_clock(app)  # the back-off between tries takes no time: only the tries count against the deadline
+    with TestClient(app) as client:
         started = time.monotonic()
         assert answer(rpc_for(client), "package_releases", "roundup") == UNAVAILABLE
-        assert time.monotonic() - started < 3.5
-    assert 1 <= count(fake) <= 4
+        assert time.monotonic() - started < 15  # ten times the deadline
+    assert 1 <= count(fake) <= 4  # the deadline cut the tries short: without it, 11 tries of 0.4 s each
 
 
 def test_the_circuit_opens_then_probes_and_closes() -> None:
     fake = FakeIndex()
     fake.fail("/pypi/*", status=500)
-    with served(fake, upstream_retries=0, circuit_threshold=3, circuit_cooldown=0.5) as client:
+    clock = FakeClock()
+    with served(fake, clock=clock, upstream_retries=0, circuit_threshold=3, circuit_cooldown=30) as client:
         rpc = rpc_for(client)
         for name in ("roundup", "httpx", "starlette"):
             assert answer(rpc, "package_releases", name) == UNAVAILABLE
@@ -159,7 +181,11 @@ def test_the_circuit_opens_then_probes_and_closes() -> None:
         health = client.get("/healthz").json()["upstream_health"]
         assert health["circuit"] == "open" and health["refused_by_circuit"] == 1
         fake.clear_rules()
-        time.sleep(0.6)
+        clock.advance(29.9)
+        assert answer(rpc, "package_releases", "defusedxml") == UNAVAILABLE  # still cooling down
+        assert len([r for r in fake.requests if r.path.startswith("/pypi/")]) == 3
+        clock.advance(0.1)
+        assert client.get("/healthz").json()["upstream_health"]["circuit"] == "half-open"
         assert rpc("package_releases", "defusedxml") == ["0.7.1"]  # the probe, and the circuit closes
         assert rpc("package_releases", "roundup") == ["1.6.1"]
         assert client.get("/healthz").json()["upstream_health"]["circuit"] == "closed"
@@ -234,10 +260,8 @@ def test_ready_once_the_first_index_is_loaded_and_not_unready_when_the_upstream_
         assert client.get("/readyz").status_code == 503
         assert client.portal is not None
         client.portal.call(gate.opened.set)
-        deadline = time.monotonic() + 10
-        while client.get("/readyz").status_code != 200:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        after_first_pass(client)  # the index held at the gate is loaded
+        assert client.get("/readyz").status_code == 200
         fake.fail("*", status=503)
         assert client.get("/readyz").status_code == 200
         assert client.get("/healthz").status_code == 200

@@ -163,7 +163,7 @@ class Upstream:
                 if attempt == retries:
                     raise UpstreamUnavailable(redact_url(url), exc.reason) from None
                 self.guard.count("retries")
-                await asyncio.sleep(self.guard.backoff(attempt))
+                await self.guard.sleep(self.guard.backoff(attempt))
                 continue
             except UpstreamUnavailable:
                 self.guard.failed()

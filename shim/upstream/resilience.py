@@ -16,7 +16,7 @@ import email.utils
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 __all__ = ["Guard", "GuardConfig", "retry_after"]
@@ -52,6 +52,8 @@ def retry_after(value: str | None, now: float) -> float | None:
 class Guard:
     config: GuardConfig = field(default_factory=GuardConfig)
     clock: Callable[[], float] = time.monotonic
+    # Every wait of the guard's, the back-off between retries and the shared pause, goes through `sleep`.
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     jitter: Callable[[], float] = random.random
     failures: int = 0  # consecutive
     open_until: float = 0.0
@@ -93,7 +95,7 @@ class Guard:
         if self.clock() + wait > deadline:
             self.count("refused_by_backoff")
             return f"the upstream asked to wait {wait:.0f} s"
-        await asyncio.sleep(wait)
+        await self.sleep(wait)
         return None
 
     def throttled(self, seconds: float) -> None:
