@@ -111,6 +111,11 @@ def in_app(client: TestClient, step: Callable[[], Awaitable[T]]) -> T:
     return client.portal.call(run)
 
 
+def refresh_index(client: TestClient) -> None:
+    """Refresh the Simple index the app holds, now: the background task's next turn, brought forward."""
+    in_app(client, client.app.state.services.index.refresh)  # type: ignore[attr-defined]
+
+
 def after_first_pass(client: TestClient) -> None:
     """Wait until the app's refresher has made its first pass (whatever it found), as /readyz and the
     change feed's first callers do; bounded, so that a test that goes wrong fails instead of hanging."""

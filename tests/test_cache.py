@@ -8,17 +8,15 @@ import xmlrpc.client
 from collections.abc import Iterator
 from typing import Any
 
-import anyio
 import httpx
 import pytest
-from starlette.testclient import TestClient
 
 from shim.app import create_app
 from shim.upstream.cache import Entry, MemoryStorage
 from shim.upstream.simple_index import ProjectIndex
 from testkit.fakeindex import FakeIndex
 
-from .conftest import Rpc, make_settings, rpc_for, served
+from .conftest import Rpc, after_first_pass, make_settings, refresh_index, rpc_for, served
 from .transports import Gate, Tampered
 
 PROJECT_JSON = "/pypi/roundup/json"
@@ -26,16 +24,6 @@ PROJECT_JSON = "/pypi/roundup/json"
 
 def requests_for(fake: FakeIndex, path: str) -> list[dict[str, str]]:
     return [r.headers for r in fake.requests if r.path == path]
-
-
-def refresh_index(client: TestClient) -> None:
-    index: ProjectIndex = client.app.state.services.index  # type: ignore[attr-defined]
-
-    async def refresh() -> None:
-        await index.refresh()
-
-    assert client.portal is not None
-    client.portal.call(refresh)
 
 
 @pytest.fixture
@@ -187,15 +175,9 @@ async def test_the_store_is_bounded_in_bytes_least_recently_used_first_out() -> 
 
 def test_the_index_loads_at_start_without_any_call(fake: FakeIndex) -> None:
     with served(fake) as client:
+        after_first_pass(client)
         index: ProjectIndex = client.app.state.services.index  # type: ignore[attr-defined]
-
-        async def loaded() -> None:
-            with anyio.fail_after(10):
-                while index.snapshot is None:
-                    await anyio.sleep(0.01)
-
-        assert client.portal is not None
-        client.portal.call(loaded)
+        assert index.snapshot is not None
     assert [r.path for r in fake.requests] == ["/simple/"]
 
 
@@ -230,18 +212,10 @@ def test_the_index_is_refreshed_with_conditional_requests(fake: FakeIndex) -> No
 
 def test_a_failed_first_load_is_service_unavailable_and_tried_again(fake: FakeIndex) -> None:
     fake.fail("/simple/", status=502, times=1)
-    with served(fake) as client:
+    with served(fake, upstream_retries=0) as client:  # the guard's retries have tests of their own
         rpc = rpc_for(client)
+        after_first_pass(client)  # the first load failed
         index: ProjectIndex = client.app.state.services.index  # type: ignore[attr-defined]
-
-        async def wait_for_first_try() -> None:
-            with anyio.fail_after(10):
-                while not fake.requests:
-                    await anyio.sleep(0.01)
-            with anyio.fail_after(10):
-                while index._loading is not None and not index._loading.done():
-                    await anyio.sleep(0.01)
-
-        assert client.portal is not None
-        client.portal.call(wait_for_first_try)
+        assert index.snapshot is None and client.get("/readyz").status_code == 503
         assert rpc("changelog_last_serial") == fake.state.serial  # no copy yet: this call loads it
+    assert [r.path for r in fake.requests] == ["/simple/", "/simple/"]

@@ -30,7 +30,7 @@ from shim.upstream.urls import UpstreamURL
 from testkit.fakeindex import FakeIndex
 from testkit.servers import serve_in_thread
 
-from .conftest import call, make_settings, rpc_for
+from .conftest import call, in_app, make_settings, rpc_for
 from .transports import Lagging
 
 
@@ -63,13 +63,7 @@ class Feed:
 
     def refresh(self) -> int:
         refresher: Refresher = self.client.app.state.refresher  # type: ignore[attr-defined]
-
-        async def once() -> int:
-            return await refresher.refresh()
-
-        assert self.client.portal is not None
-        result: int = self.client.portal.call(once)
-        return result
+        return in_app(self.client, refresher.refresh)
 
     def since(self, serial: int) -> list[list[Any]]:
         rows: list[list[Any]] = self.rpc("changelog_since_serial", serial)
@@ -80,14 +74,10 @@ def crawl_all(running: Feed) -> None:
     """Read every project's JSON into the catalog (what the crawler does, here at once)."""
     refresher: Refresher = running.client.app.state.refresher  # type: ignore[attr-defined]
 
-    async def crawl() -> None:
-        async def no_wait(seconds: float) -> None:
-            return None
+    async def no_wait(seconds: float) -> None:
+        return None
 
-        await Crawler(refresher.catalog, refresher.store, rate=1000, sleep=no_wait).run()
-
-    assert running.client.portal is not None
-    running.client.portal.call(crawl)
+    in_app(running.client, Crawler(refresher.catalog, refresher.store, rate=1000, sleep=no_wait).run)
 
 
 @pytest.fixture

@@ -14,13 +14,12 @@ from starlette.testclient import TestClient
 
 from shim.app import create_app
 from shim.modes import FilesMode
-from shim.upstream.simple_index import ProjectIndex
 from shim.upstream.urls import UpstreamURL
 from shim.web.passthrough import negotiate_simple
 from testkit.fakeindex import FakeIndex
 from testkit.servers import serve_in_thread
 
-from .conftest import call, make_settings, served
+from .conftest import call, make_settings, refresh_index, served
 from .transports import Lagging, Tampered
 
 JSON_SIMPLE = "application/vnd.pypi.simple.v1+json"
@@ -246,13 +245,7 @@ def test_a_project_page_never_shows_a_lower_serial_than_xmlrpc_reported(fake: Fa
         before = client.get("/pypi/roundup/json")
         client.get("/simple/roundup/", headers={"Accept": JSON_SIMPLE})
         fake.add_release("roundup", "1.7.0", files=[])
-        index: ProjectIndex = client.app.state.services.index  # type: ignore[attr-defined]
-
-        async def refresh() -> None:
-            await index.refresh()
-
-        assert client.portal is not None
-        client.portal.call(refresh)
+        refresh_index(client)
         reported = call(client, "list_packages_with_serial")["roundup"]
         assert reported > int(before.headers["x-pypi-last-serial"])
         page = client.get("/pypi/roundup/json")
