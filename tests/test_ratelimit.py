@@ -19,6 +19,7 @@ from testkit.fakeindex import FakeIndex
 from testkit.servers import serve_in_thread
 
 from .conftest import make_settings
+from .transports import Gate
 
 CALL = xmlrpc.client.dumps(("x",), methodname="package_hosting_mode").encode()
 REFUSAL = re.compile(
@@ -137,15 +138,15 @@ def _networks(texts: tuple[str, ...]) -> Any:
 
 @pytest.mark.anyio
 async def test_calls_past_the_cap_on_calls_in_progress_are_refused_at_once() -> None:
-    fake = FakeIndex()
-    fake.slow("/pypi/roundup/json", 0.5)
-    app = create_app(make_settings(max_concurrent_calls=1), transport=httpx.ASGITransport(app=fake))
+    gate = Gate(FakeIndex(), holding=True, path="/pypi/roundup/json")
+    app = create_app(make_settings(max_concurrent_calls=1), transport=gate)
     slow = xmlrpc.client.dumps(("roundup",), methodname="package_releases").encode()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://shim.test") as client:
         headers = {"Content-Type": "text/xml"}
         first = asyncio.create_task(client.post("/pypi", content=slow, headers=headers))
-        await asyncio.sleep(0.2)
+        await gate.arrived.wait()  # the first call is in progress, held upstream
         second = await client.post("/pypi", content=CALL, headers=headers)
+        gate.opened.set()
         assert xmlrpc.client.loads((await first).content)[0][0] == ["1.6.1"]
     with pytest.raises(xmlrpc.client.Fault) as caught:
         xmlrpc.client.loads(second.content)

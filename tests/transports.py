@@ -25,15 +25,19 @@ class Tampered(httpx.AsyncBaseTransport):
 
 
 class Gate(httpx.AsyncBaseTransport):
-    """The fake index, with `/simple/` held, while `holding`, until `opened` is set."""
+    """The fake index, with `path` (`/simple/`) held, while `holding`, until `opened` is set; `arrived` is set
+    once a request is held there."""
 
-    def __init__(self, fake: FakeIndex, *, holding: bool = False) -> None:
+    def __init__(self, fake: FakeIndex, *, holding: bool = False, path: str = "/simple/") -> None:
         self.inner = httpx.ASGITransport(app=fake)
         self.holding = holding
+        self.path = path
         self.opened = anyio.Event()
+        self.arrived = anyio.Event()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/simple/" and self.holding:
+        if request.url.path == self.path and self.holding:
+            self.arrived.set()
             await self.opened.wait()
         return await self.inner.handle_async_request(request)
 
