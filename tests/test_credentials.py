@@ -32,7 +32,7 @@ from shim.modes import Mode
 from shim.upstream.urls import REDACTED, UpstreamURL, redact_url
 from shim.web.docs import docs_page, settings_markdown
 
-from .conftest import run_shim
+from .conftest import on_fake_clock, run_shim
 
 TOKEN = "s3cr3t-T0KEN-4242"
 UPSTREAM_WITH_TOKEN = f"https://deploy:{TOKEN}@upstream.test/simple/"
@@ -282,7 +282,9 @@ def session_outputs(client: TestClient) -> list[tuple[str, str]]:
 
 
 def test_docs_page_healthz_and_faults_hide_the_token(secret_settings: Settings) -> None:
-    with TestClient(create_app(secret_settings)) as client:
+    app = create_app(secret_settings)
+    on_fake_clock(app)  # the upstream is unreachable: its retries back off on the fake clock
+    with TestClient(app) as client:
         outputs = session_outputs(client)
     assert_none_has_token(outputs)
     docs = dict(outputs)["GET /"]
@@ -306,7 +308,9 @@ def test_the_log_of_a_whole_session_hides_the_token(
     monkeypatch.setattr(logging.getLogger("shim"), "propagate", True)
     caplog.set_level(logging.DEBUG)
     tight = dataclasses.replace(secret_settings, max_body_bytes=1024)
-    with TestClient(create_app(tight)) as client:
+    app = create_app(tight)
+    on_fake_clock(app)
+    with TestClient(app) as client:
         session_outputs(client)
         big = client.post("/pypi", content=b"x" * 4096, headers={"Content-Type": "text/xml"})
         assert big.status_code == 200

@@ -14,15 +14,19 @@ import pytest
 from shim import __version__
 from shim.errors import UpstreamUnavailable
 from shim.upstream.client import MAX_REDIRECTS, Upstream, build_client
+from shim.upstream.resilience import Guard
 from shim.upstream.urls import UpstreamURL
 from testkit.fakeindex import FakeIndex
 
+from .clock import FakeClock
 from .conftest import call, make_settings
 
 
 def upstream_over(handler: Any, base: str = "https://user:s3cret@upstream.test/") -> Upstream:
+    """The client over `handler`; its guard on a fake clock, so that retries wait for no real time."""
     client = build_client(timeout=5, transport=httpx.MockTransport(handler))
-    return Upstream(client, UpstreamURL.parse(base))
+    clock = FakeClock()
+    return Upstream(client, UpstreamURL.parse(base), guard=Guard(clock=clock, sleep=clock.sleep))
 
 
 @pytest.mark.anyio

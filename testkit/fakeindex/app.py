@@ -189,6 +189,7 @@ class FakeIndex:
         self._faults.append(_Rule(pattern, times, status=status, exception=exception))
 
     def slow(self, pattern: PathPattern, seconds: float, *, times: int | None = None) -> None:
+        """Matching paths answer after `seconds`; not at all if the client hangs up first."""
         self._delays.append(_Rule(pattern, times, seconds=seconds))
 
     def clear_rules(self) -> None:
@@ -223,8 +224,8 @@ class FakeIndex:
             LoggedRequest(request.method, host, full_path, {k.lower(): v for k, v in request.headers.items()})
         )
         for rule in self._delays:
-            if rule.matches(request.url.path) and rule.take():
-                await anyio.sleep(rule.seconds)
+            if rule.matches(request.url.path) and rule.take() and await self._hung_up_within(rule.seconds, receive):
+                return  # the client gave up waiting (a timeout): nobody is left to answer
         for rule in self._faults:
             if rule.matches(request.url.path) and rule.take():
                 if rule.exception is not None:
@@ -233,6 +234,16 @@ class FakeIndex:
                 return
         response = self._respond(request, host)
         await response(scope, receive, send)
+
+    @staticmethod
+    async def _hung_up_within(seconds: float, receive: Receive) -> bool:
+        """Wait `seconds`, or less if the client hangs up first (then True): served for real, a slow answer
+        stops when its client times out, so that stopping the server never waits for it."""
+        with anyio.move_on_after(seconds):
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            return True
+        return False
 
     @staticmethod
     def _exception(spec: ExceptionSpec, request: Request) -> BaseException:
