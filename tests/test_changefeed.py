@@ -30,7 +30,7 @@ from shim.upstream.urls import UpstreamURL
 from testkit.fakeindex import FakeIndex
 from testkit.servers import serve_in_thread
 
-from .conftest import call, in_app, make_settings, rpc_for
+from .conftest import call, in_app, make_settings, on_fake_clock, rpc_for
 from .transports import Lagging
 
 
@@ -54,11 +54,14 @@ def posix(text: str) -> int:
 
 
 class Feed:
-    """A service over a fake index, whose refresher is run by the test, one pass at a time."""
+    """A service over a fake index, whose refresher is run by the test, one pass at a time; the upstream guard
+    runs on a fake clock, so that a pass whose tries fail never waits for their back-off."""
 
     def __init__(self, fake: FakeIndex, settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.fake = fake
-        self.client = TestClient(create_app(settings, transport=transport or httpx.ASGITransport(app=fake)))
+        app = create_app(settings, transport=transport or httpx.ASGITransport(app=fake))
+        self.clock = on_fake_clock(app)
+        self.client = TestClient(app)
         self.rpc = rpc_for(self.client)
 
     def refresh(self) -> int:

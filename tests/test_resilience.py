@@ -290,6 +290,7 @@ class Flaky(httpx.AsyncBaseTransport):
 async def test_100_concurrent_calls_over_a_flaky_upstream_all_answer_well_formed() -> None:
     fake = FakeIndex()
     app = create_app(make_settings(upstream_retries=1, cache_soft_ttl=0), transport=Flaky(fake, 0.3))
+    on_fake_clock(app)
     calls = [
         ("package_releases", ("roundup",)),
         ("release_urls", ("roundup", "1.6.0")),
