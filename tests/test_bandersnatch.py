@@ -21,6 +21,8 @@ from .bandersnatch_harness import run_bandersnatch
 from .conftest import make_settings
 from .test_dropin_clients import add_wheel
 
+pytestmark = pytest.mark.e2e
+
 WHEEL = "demo_pkg-1.0-py3-none-any.whl"
 
 

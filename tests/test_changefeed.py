@@ -394,6 +394,7 @@ def test_the_crawler_reads_every_project_at_its_rate_and_resumes(tmp_path: Path)
     assert len(names) == len(set(names)) == len(fake.state.projects)  # resumed, nothing read twice
 
 
+@pytest.mark.e2e
 def test_the_refresher_and_the_service_as_separate_processes(tmp_path: Path) -> None:
     fake = FakeIndex()
     catalog_path = tmp_path / "catalog.sqlite3"

@@ -155,6 +155,7 @@ def test_redact_url_hides_the_token_and_keeps_the_user() -> None:
 # --help and start-up errors
 
 
+@pytest.mark.e2e
 def test_help_hides_the_token(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in token_env().items():
         monkeypatch.setenv(name, value)
@@ -169,6 +170,7 @@ def test_help_hides_the_token(monkeypatch: pytest.MonkeyPatch) -> None:
     assert_none_has_token(outputs)
 
 
+@pytest.mark.e2e
 def test_start_up_error_for_another_setting_hides_the_token(tmp_path: Path) -> None:
     done = run_shim(env=token_env(SHIM_PORT="nope"), cwd=tmp_path)
     assert done.returncode == 2
@@ -204,6 +206,7 @@ def test_a_bad_upstream_is_reported_without_its_token(upstream: str) -> None:
         assert f"deploy:{REDACTED}@" in message
 
 
+@pytest.mark.e2e
 def test_python_dash_m_shim_with_a_bad_upstream_exits_2_without_the_token(tmp_path: Path) -> None:
     done = run_shim(env=token_env(SHIM_UPSTREAM=f"ftp://deploy:{TOKEN}@x"), cwd=tmp_path)
     assert done.returncode == 2
@@ -349,6 +352,7 @@ def wait_until_healthy(base: str, process: subprocess.Popen[bytes], timeout: flo
             time.sleep(0.1)
 
 
+@pytest.mark.e2e
 def test_a_real_server_never_shows_the_token(tmp_path: Path) -> None:
     logs = tmp_path / "logs"
     workdir = tmp_path / "cwd"

@@ -195,6 +195,7 @@ def pip_search(index: str, *words: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("suffix", ["/pypi", ""], ids=["pypi", "bare host (/RPC2)"])
 def test_pip_search_one_word(pip_service: str, suffix: str) -> None:
     done = pip_search(pip_service + suffix, "roundup")
@@ -203,6 +204,7 @@ def test_pip_search_one_word(pip_service: str, suffix: str) -> None:
     assert "A simple-to-use and -install issue-tracking system." in done.stdout
 
 
+@pytest.mark.e2e
 def test_pip_search_several_words(pip_service: str) -> None:
     done = pip_search(pip_service + "/pypi", "roundup", "httpx")
     assert done.returncode == 0, done.stderr
@@ -210,6 +212,7 @@ def test_pip_search_several_words(pip_service: str) -> None:
     assert {"roundup", "httpx"} <= found
 
 
+@pytest.mark.e2e
 def test_pip_search_with_nothing_found_exits_23(pip_service: str) -> None:
     done = pip_search(pip_service + "/pypi", "zzz-no-such-project")
     assert (done.returncode, done.stdout) == (23, "")

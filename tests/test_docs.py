@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from starlette.testclient import TestClient
 
 from shim.config.registry import REGISTRY
@@ -58,6 +59,7 @@ def test_the_readme_gives_the_two_setup_commands_and_ci_runs_the_test_one() -> N
     assert "pytest" in script and "mypy" in script and "ruff check" in script
 
 
+@pytest.mark.e2e
 def test_help_lists_every_setting() -> None:
     done = subprocess.run([sys.executable, "-m", "shim", "--help"], capture_output=True, text=True, check=True)
     text = " ".join(done.stdout.split())

@@ -26,6 +26,8 @@ from testkit.servers import serve_in_thread
 
 from .conftest import client_leaks_collected, make_settings
 
+pytestmark = pytest.mark.e2e
+
 
 def build_wheel(name: str, version: str) -> bytes:
     """A small, valid, pure-Python wheel, made here so its hashes are real."""

@@ -21,6 +21,8 @@ from testkit.servers import serve_in_thread
 from .conftest import client_leaks_collected, make_settings
 from .test_release_methods import ROUNDUP_160_URLS
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
@@ -86,7 +88,7 @@ def test_a_client_that_stops_sending_its_body_is_cut_off(base_url: str) -> None:
         started = time.monotonic()
         answer = conn.recv(4096)
     assert answer.startswith(b"HTTP/1.1 408 ")
-    assert time.monotonic() - started < 8
+    assert time.monotonic() - started < 10  # ten times SHIM_BODY_TIMEOUT (1 s)
 
 
 def _free_port() -> int:

@@ -23,6 +23,7 @@ LIVE_UPSTREAM = os.environ.get("SHIM_LIVE_UPSTREAM", "")
 
 pytestmark = [
     pytest.mark.live,
+    pytest.mark.e2e,
     pytest.mark.skipif(not LIVE_UPSTREAM, reason="set SHIM_LIVE_UPSTREAM to check against a real index"),
 ]
 

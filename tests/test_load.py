@@ -13,6 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # The faults the service sends under load: "service unavailable", and the -32500/-32602 a method may answer.
 SERVICE_FAULTS = {"-32403", "-32500", "-32602"}
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.mark.timeout(120)
 def test_twenty_seconds_of_load_over_a_flaky_upstream_answer_well_formed() -> None:

@@ -91,12 +91,14 @@ def test_help_lists_every_option_env_var_and_default(monkeypatch: pytest.MonkeyP
     assert_help_lists_every_setting(cli.build_parser().format_help())
 
 
+@pytest.mark.e2e
 def test_help_of_python_dash_m_shim_lists_every_setting() -> None:
     done = run_shim("--help", env=clean_env())
     assert done.returncode == 0, done.stderr
     assert_help_lists_every_setting(done.stdout)
 
 
+@pytest.mark.e2e
 def test_help_of_the_console_script_lists_every_setting() -> None:
     script = Path(sys.executable).with_name("pypi-xmlrpc-shim")
     if not script.exists():
@@ -141,6 +143,7 @@ def test_upstream_defaults_to_pip_index_url() -> None:
     assert settings.upstream.base == "https://mirror.test/"
 
 
+@pytest.mark.e2e
 def test_upstream_defaults_to_the_public_index_when_pip_names_none(monkeypatch: pytest.MonkeyPatch) -> None:
     # The real `pip config list` runs, with no configuration file and no index in the environment.
     monkeypatch.delenv("PIP_INDEX_URL", raising=False)
@@ -356,6 +359,7 @@ def test_a_bad_value_on_the_command_line_exits_2_with_the_message(capsys: pytest
     assert "--mode has value 'fast'" in err
 
 
+@pytest.mark.e2e
 def test_python_dash_m_shim_with_a_bad_port_exits_2_without_serving() -> None:
     done = run_shim(env=clean_env(SHIM_UPSTREAM=UPSTREAM, SHIM_PORT="nope"))
     assert done.returncode == 2
@@ -506,6 +510,7 @@ def test_empty_pip_index_url_readspip_config() -> None:
     assert default_upstream({"PIP_INDEX_URL": ""}, pip_config=config).base == "https://global.test/"
 
 
+@pytest.mark.e2e
 def test_real_pip_config_list_output_is_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
     # `pip_config` runs `python -m pip config list`, which inherits this environment and prints
     # `:env:.index-url='https://mirror.test/simple/'`.
