@@ -14,7 +14,7 @@ import sys
 import httpx
 
 from shim.catalog.reads import CatalogReader
-from shim.catalog.schema import adopt
+from shim.catalog.schema import ConnectionFactory, adopt, open_sqlite
 from shim.config.registry import default_catalog_path, former_default_catalog_path
 from shim.config.settings import Settings
 from shim.upstream.cache import DocumentCache, MemoryStorage
@@ -45,9 +45,13 @@ def adopt_former_catalog(settings: Settings) -> None:
 
 
 def build_services(
-    settings: Settings, transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings,
+    transport: httpx.AsyncBaseTransport | None = None,
+    *,
+    catalog_connection_factory: ConnectionFactory = open_sqlite,
 ) -> tuple[Services, httpx.AsyncClient]:
-    """The upstream client, the Simple index, the document cache and store, and the catalog, wired together."""
+    """The upstream client, the Simple index, the document cache and store, and the catalog, wired together;
+    `catalog_connection_factory` opens the catalog's file."""
     client = build_client(timeout=settings.upstream_timeout, ca_bundle=settings.ca_bundle, transport=transport)
     guard = Guard(
         GuardConfig(
@@ -68,7 +72,7 @@ def build_services(
         stale_if_error=settings.stale_if_error,
     )
     adopt_former_catalog(settings)
-    catalog = CatalogReader(settings.catalog_path)
+    catalog = CatalogReader(settings.catalog_path, connection_factory=catalog_connection_factory)
     ready = asyncio.Event() if settings.catalog_writer else None
     store = DocumentStore(upstream, cache, index)
     if not settings.catalog_writer:

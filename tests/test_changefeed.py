@@ -57,9 +57,11 @@ class Feed:
     """A service over a fake index, whose refresher is run by the test, one pass at a time; the upstream guard
     runs on a fake clock, so that a pass whose tries fail never waits for their back-off."""
 
-    def __init__(self, fake: FakeIndex, settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self, fake: FakeIndex, settings: Settings, transport: httpx.AsyncBaseTransport | None = None, **options: Any
+    ) -> None:
         self.fake = fake
-        app = create_app(settings, transport=transport or httpx.ASGITransport(app=fake))
+        app = create_app(settings, transport=transport or httpx.ASGITransport(app=fake), **options)
         self.clock = on_fake_clock(app)
         self.client = TestClient(app)
         self.rpc = rpc_for(self.client)

@@ -3,17 +3,22 @@ and pip search end to end."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import subprocess
 import sys
 import time
 import xmlrpc.client
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from shim.app import create_app
+from shim.catalog.schema import open_sqlite
+from shim.catalog.writes import CatalogWriter
 from shim.upstream.urls import UpstreamURL
 from testkit.fakeindex import FakeIndex
 from testkit.servers import serve_in_thread
@@ -30,18 +35,24 @@ def add_project(fake: FakeIndex, name: str, version: str, **info: Any) -> None:
     fake.add_release(name, version, info=info, files=[])
 
 
-@pytest.fixture
-def discovery() -> Iterator[Feed]:
-    """A service whose catalog has read every project (what the crawler does)."""
+@contextlib.contextmanager
+def discovery_service(**options: Any) -> Iterator[Feed]:
+    """A service whose catalog has read every project (what the crawler does); `options` go to create_app."""
     fake = FakeIndex()
     add_project(fake, "tracker", "2.0", summary="A bug tracker", classifiers=[E])
     add_project(fake, "issue-tracker-lite", "0.3", summary="Lite issue tracking", keywords="bugs,tracker")
     add_project(fake, "bugzilla-bridge", "1.0", summary="Talk to a tracker", classifiers=[E, D, P])
     add_project(fake, "dev-status", "3.1", summary="Status", classifiers=[D, P])
-    running = Feed(fake, make_settings())
+    running = Feed(fake, make_settings(), **options)
     with running.client:
         running.rpc("changelog_since_serial", 0)
         crawl_all(running)
+        yield running
+
+
+@pytest.fixture
+def discovery() -> Iterator[Feed]:
+    with discovery_service() as running:
         yield running
 
 
@@ -230,9 +241,42 @@ def test_a_slow_upstream_leaves_unfilled_hits_out_within_the_deadline() -> None:
     assert elapsed < 4  # the deadline, not the slow upstream, set the pace
 
 
+def without_fts5(path: Path) -> sqlite3.Connection:
+    """A real SQLite connection that refuses FTS5 tables, as an SQLite built without FTS5 does."""
+    connection = open_sqlite(path)
+
+    def authorize(action: int, table: str | None, module: str | None, database: str | None, via: str | None) -> int:
+        if action == sqlite3.SQLITE_CREATE_VTABLE and module == "fts5":
+            return sqlite3.SQLITE_DENY
+        return sqlite3.SQLITE_OK
+
+    connection.set_authorizer(authorize)
+    return connection
+
+
+def search_table(running: Feed) -> str:
+    """How the catalog's `search` table was made (its CREATE statement)."""
+    catalog: CatalogWriter = running.client.app.state.refresher.catalog  # type: ignore[attr-defined]
+    (sql,) = catalog.connect().execute("SELECT sql FROM sqlite_master WHERE name = 'search'").fetchone()
+    assert catalog.get_meta("fts") == ("0" if sql.startswith("CREATE TABLE") else "1")
+    return str(sql)
+
+
+TEXT_SEARCHES = [
+    {"summary": "issue track"},
+    {"keywords": "bugs"},
+    {"summary": ["tracker", "status"]},
+    {"summary": "issue", "keywords": "tracker"},
+    {"description": "nothing-says-this"},
+]
+
+
 def test_without_fts5_text_fields_are_matched_by_substring(discovery: Feed) -> None:
-    refresher = discovery.client.app.state.refresher  # type: ignore[attr-defined]
-    with refresher.catalog.transaction() as connection:
-        refresher.catalog.set_meta(connection, "fts", "0")  # as an SQLite built without FTS5 records it
-    assert names(discovery.rpc("search", {"summary": "issue track"})) == ["roundup", "issue-tracker-lite"]
-    assert names(discovery.rpc("search", {"keywords": "bugs"})) == ["issue-tracker-lite"]
+    assert search_table(discovery).startswith("CREATE VIRTUAL TABLE search USING fts5")
+    with discovery_service(catalog_connection_factory=without_fts5) as plain:
+        # SQLite itself refused the FTS5 table: the catalog fell back to a plain one, scanned with LIKE.
+        assert search_table(plain).startswith("CREATE TABLE search (normalized TEXT PRIMARY KEY, summary")
+        assert names(plain.rpc("search", {"summary": "issue track"})) == ["roundup", "issue-tracker-lite"]
+        assert names(plain.rpc("search", {"keywords": "bugs"})) == ["issue-tracker-lite"]
+        for spec in TEXT_SEARCHES:  # the same hits as through FTS5
+            assert plain.rpc("search", spec) == discovery.rpc("search", spec), spec

@@ -18,7 +18,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-__all__ = ["DEFAULT_ACTION", "MAX_ROWS", "SEARCHED", "CatalogFile", "adopt", "clamp_int64", "locked"]
+__all__ = [
+    "DEFAULT_ACTION",
+    "MAX_ROWS",
+    "SEARCHED",
+    "CatalogFile",
+    "ConnectionFactory",
+    "adopt",
+    "clamp_int64",
+    "locked",
+    "open_sqlite",
+]
 
 logger = logging.getLogger("shim.catalog")
 
@@ -109,6 +119,14 @@ CREATE TABLE IF NOT EXISTS files (
 """
 
 
+ConnectionFactory = Callable[[Path], sqlite3.Connection]
+
+
+def open_sqlite(path: Path) -> sqlite3.Connection:
+    """SQLite's connection to the file at `path`: shared with worker threads, waiting up to 30 s for a lock."""
+    return sqlite3.connect(path, check_same_thread=False, timeout=30)
+
+
 def clamp_int64(value: int) -> int:
     # XML-RPC integers are unbounded, SQLite's 64-bit: nothing lies beyond either end.
     return max(-(2**63), min(value, 2**63 - 1))
@@ -143,12 +161,15 @@ def adopt(former: Path, path: Path) -> bool:
 
 
 class CatalogFile:
-    """The connection to one catalog file. Readers open it as it is; the writer creates its schema."""
+    """The connection to one catalog file. Readers open it as it is; the writer creates its schema.
+
+    `connection_factory` opens the file (tests pass one that opens an SQLite without FTS5)."""
 
     creates_schema = False
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, connection_factory: ConnectionFactory = open_sqlite) -> None:
         self.path = path
+        self.connection_factory = connection_factory
         self._connection: sqlite3.Connection | None = None
         # One SQLite connection, used from worker threads and the event loop: one user at a time, and
         # closing waits for a query still running in a thread whose task was cancelled.
@@ -173,7 +194,7 @@ class CatalogFile:
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            return self._prepare(sqlite3.connect(self.path, check_same_thread=False, timeout=30))
+            return self._prepare(self.connection_factory(self.path))
         except sqlite3.DatabaseError as exc:
             if not self.creates_schema:
                 raise
@@ -182,7 +203,7 @@ class CatalogFile:
             self.path.rename(aside)
             for suffix in _JOURNALS:
                 Path(str(self.path) + suffix).unlink(missing_ok=True)
-            return self._prepare(sqlite3.connect(self.path, check_same_thread=False, timeout=30))
+            return self._prepare(self.connection_factory(self.path))
 
     def _prepare(self, connection: sqlite3.Connection) -> sqlite3.Connection:
         connection.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
@@ -198,7 +219,7 @@ class CatalogFile:
                     f"CREATE VIRTUAL TABLE IF NOT EXISTS search USING fts5(normalized UNINDEXED, {columns})"
                 )
                 fts = "1"
-            except sqlite3.OperationalError:  # an SQLite built without FTS5: a plain table, scanned
+            except sqlite3.DatabaseError:  # an SQLite without FTS5 (or that refuses it): a plain table, scanned
                 connection.execute(f"CREATE TABLE IF NOT EXISTS search (normalized TEXT PRIMARY KEY, {columns})")
                 fts = "0"
             connection.execute("INSERT OR REPLACE INTO meta VALUES ('fts', ?)", (fts,))

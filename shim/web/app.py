@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shim.catalog.crawler import Crawler
 from shim.catalog.refresher import Refresher
+from shim.catalog.schema import ConnectionFactory, open_sqlite
 from shim.catalog.writes import CatalogWriter
 from shim.config.settings import Settings, SettingsError
 from shim.methods.table import METHODS
@@ -54,10 +55,12 @@ def create_app(
     *,
     methods: MethodTable = METHODS,
     transport: httpx.AsyncBaseTransport | None = None,
+    catalog_connection_factory: ConnectionFactory = open_sqlite,
 ) -> Starlette:
     """The service. Without `settings`, they are read from the environment (uvicorn's `--factory`).
 
-    `transport` replaces the network under the upstream client (tests pass a fake index).
+    `transport` replaces the network under the upstream client (tests pass a fake index);
+    `catalog_connection_factory` opens the catalog's file, for its readers and its writer.
     """
     if settings is None:
         try:
@@ -66,7 +69,7 @@ def create_app(
             print(f"pypi-xmlrpc-shim: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
         configure_logging(settings)
-    services, client = build_services(settings, transport)
+    services, client = build_services(settings, transport, catalog_connection_factory=catalog_connection_factory)
     dispatcher = Dispatcher(
         methods,
         services,
@@ -88,7 +91,7 @@ def create_app(
         tasks: list[asyncio.Task[Any]] = []
         writer = None
         if settings.catalog_writer:
-            writer = CatalogWriter(settings.catalog_path)
+            writer = CatalogWriter(settings.catalog_path, connection_factory=catalog_connection_factory)
             refresher = Refresher(writer, services.store, services.index, ready=services.changes_ready)
             app.state.refresher = refresher
             tasks.append(asyncio.create_task(refresher.run(settings.index_refresh)))
