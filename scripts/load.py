@@ -19,7 +19,6 @@ import contextlib
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,7 +38,7 @@ import httpx  # noqa: E402
 from starlette.types import Message, Receive, Scope, Send  # noqa: E402
 
 from testkit.fakeindex import FakeIndex  # noqa: E402
-from testkit.servers import serve_in_thread  # noqa: E402
+from testkit.servers import free_port, serve_in_thread, wait_until_answering  # noqa: E402
 
 READY_TIMEOUT = 15.0  # seconds for the service to load its first Simple index
 REQUEST_TIMEOUT = 10.0  # seconds a client waits for one answer (also the drain after the deadline)
@@ -129,13 +128,6 @@ class FlakyIndex:
 # --- the service, as its own process ------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def proc_status(pid: int, key: str) -> float | None:
     """A `kB` figure from /proc/<pid>/status (VmRSS, VmHWM), in MB; None when the process is gone."""
     try:
@@ -188,17 +180,6 @@ def service(upstream: str, state: Path, cache_soft_ttl: float) -> Iterator[tuple
                 process.kill()
                 process.wait()
         log.close()
-
-
-def wait_ready(process: subprocess.Popen[bytes], base: str) -> bool:
-    deadline = time.monotonic() + READY_TIMEOUT
-    with httpx.Client(trust_env=False, timeout=2.0) as client:
-        while time.monotonic() < deadline and process.poll() is None:
-            with contextlib.suppress(httpx.HTTPError):
-                if client.get(base + "/readyz").status_code == 200:
-                    return True
-            time.sleep(0.1)
-    return False
 
 
 # --- the clients ---------------------------------------------------------------------------------------------------
@@ -368,7 +349,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ):
         fake.set_urls(upstream + "/")
         with service(upstream + "/", Path(tmp), args.cache_soft_ttl) as (process, base):
-            ready = wait_ready(process, base)
+            ready = wait_until_answering(base, process, path="/readyz", timeout=READY_TIMEOUT)
             rss_start = proc_status(process.pid, "VmRSS")
             tally, elapsed = Tally(), 0.0
             if ready:

@@ -1,15 +1,45 @@
-"""Serve an ASGI app for real on 127.0.0.1, in a thread, on a port the OS chooses."""
+"""Serve an ASGI app for real on 127.0.0.1, in a thread, on a port the OS chooses; and, for a server run as a
+child process, a free port to give it and a wait until it answers."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
+import httpx
 import uvicorn
 from starlette.types import ASGIApp
+
+__all__ = ["free_port", "serve_in_thread", "wait_until_answering"]
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that was free a moment ago, for a child process that binds it itself."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until_answering(
+    base: str, process: subprocess.Popen[Any], *, path: str = "/healthz", timeout: float = 15.0
+) -> bool:
+    """Poll `base + path` until it answers 200 (True); False once `process` has exited or `timeout` has passed."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client(trust_env=False, timeout=2.0) as client:
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if client.get(base + path).status_code == 200:
+                    return True
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+    return False
 
 
 @contextmanager

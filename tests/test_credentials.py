@@ -10,10 +10,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import socket
 import subprocess
 import sys
-import time
 import xmlrpc.client
 from collections.abc import Iterable
 from pathlib import Path
@@ -31,6 +29,7 @@ from shim.methods.table import METHODS
 from shim.modes import Mode
 from shim.upstream.urls import REDACTED, UpstreamURL, redact_url
 from shim.web.docs import docs_page, settings_markdown
+from testkit.servers import free_port, wait_until_answering
 
 from .conftest import on_fake_clock, run_shim
 
@@ -330,28 +329,6 @@ def test_the_log_of_a_whole_session_hides_the_token(
 # A real server process
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until_healthy(base: str, process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    with httpx.Client(trust_env=False, timeout=1.0) as http:
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the server exited with {process.returncode} before answering /healthz")
-            try:
-                if http.get(base + "/healthz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("the server did not answer /healthz in time")
-            time.sleep(0.1)
-
-
 @pytest.mark.e2e
 def test_a_real_server_never_shows_the_token(tmp_path: Path) -> None:
     logs = tmp_path / "logs"
@@ -370,7 +347,7 @@ def test_a_real_server_never_shows_the_token(tmp_path: Path) -> None:
             stderr=stderr,
         )
         try:
-            wait_until_healthy(base, process)
+            assert wait_until_answering(base, process), f"no answer from /healthz (exit code {process.poll()})"
             with httpx.Client(trust_env=False, timeout=5.0) as http:
                 for path in ("/", "/pypi/", "/today/", "/healthz"):
                     response = http.get(base + path)

@@ -16,7 +16,7 @@ import pytest
 from shim.app import create_app
 from shim.upstream.urls import UpstreamURL
 from testkit.fakeindex import FakeIndex
-from testkit.servers import serve_in_thread
+from testkit.servers import free_port, serve_in_thread, wait_until_answering
 
 from .conftest import client_leaks_collected, make_settings
 from .test_release_methods import ROUNDUP_160_URLS
@@ -91,13 +91,6 @@ def test_a_client_that_stops_sending_its_body_is_cut_off(base_url: str) -> None:
     assert time.monotonic() - started < 10  # ten times SHIM_BODY_TIMEOUT (1 s)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _environ(**extra: str) -> dict[str, str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("SHIM_", "PIP_INDEX"))}
     environ.update(extra)
@@ -105,7 +98,7 @@ def _environ(**extra: str) -> dict[str, str]:
 
 
 def test_uvicorn_factory_serves_the_app_with_settings_from_the_environment() -> None:
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "uvicorn", "shim.app:create_app", "--factory", "--port", str(port)]
     server = subprocess.Popen(
         command,
@@ -114,18 +107,13 @@ def test_uvicorn_factory_serves_the_app_with_settings_from_the_environment() -> 
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with xmlrpc.client.ServerProxy(f"http://127.0.0.1:{port}/pypi") as proxy:
-                    proxy.package_hosting_mode("x")
-            except xmlrpc.client.Fault as fault:
-                # SHIM_MODE=pypi-today was read: the method is gone there.
-                assert fault.faultCode == -32601
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "uvicorn did not start"
-                time.sleep(0.1)
+        assert wait_until_answering(f"http://127.0.0.1:{port}", server, timeout=20), "uvicorn did not start"
+        with (
+            xmlrpc.client.ServerProxy(f"http://127.0.0.1:{port}/pypi") as proxy,
+            pytest.raises(xmlrpc.client.Fault) as caught,
+        ):
+            proxy.package_hosting_mode("x")
+        assert caught.value.faultCode == -32601  # SHIM_MODE=pypi-today was read: the method is gone there
     finally:
         server.terminate()
         output = server.communicate(timeout=10)[0].decode()
@@ -133,7 +121,7 @@ def test_uvicorn_factory_serves_the_app_with_settings_from_the_environment() -> 
 
 
 def test_uvicorn_factory_with_a_bad_setting_stops_with_a_clear_message() -> None:
-    command = [sys.executable, "-m", "uvicorn", "shim.app:create_app", "--factory", "--port", str(_free_port())]
+    command = [sys.executable, "-m", "uvicorn", "shim.app:create_app", "--factory", "--port", str(free_port())]
     done = subprocess.run(
         command,
         env=_environ(SHIM_UPSTREAM="https://upstream.test/", SHIM_MODE="tomorrow"),

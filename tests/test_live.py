@@ -9,15 +9,15 @@ The service runs in a child process (which may reach the network); this process 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 import xmlrpc.client
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from testkit.servers import free_port, wait_until_answering
 
 LIVE_UPSTREAM = os.environ.get("SHIM_LIVE_UPSTREAM", "")
 
@@ -30,21 +30,12 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def live() -> Iterator[xmlrpc.client.ServerProxy]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     environ = {**os.environ, "SHIM_UPSTREAM": LIVE_UPSTREAM, "SHIM_PORT": str(port), "SHIM_FILES": "proxy"}
     server = subprocess.Popen([sys.executable, "-m", "shim"], env=environ)
     proxy = xmlrpc.client.ServerProxy(f"http://127.0.0.1:{port}/pypi", allow_none=True)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                proxy.package_hosting_mode("x")
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the service did not start"
-                time.sleep(0.2)
+        assert wait_until_answering(f"http://127.0.0.1:{port}", server, timeout=60), "the service did not start"
         yield proxy
     finally:
         proxy("close")()
