@@ -3,19 +3,23 @@ child process, a free port to give it and a wait until it answers."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import httpx
 import uvicorn
 from starlette.types import ASGIApp
 
-__all__ = ["free_port", "serve_in_thread", "wait_until_answering"]
+__all__ = ["Served", "free_port", "serve_in_thread", "serving", "wait_until_answering"]
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -42,9 +46,32 @@ def wait_until_answering(
     return False
 
 
+@dataclass(frozen=True)
+class Served:
+    """An app served in a thread: its base URL, and its event loop."""
+
+    url: str  # `http://127.0.0.1:<port>`, no trailing slash
+    loop: asyncio.AbstractEventLoop
+
+    def run(self, step: Callable[[], Awaitable[T]], timeout: float = 30.0) -> T:
+        """Run `step()` to its end on the server's event loop, the app's, and return its result."""
+
+        async def main() -> T:
+            return await step()
+
+        return asyncio.run_coroutine_threadsafe(main(), self.loop).result(timeout)
+
+
 @contextmanager
 def serve_in_thread(app: ASGIApp, *, startup_timeout: float = 10.0, lifespan: str = "off") -> Iterator[str]:
-    """Yield the server's base URL (`http://127.0.0.1:<port>`, no trailing slash); stop it on exit.
+    """Yield the server's base URL (`http://127.0.0.1:<port>`, no trailing slash); stop it on exit."""
+    with serving(app, startup_timeout=startup_timeout, lifespan=lifespan) as served:
+        yield served.url
+
+
+@contextmanager
+def serving(app: ASGIApp, *, startup_timeout: float = 10.0, lifespan: str = "off") -> Iterator[Served]:
+    """Serve `app` in a thread until the block ends; yield its URL and loop.
 
     The socket is bound before uvicorn starts, so the port is known at once and never raced for.
     """
@@ -64,7 +91,7 @@ def serve_in_thread(app: ASGIApp, *, startup_timeout: float = 10.0, lifespan: st
             if not thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("uvicorn did not start")
             time.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
+        yield Served(f"http://127.0.0.1:{port}", server.servers[0].get_loop())
     finally:
         server.should_exit = True
         thread.join(timeout=startup_timeout)
