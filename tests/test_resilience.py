@@ -322,21 +322,30 @@ async def test_100_concurrent_calls_over_a_flaky_upstream_all_answer_well_formed
 
 
 class InFlight(httpx.AsyncBaseTransport):
-    """The fake index, slowed, counting the requests in flight at once."""
+    """The fake index, holding every request until `opened` is set, counting the requests in flight at once."""
 
     def __init__(self, fake: FakeIndex) -> None:
         self.inner = httpx.ASGITransport(app=fake)
         self.now = 0
         self.most = 0
+        self.opened = asyncio.Event()
+        self._arrived = asyncio.Event()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.now += 1
         self.most = max(self.most, self.now)
+        self._arrived.set()
         try:
-            await asyncio.sleep(0.05)
+            await self.opened.wait()
             return await self.inner.handle_async_request(request)
         finally:
             self.now -= 1
+
+    async def until_in_flight(self, count: int) -> None:
+        async with asyncio.timeout(10):
+            while self.now < count:
+                self._arrived.clear()
+                await self._arrived.wait()
 
 
 @pytest.mark.anyio
@@ -346,7 +355,7 @@ async def test_requests_in_flight_are_capped() -> None:
     app = create_app(make_settings(upstream_concurrency=3), transport=transport)
     names = ["roundup", "httpx", "starlette", "defusedxml", "pypi-simple", "oddversions", "nofiles", "case-owners"]
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://shim.test") as client:
-        await asyncio.gather(
+        calls = asyncio.gather(
             *(
                 client.post(
                     "/pypi",
@@ -356,5 +365,9 @@ async def test_requests_in_flight_are_capped() -> None:
                 for name in names
             )
         )
+        await transport.until_in_flight(3)  # three requests held upstream...
+        assert guard_of(app).slots.locked()  # ...and the other callers wait for a slot
+        transport.opened.set()
+        await calls
     assert transport.most == 3
     assert sum(1 for r in fake.requests if r.path.startswith("/pypi/")) == len(names)
