@@ -19,6 +19,7 @@ from shim.config.registry import REGISTRY, LogLevel
 from shim.config.settings import Settings, SettingsError
 from shim.modes import Mode
 from shim.upstream.urls import UpstreamURL
+from shim.xmlrpc.ratelimit import RateLimit
 
 from .conftest import run_shim
 
@@ -501,7 +502,7 @@ def test_nothing_configured_means_the_public_index() -> None:
     assert config.reads == 1
 
 
-def test_empty_pip_index_url_readspip_config() -> None:
+def test_empty_pip_index_url_reads_pip_config() -> None:
     config = FakePipConfig({"global.index-url": "https://global.test/simple/"})
     assert default_upstream({"PIP_INDEX_URL": ""}, pip_config=config).base == "https://global.test/"
 
@@ -521,3 +522,8 @@ def test_an_upstream_with_white_space_inside_is_refused() -> None:
     assert "SHIM_UPSTREAM has value 'https://u.test/ https://other.test/': a URL has no white space in it." in str(
         error
     )
+
+
+@pytest.mark.parametrize("text", ["3600 per minute", "20 per 5 minutes", "100 per second", "7 per 2 days"])
+def test_a_rate_limit_is_shown_in_the_notation_it_was_given_in(text: str) -> None:
+    assert str(RateLimit.parse(text)) == text

@@ -94,6 +94,10 @@ def docs_page(table: MethodTable, settings: Settings, mode: Mode) -> str:
             f"<tr><td><code>{esc(spec.usage())}</code></td><td>{esc(answer)}</td>"
             f"<td>{esc(spec.grade.value)}</td><td>{esc(spec.note)}</td></tr>"
         )
+    faults = [
+        f"<tr><td>{d.fault.code}</td><td><code>{esc(d.fault.string)}</code></td><td>{esc(d.when)}</td></tr>"
+        for d in DOCUMENTED
+    ]
     return (
         "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>pypi-xmlrpc-shim</title></head><body>\n"
         f"<h1>pypi-xmlrpc-shim {esc(__version__)}</h1>\n"
@@ -101,6 +105,9 @@ def docs_page(table: MethodTable, settings: Settings, mode: Mode) -> str:
         f"in <b>{esc(mode.value)}</b> mode. POST <code>text/xml</code> calls to this URL.</p>\n"
         "<table border='1'><tr><th>Method</th><th>Answer</th><th>Fidelity</th><th>Differences from PyPI</th></tr>\n"
         + "\n".join(rows)
+        + "\n</table>\n<h2>Faults</h2>\n"
+        "<table border='1'><tr><th>faultCode</th><th>faultString</th><th>When</th></tr>\n"
+        + "\n".join(faults)
         + "\n</table>\n</body></html>\n"
     )
 
