@@ -4,6 +4,7 @@ the shared words), no module imports itself back through others, and no module g
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,13 @@ def test_nothing_outside_the_tests_imports_the_tests() -> None:
 def test_the_service_never_imports_the_testkit() -> None:
     for name, path in SHIM.items():
         assert not any(m.startswith("testkit") for m in imports_of(path)), name
+
+
+def test_the_readme_names_every_part_of_the_package_and_only_what_exists() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## How it is built", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`(shim/[\w/.]*)`", section))
+    assert all((ROOT / path).exists() for path in named), sorted(p for p in named if not (ROOT / p).exists())
+    parts = {f"shim/{p.name}/" if p.is_dir() else f"shim/{p.name}" for p in (ROOT / "shim").iterdir()}
+    parts -= {"shim/__init__.py", "shim/__main__.py", "shim/py.typed", "shim/__pycache__/"}
+    assert parts <= named, sorted(parts - named)
