@@ -104,3 +104,16 @@ def test_a_default_that_is_a_value_is_shown_from_that_value() -> None:
     assert BY_NAME["max_body_bytes"].default_doc == "`1048576` (1 MiB)"
     assert BY_NAME["rate_limit"].default_doc == "`3600 per minute`"
     assert BY_NAME["crawl_rate"].default_doc == "`0` (off)"
+
+
+def test_the_docs_page_shows_every_setting_with_its_registry_default(client: TestClient) -> None:
+    page = client.get("/").text
+    shown = re.findall(r"<tr><td><code>(SHIM_\w+)</code></td><td>(.*?)</td>", page)
+    expected = []
+    for setting in REGISTRY:
+        doc = setting.default_doc
+        cell = (
+            f"<code>{html.escape(doc[1:-1])}</code>" if doc.startswith("`") and doc.endswith("`") else html.escape(doc)
+        )
+        expected.append((setting.env, cell))
+    assert shown == expected
