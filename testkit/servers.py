@@ -7,13 +7,16 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Literal
 
 import uvicorn
 from starlette.types import ASGIApp
 
 
 @contextmanager
-def serve_in_thread(app: ASGIApp, *, startup_timeout: float = 10.0, lifespan: str = "off") -> Iterator[str]:
+def serve_in_thread(
+    app: ASGIApp, *, startup_timeout: float = 10.0, lifespan: Literal["auto", "on", "off"] = "off"
+) -> Iterator[str]:
     """Yield the server's base URL (`http://127.0.0.1:<port>`, no trailing slash); stop it on exit.
 
     The socket is bound before uvicorn starts, so the port is known at once and never raced for.

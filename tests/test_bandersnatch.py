@@ -8,6 +8,7 @@ import json
 import time
 import xmlrpc.client
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -79,7 +80,7 @@ def test_bandersnatch_picks_up_a_new_release_from_the_change_feed(tmp_path: Path
             new_serial = fake.project("demo-pkg").last_serial
             with xmlrpc.client.ServerProxy(shim_url + "/pypi", allow_none=True) as proxy:
                 deadline = time.monotonic() + 20
-                while not (rows := proxy.changelog_since_serial(first.serial)):
+                while not (rows := cast(list[list[Any]], proxy.changelog_since_serial(first.serial))):
                     assert time.monotonic() < deadline, "the change was never recorded"
                     time.sleep(0.1)
             second = run_bandersnatch(shim_url, tmp_path / "mirror", ["demo-pkg"], timeout=45)

@@ -32,7 +32,7 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def post(client: TestClient | httpx.Client, body: bytes = CALL, **headers: str) -> tuple[Any, httpx.Response]:
+def post(client: TestClient | httpx.Client, body: bytes = CALL, /, **headers: str) -> tuple[Any, httpx.Response]:
     response = client.post("/pypi", content=body, headers={"Content-Type": "text/xml", **headers})
     try:
         return xmlrpc.client.loads(response.content)[0][0], response
@@ -53,7 +53,7 @@ def test_the_nth_call_in_the_window_is_refused_with_pypis_fault_and_headers() ->
     for n, (_, response) in enumerate(answers[:4], 1):
         assert re.fullmatch(rf'"xmlrpc.client";r={5 - n};t=(3599|3600)', response.headers["ratelimit"])
     (code, string), refused = answers[4]
-    assert code == -32500 and REFUSAL.fullmatch(string) and 3590 <= int(REFUSAL.fullmatch(string)[1]) <= 3600
+    assert code == -32500 and (match := REFUSAL.fullmatch(string)) and 3590 <= int(match[1]) <= 3600
     assert refused.status_code == 200
     assert refused.headers["ratelimit-policy"] == '"xmlrpc.client";q=5;w=3600;pk=:ip:'
     assert re.fullmatch(r'"xmlrpc.client";r=0;t=(3599|3600)', refused.headers["ratelimit"])

@@ -162,7 +162,7 @@ def test_a_version_is_matched_exactly_not_by_pep_440(rpc: Rpc, fake_index: FakeI
 
 @pytest.mark.parametrize("method", ["release_urls", "release_data"])
 def test_unknown_projects_and_versions_answer_empty(rpc: Rpc, method: str) -> None:
-    empty = {} if method == "release_data" else []
+    empty: dict[str, Any] | list[Any] = {} if method == "release_data" else []
     assert rpc(method, "no-such-project", "1.0") == empty
     assert rpc(method, "roundup", "9.9") == empty
 
