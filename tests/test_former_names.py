@@ -77,15 +77,18 @@ def _make_catalog(path: Path) -> None:
     connection.close()
 
 
-def test_a_catalog_at_the_former_default_path_is_adopted_at_start(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    state = tmp_path / "state"
-    monkeypatch.setenv("XDG_STATE_HOME", str(state))
-    former = state / "pypi-xmlrpc-shim" / "index.sqlite3"
-    _make_catalog(former)
+@pytest.fixture
+def former(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A catalog file at the former default path, under a state directory of this test's own."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    path = tmp_path / "state" / "pypi-xmlrpc-shim" / "index.sqlite3"
+    _make_catalog(path)
+    return path
+
+
+def test_a_catalog_at_the_former_default_path_is_adopted_at_start(former: Path) -> None:
     settings = Settings(upstream=UpstreamURL.parse(UPSTREAM))  # the default path, as a new user runs it
-    assert settings.catalog_path == state / "pypi-xmlrpc-shim" / "catalog.sqlite3"
+    assert settings.catalog_path == former.with_name("catalog.sqlite3")
     fake = FakeIndex()
     with TestClient(create_app(settings, transport=httpx.ASGITransport(app=fake))) as client:
         assert call(client, "changelog_last_serial") == fake.state.serial
@@ -94,17 +97,11 @@ def test_a_catalog_at_the_former_default_path_is_adopted_at_start(
     assert kept == ("from the former default path",)
 
 
-def test_a_catalog_path_given_explicitly_leaves_the_former_default_file_alone(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    state = tmp_path / "state"
-    monkeypatch.setenv("XDG_STATE_HOME", str(state))
-    former = state / "pypi-xmlrpc-shim" / "index.sqlite3"
-    _make_catalog(former)
+def test_a_catalog_path_given_explicitly_leaves_the_former_default_file_alone(tmp_path: Path, former: Path) -> None:
     settings = Settings(upstream=UpstreamURL.parse(UPSTREAM), catalog_path=tmp_path / "elsewhere.sqlite3")
     with TestClient(create_app(settings, transport=httpx.ASGITransport(app=FakeIndex()))):
         pass
-    assert former.exists() and not (state / "pypi-xmlrpc-shim" / "catalog.sqlite3").exists()
+    assert former.exists() and not former.with_name("catalog.sqlite3").exists()
 
 
 def test_the_index_verbs_are_aliases_of_the_catalog_verbs(tmp_path: Path) -> None:
