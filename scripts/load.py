@@ -2,7 +2,7 @@
 
     python scripts/load.py --clients 200 --seconds 60 --failure-rate 0.1 [--seed 1] [--json]
 
-Run from the repository's root. Everything stays on 127.0.0.1: the fake index (tests/fakeindex) is served in this
+Run from the repository's root. Everything stays on 127.0.0.1: the fake index (testkit/fakeindex) is served in this
 process behind a wrapper that fails the set fraction of its requests (503, a truncated body, or a slow answer;
 seeded), and the service runs as its own process (`python -m shim`), whose memory is read from /proc. Clients loop
 until the deadline or the call cap. Every answer is classified: a well-formed value, a fault (by code), or
@@ -35,9 +35,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
-from starlette.types import Message, Receive, Scope, Send  # noqa: E402
 
 from testkit.fakeindex import FakeIndex  # noqa: E402
+from testkit.flaky import FlakyIndex  # noqa: E402
+from testkit.proc import cpu_seconds, proc_status  # noqa: E402
 from testkit.servers import free_port, serve_in_thread, wait_until_answering  # noqa: E402
 
 READY_TIMEOUT = 15.0  # seconds for the service to load its first Simple index
@@ -60,91 +61,9 @@ PROJECTS: dict[str, tuple[str, ...]] = {
 SEARCH_TERMS = ("http", "xml", "round", "star", "simple", "async", "zzz-nothing")
 
 
-# --- the flaky upstream ------------------------------------------------------------------------------------------
-
-
-@dataclass
-class UpstreamStats:
-    requests: int = 0
-    failures: Counter[str] = field(default_factory=Counter)
-
-
-class FlakyIndex:
-    """ASGI: the fake index, failing `fraction` of its requests (a third each 503, truncated body, slow; seeded)."""
-
-    def __init__(self, fake: FakeIndex, fraction: float, seed: int) -> None:
-        self.fake = fake
-        self.fraction = fraction
-        self.random = random.Random(seed)
-        self.stats = UpstreamStats()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.fake(scope, receive, send)
-            return
-        self.stats.requests += 1
-        if len(self.fake.requests) > 1000:  # the fake logs every request: keep this process's memory flat
-            self.fake.requests.clear()
-        roll = self.random.random()
-        if roll < self.fraction / 3:
-            self.stats.failures["503"] += 1
-            await send({"type": "http.response.start", "status": 503, "headers": [(b"content-length", b"0")]})
-            await send({"type": "http.response.body", "body": b""})
-        elif roll < 2 * self.fraction / 3:
-            self.stats.failures["truncated"] += 1
-            await self._truncated(scope, receive, send)
-        elif roll < self.fraction:
-            self.stats.failures["slow"] += 1
-            await asyncio.sleep(self.random.uniform(0.5, 3.0))
-            await self.fake(scope, receive, send)
-        else:
-            await self.fake(scope, receive, send)
-
-    async def _truncated(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The fake's answer cut to half its body (Content-Length matching the cut, no validator)."""
-        start: Message = {}
-        chunks: list[bytes] = []
-
-        async def capture(message: Message) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start":
-                start = message
-            elif message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
-
-        # Unconditional, so that a revalidation gets a (cut) 200 rather than an empty 304.
-        conditional = {b"if-none-match", b"if-modified-since"}
-        plain = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k.lower() not in conditional]}
-        await self.fake(plain, receive, capture)
-        body = b"".join(chunks)
-        body = body[: len(body) // 2]
-        dropped = {b"content-length", b"etag", b"last-modified"}
-        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() not in dropped]
-        headers.append((b"content-length", str(len(body)).encode()))
-        await send({"type": "http.response.start", "status": start.get("status", 200), "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-
 # --- the service, as its own process ------------------------------------------------------------------------------
 
 
-def proc_status(pid: int, key: str) -> float | None:
-    """A `kB` figure from /proc/<pid>/status (VmRSS, VmHWM), in MB; None when the process is gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-    except (OSError, ValueError):
-        return None
-    return None
-
-
-def cpu_seconds(pid: int) -> float | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 @contextlib.contextmanager

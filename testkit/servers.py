@@ -11,7 +11,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
 import uvicorn
@@ -62,15 +62,18 @@ class Served:
         return asyncio.run_coroutine_threadsafe(main(), self.loop).result(timeout)
 
 
+Lifespan = Literal["auto", "on", "off"]
+
+
 @contextmanager
-def serve_in_thread(app: ASGIApp, *, startup_timeout: float = 10.0, lifespan: str = "off") -> Iterator[str]:
+def serve_in_thread(app: ASGIApp, *, startup_timeout: float = 10.0, lifespan: Lifespan = "off") -> Iterator[str]:
     """Yield the server's base URL (`http://127.0.0.1:<port>`, no trailing slash); stop it on exit."""
     with serving(app, startup_timeout=startup_timeout, lifespan=lifespan) as served:
         yield served.url
 
 
 @contextmanager
-def serving(app: ASGIApp, *, startup_timeout: float = 10.0, lifespan: str = "off") -> Iterator[Served]:
+def serving(app: ASGIApp, *, startup_timeout: float = 10.0, lifespan: Lifespan = "off") -> Iterator[Served]:
     """Serve `app` in a thread until the block ends; yield its URL and loop.
 
     The socket is bound before uvicorn starts, so the port is known at once and never raced for.

@@ -152,6 +152,11 @@ def rpc(client: TestClient) -> Rpc:
     return rpc_for(client)
 
 
+def upstream_paths(fake: FakeIndex) -> list[str]:
+    """What the service asked the upstream for, the Simple index (loaded at start) left out."""
+    return [r.path for r in fake.requests if r.path != "/simple/"]
+
+
 def fault_of(rpc: Rpc, method: str, *params: Any, path: str = "/pypi") -> tuple[int, str]:
     with pytest.raises(xmlrpc.client.Fault) as caught:
         rpc(method, *params, path=path)

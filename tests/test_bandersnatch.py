@@ -7,6 +7,7 @@ import hashlib
 import json
 import xmlrpc.client
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -81,7 +82,7 @@ def test_bandersnatch_picks_up_a_new_release_from_the_change_feed(tmp_path: Path
             new_serial = fake.project("demo-pkg").last_serial
             assert shim.run(app.state.refresher.refresh) == 1  # the refresher's next pass, brought forward
             with xmlrpc.client.ServerProxy(shim_url + "/pypi", allow_none=True) as proxy:
-                rows = proxy.changelog_since_serial(first.serial)
+                rows = cast(list[list[Any]], proxy.changelog_since_serial(first.serial))
             second = run_bandersnatch(shim_url, tmp_path / "mirror", ["demo-pkg"], timeout=45)
 
     assert [(r[0], r[4]) for r in rows] == [("demo-pkg", new_serial)]

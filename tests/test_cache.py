@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import xmlrpc.client
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -97,7 +97,7 @@ async def test_concurrent_misses_share_one_upstream_request(fake: FakeIndex) -> 
         responses = await asyncio.gather(
             *(client.post("/pypi", content=body, headers={"Content-Type": "text/xml"}) for _ in range(20))
         )
-    assert {xmlrpc.client.loads(r.content)[0][0][0] for r in responses} == {"1.6.1"}
+    assert {cast(list[str], xmlrpc.client.loads(r.content)[0][0])[0] for r in responses} == {"1.6.1"}
     assert len(requests_for(fake, PROJECT_JSON)) == 1
 
 

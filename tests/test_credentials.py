@@ -13,9 +13,9 @@ import os
 import subprocess
 import sys
 import xmlrpc.client
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import httpx
@@ -356,9 +356,10 @@ def test_a_real_server_never_shows_the_token(tmp_path: Path) -> None:
                 unparsable = http.post(base + "/pypi", content=b"<not xml", headers={"Content-Type": "text/xml"})
                 outputs.append(("unparsable body", unparsable.text))
             with xmlrpc.client.ServerProxy(base + "/pypi") as proxy:
-                methods = proxy.system.listMethods()
+                methods = cast(list[str], proxy.system.listMethods())
                 assert "package_releases" in methods
                 outputs.append(("system.listMethods", repr(methods)))
+                call: Callable[[], object]
                 for call in (lambda: proxy.list_packages(), lambda: proxy.package_releases(1)):
                     with pytest.raises(xmlrpc.client.Fault) as caught:
                         call()

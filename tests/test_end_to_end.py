@@ -9,7 +9,8 @@ import subprocess
 import sys
 import time
 import xmlrpc.client
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any, cast
 
 import pytest
 
@@ -69,7 +70,8 @@ def test_server_proxy_multicall(base_url: str) -> None:
         multi = xmlrpc.client.MultiCall(proxy)
         multi.package_hosting_mode("a")
         multi.system.methodSignature("release_urls")
-        assert list(multi()) == ["pypi-only", [["array", "string", "string"]]]
+        # MultiCallIterator iterates by __getitem__ (raising a sub-call's Fault), which typeshed does not model.
+        assert list(cast(Iterable[Any], multi())) == ["pypi-only", [["array", "string", "string"]]]
 
 
 def test_server_proxy_with_gzip_encoded_requests(base_url: str) -> None:
@@ -153,7 +155,7 @@ SEED = {key: value for key, value in ROUNDUP_160_URLS[0].items() if key != "url"
 def test_server_proxy_gets_the_seed_example_end_to_end(shim_over_served_index: tuple[str, str]) -> None:
     shim_url, index_url = shim_over_served_index
     with xmlrpc.client.ServerProxy(shim_url + "/pypi", allow_none=True) as pypi:
-        (file,) = pypi.release_urls("roundup", "1.6.0")
+        (file,) = cast(list[dict[str, Any]], pypi.release_urls("roundup", "1.6.0"))
         assert pypi.package_releases("roundup") == ["1.6.1"]
     assert {k: v for k, v in file.items() if k != "url"} == SEED
     assert file["url"] == f"{index_url}/files/packages/{SEED['path']}"

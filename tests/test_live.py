@@ -14,6 +14,7 @@ import sys
 import xmlrpc.client
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -44,21 +45,21 @@ def live() -> Iterator[xmlrpc.client.ServerProxy]:
 
 
 def test_release_methods_against_the_live_index(live: xmlrpc.client.ServerProxy) -> None:
-    (latest,) = live.package_releases("httpx")
-    everything = live.package_releases("httpx", True)
+    (latest,) = cast(list[str], live.package_releases("httpx"))
+    everything = cast(list[str], live.package_releases("httpx", True))
     assert latest in everything and "0.28.1" in everything
-    files = live.release_urls("httpx", "0.28.1")
+    files = cast(list[dict[str, Any]], live.release_urls("httpx", "0.28.1"))
     assert {f["filename"] for f in files} >= {"httpx-0.28.1.tar.gz", "httpx-0.28.1-py3-none-any.whl"}
     assert all(len(f) == 14 and f["url"].endswith(f["path"]) for f in files)
-    data = live.release_data("defusedxml", "0.7.1")
+    data = cast(dict[str, Any], live.release_data("defusedxml", "0.7.1"))
     assert (data["name"], data["version"], len(data)) == ("defusedxml", "0.7.1", 33)
     assert live.release_data("defusedxml", "0.7") == {}
-    assert ["Owner", "tiran"] in live.package_roles("defusedxml")
-    assert "starlette" in live.list_packages()
+    assert ["Owner", "tiran"] in cast(list[list[str]], live.package_roles("defusedxml"))
+    assert "starlette" in cast(list[str], live.list_packages())
 
 
 def test_pip_downloads_through_the_service_from_the_live_index(live: xmlrpc.client.ServerProxy, tmp_path: Path) -> None:
-    base = live._ServerProxy__host  # type: ignore[attr-defined]
+    base = live._ServerProxy__host
     environ = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
     environ["PIP_CONFIG_FILE"] = os.devnull
     done = subprocess.run(

@@ -7,6 +7,7 @@ import json
 import re
 import tracemalloc
 from collections.abc import AsyncIterator, Iterator
+from typing import cast
 
 import httpx
 import pytest
@@ -47,7 +48,7 @@ def proxied(fake: FakeIndex) -> Iterator[TestClient]:
 
 def upstream_response(fake: FakeIndex, path: str, **headers: str) -> httpx.Response:
     with TestClient(fake, base_url="https://upstream.test") as upstream:
-        return upstream.get(path, headers=headers, follow_redirects=False)
+        return cast(httpx.Response, upstream.get(path, headers=headers, follow_redirects=False))
 
 
 def kept(response: httpx.Response) -> dict[str, str]:
@@ -197,7 +198,7 @@ def test_proxy_mode_streams_files_with_ranges(fake: FakeIndex, proxied: TestClie
 
 def upstream_file(fake: FakeIndex, path: str) -> bytes:
     with TestClient(fake, base_url="https://files.upstream.test") as files:
-        return files.get(f"/packages/{path}").content
+        return cast(httpx.Response, files.get(f"/packages/{path}")).content
 
 
 def test_a_file_over_the_size_limit_is_refused(fake: FakeIndex) -> None:

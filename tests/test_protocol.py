@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import xmlrpc.client
+from typing import Any
 
 import pytest
 
@@ -32,7 +33,7 @@ SAMPLES = [
 
 
 @pytest.mark.parametrize("value", SAMPLES, ids=repr)
-def test_responses_are_byte_for_byte_what_warehouse_renders(value: object) -> None:
+def test_responses_are_byte_for_byte_what_warehouse_renders(value: Any) -> None:
     warehouse = xmlrpc.client.dumps((value,), methodresponse=True, allow_none=True).encode()
     assert dump_response(value) == warehouse
 

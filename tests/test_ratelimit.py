@@ -29,7 +29,7 @@ REFUSAL = re.compile(
 )
 
 
-def post(client: TestClient | httpx.Client, body: bytes = CALL, **headers: str) -> tuple[Any, httpx.Response]:
+def post(client: TestClient | httpx.Client, body: bytes = CALL, /, **headers: str) -> tuple[Any, httpx.Response]:
     response = client.post("/pypi", content=body, headers={"Content-Type": "text/xml", **headers})
     try:
         return xmlrpc.client.loads(response.content)[0][0], response

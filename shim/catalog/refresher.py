@@ -134,7 +134,7 @@ class Refresher:
         doc = await self.store.project(change.normalized, stale_ok=False)
         if doc is not None and doc.last_serial is not None and doc.last_serial < new_serial:
             # A copy that lags the Simple index (a CDN): recording from it would lose the change. Next pass.
-            raise UpstreamUnavailable(doc.url, f"serial {doc.last_serial}, the index says {new_serial}")
+            raise UpstreamUnavailable(doc.url, f"serial {doc.last_serial}, the Simple index says {new_serial}")
         new = releases_of(doc) if doc is not None else None
         old = await self.catalog.run(self.catalog.releases, change.normalized) if stored and stored.known else None
         created = change.old is None and stored is None

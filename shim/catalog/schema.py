@@ -40,7 +40,7 @@ SCHEMA_VERSION = "1"
 MAX_ROWS = 50_000
 _JOURNALS = ("-wal", "-shm")
 
-# The text fields search reads from the index (name and version are matched elsewhere).
+# The text fields search reads from the catalog (name and version are matched elsewhere).
 SEARCHED = (
     "summary",
     "description",
@@ -55,7 +55,7 @@ SEARCHED = (
     "download_url",
 )
 
-# When the index can prove a project changed but not how (a role, a description, a file it never saw):
+# When the catalog can prove a project changed but not how (a role, a description, a file it never saw):
 # PyPI has no such word; this one is documented in the method table.
 DEFAULT_ACTION = "update"
 

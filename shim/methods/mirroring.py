@@ -32,7 +32,7 @@ async def _rows(context: CallContext, read: Callable[[int], list[ChangeRow]], va
 
 
 async def changelog_since_serial(context: CallContext, serial: StrictInt) -> list[Any]:
-    """`[name, version, timestamp, action, serial]` rows above `serial`, from the metadata index."""
+    """`[name, version, timestamp, action, serial]` rows above `serial`, from the catalog."""
     rows = await _rows(context, context.services.catalog.rows_since, serial)
     return [[r.name, r.version, r.timestamp, clean_for_xml(r.action), r.serial] for r in rows]
 

@@ -20,9 +20,54 @@ from shim.methods.retired import (
     SEARCH_RETIRED,
     gone,
 )
-from shim.xmlrpc.table import Absent, Argument, Grade, MethodSpec, MethodTable
+from shim.xmlrpc.table import Absent, Argument, Grade, MethodFunction, MethodSpec, MethodTable
 
 __all__ = ["METHODS"]
+
+_NEVER_IMPLEMENTED = "Documented by PyPI until 2024 but never implemented in Warehouse, which answers -32601."
+
+
+def _deprecated(name: str, *, instead: str) -> MethodSpec:
+    """A method PyPI refuses with its deprecation fault in every era, after checking its two arguments."""
+    return MethodSpec(
+        name,
+        None,
+        returns="nil",
+        summary="PyPI's deprecation fault, after the arguments are checked.",
+        grade=Grade.EXACT,
+        note=f"PyPI's fault, word for word; use {instead}.",
+        restore=DEPRECATED,
+        today=DEPRECATED,
+        arguments=(Argument("package_name"), Argument("version")),
+    )
+
+
+def _introspection(name: str, function: MethodFunction, returns: str, summary: str) -> MethodSpec:
+    """Legacy PyPI's `system.*` introspection: answered from this table; absent from Warehouse (pypi-today)."""
+    return MethodSpec(
+        name,
+        function,
+        returns=returns,
+        summary=summary,
+        grade=Grade.EXACT,
+        note="Legacy PyPI's introspection, read from this table; Warehouse answers -32601.",
+        today=Absent(),
+    )
+
+
+def _not_a_method(name: str, note: str) -> MethodSpec:
+    """A name PyPI once documented that Warehouse never answers: -32601 in every mode."""
+    return MethodSpec(
+        name,
+        None,
+        returns="array",
+        summary="Not a method: -32601.",
+        grade=Grade.UNAVAILABLE,
+        note=note,
+        restore=Absent(),
+        today=Absent(),
+    )
+
 
 METHODS = MethodTable(
     (
@@ -152,28 +197,8 @@ METHODS = MethodTable(
             note="PyPI's constant; removed from PyPI in 2024 (-32601 in pypi-today mode).",
             today=Absent(),
         ),
-        MethodSpec(
-            "package_data",
-            None,
-            returns="nil",
-            summary="PyPI's deprecation fault, after the arguments are checked.",
-            grade=Grade.EXACT,
-            note="PyPI's fault, word for word; use release_data.",
-            restore=DEPRECATED,
-            today=DEPRECATED,
-            arguments=(Argument("package_name"), Argument("version")),
-        ),
-        MethodSpec(
-            "package_urls",
-            None,
-            returns="nil",
-            summary="PyPI's deprecation fault, after the arguments are checked.",
-            grade=Grade.EXACT,
-            note="PyPI's fault, word for word; use release_urls.",
-            restore=DEPRECATED,
-            today=DEPRECATED,
-            arguments=(Argument("package_name"), Argument("version")),
-        ),
+        _deprecated("package_data", instead="release_data"),
+        _deprecated("package_urls", instead="release_urls"),
         MethodSpec(
             "top_packages",
             None,
@@ -185,62 +210,28 @@ METHODS = MethodTable(
             today=REMOVED_FOR_BIGQUERY,
             arguments=(Argument("num", StrictInt | None, None),),
         ),
-        MethodSpec(
-            "release_downloads",
-            None,
-            returns="array",
-            summary="Not a method: -32601.",
-            grade=Grade.UNAVAILABLE,
-            note="Never ported to Warehouse, which answers -32601; no upstream API has download counts.",
-            restore=Absent(),
-            today=Absent(),
+        _not_a_method(
+            "release_downloads", "Never ported to Warehouse, which answers -32601; no upstream API has download counts."
         ),
-        MethodSpec(
-            "updated_releases",
-            None,
-            returns="array",
-            summary="Not a method: -32601.",
-            grade=Grade.UNAVAILABLE,
-            note="Documented by PyPI until 2024 but never implemented in Warehouse, which answers -32601.",
-            restore=Absent(),
-            today=Absent(),
-        ),
-        MethodSpec(
-            "changed_packages",
-            None,
-            returns="array",
-            summary="Not a method: -32601.",
-            grade=Grade.UNAVAILABLE,
-            note="Documented by PyPI until 2024 but never implemented in Warehouse, which answers -32601.",
-            restore=Absent(),
-            today=Absent(),
-        ),
-        MethodSpec(
+        _not_a_method("updated_releases", _NEVER_IMPLEMENTED),
+        _not_a_method("changed_packages", _NEVER_IMPLEMENTED),
+        _introspection(
             "system.listMethods",
             introspection.list_methods,
-            returns="array",
-            summary="The names of the methods this endpoint answers in the request's mode.",
-            grade=Grade.EXACT,
-            note="Legacy PyPI's introspection, read from this table; Warehouse answers -32601.",
-            today=Absent(),
+            "array",
+            "The names of the methods this endpoint answers in the request's mode.",
         ),
-        MethodSpec(
+        _introspection(
             "system.methodHelp",
             introspection.method_help,
-            returns="string",
-            summary="A method's usage, answer, fidelity and difference from PyPI.",
-            grade=Grade.EXACT,
-            note="Legacy PyPI's introspection, read from this table; Warehouse answers -32601.",
-            today=Absent(),
+            "string",
+            "A method's usage, answer, fidelity and difference from PyPI.",
         ),
-        MethodSpec(
+        _introspection(
             "system.methodSignature",
             introspection.method_signature,
-            returns="array",
-            summary="A method's signatures, one per accepted number of arguments.",
-            grade=Grade.EXACT,
-            note="Legacy PyPI's introspection, read from this table; Warehouse answers -32601.",
-            today=Absent(),
+            "array",
+            "A method's signatures, one per accepted number of arguments.",
         ),
         MethodSpec(
             "system.multicall",

@@ -39,7 +39,7 @@ class DocumentStore:
         self.cache = cache
         self.index = index
         self.capabilities = Capabilities()
-        # The serial another source reports for a project (the metadata index, written by a refresher that
+        # The serial another source reports for a project (the catalog, written by a refresher that
         # may run in another process and be ahead of this process's copy of the Simple index).
         self.reported_serial: Callable[[str], Awaitable[int | None]] | None = None
 

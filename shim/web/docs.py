@@ -81,27 +81,46 @@ def render_readme(text: str, table: MethodTable) -> str:
     return _MARKED.sub(fill, text)
 
 
+def _html_table(header: list[str], rows: list[list[str]]) -> str:
+    """An HTML table; cells are escaped, and a cell in backticks is shown as code."""
+
+    def cell(text: str) -> str:
+        if len(text) > 1 and text.startswith("`") and text.endswith("`"):
+            return f"<code>{html.escape(text[1:-1])}</code>"
+        return html.escape(text)
+
+    head = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
+    body = ["<tr>" + "".join(f"<td>{cell(c)}</td>" for c in row) + "</tr>" for row in rows]
+    return "<table border='1'>" + head + "\n" + "\n".join(body) + "\n</table>\n"
+
+
 def docs_page(table: MethodTable, settings: Settings, mode: Mode) -> str:
-    """The HTML page served on GET of an endpoint: what each method answers in `mode`, and how well."""
+    """The HTML page served on GET of an endpoint: what each method answers in `mode` and how well, the faults,
+    and the settings with their defaults (never their values here)."""
     esc = html.escape
-    rows = []
-    for spec in table:
-        behaviour = spec.behaviour(mode)
-        if isinstance(behaviour, Absent):
-            continue
-        answer = spec.summary if not isinstance(behaviour, Refuse) else behaviour.text(settings.upstream.host)
-        rows.append(
-            f"<tr><td><code>{esc(spec.usage())}</code></td><td>{esc(answer)}</td>"
-            f"<td>{esc(spec.grade.value)}</td><td>{esc(spec.note)}</td></tr>"
-        )
+    methods = [
+        [
+            f"`{spec.usage()}`",
+            behaviour.text(settings.upstream.host) if isinstance(behaviour, Refuse) else spec.summary,
+            spec.grade.value,
+            spec.note,
+        ]
+        for spec in table
+        if not isinstance(behaviour := spec.behaviour(mode), Absent)
+    ]
+    faults = [[str(d.fault.code), f"`{d.fault.string}`", d.when] for d in DOCUMENTED]
+    options = [[f"`{s.env}`", s.default_doc, s.meaning] for s in REGISTRY]
     return (
         "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>pypi-xmlrpc-shim</title></head><body>\n"
         f"<h1>pypi-xmlrpc-shim {esc(__version__)}</h1>\n"
         f"<p>PyPI's legacy XML-RPC API, answered from <code>{esc(settings.upstream.base)}</code> "
         f"in <b>{esc(mode.value)}</b> mode. POST <code>text/xml</code> calls to this URL.</p>\n"
-        "<table border='1'><tr><th>Method</th><th>Answer</th><th>Fidelity</th><th>Differences from PyPI</th></tr>\n"
-        + "\n".join(rows)
-        + "\n</table>\n</body></html>\n"
+        + _html_table(["Method", "Answer", "Fidelity", "Differences from PyPI"], methods)
+        + "<h2>Faults</h2>\n"
+        + _html_table(["faultCode", "faultString", "When"], faults)
+        + "<h2>Settings</h2>\n"
+        + _html_table(["Variable", "Default", "Meaning"], options)
+        + "</body></html>\n"
     )
 
 

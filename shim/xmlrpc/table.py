@@ -24,6 +24,7 @@ __all__ = [
     "Argument",
     "Behaviour",
     "Grade",
+    "MethodFunction",
     "MethodSpec",
     "MethodTable",
     "Refuse",

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import fnmatch
-import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +17,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from . import render_json, render_rss, render_simple
+from .replies import ExceptionSpec, PathPattern, Reply, Rule, etag_matches, md5_etag, ranged
 from .state import FileRecord, IndexState, Project, Release, full_info, parse_time
 from .urls import DEFAULT_BASE_URL, DEFAULT_FILES_URL, Urls, netloc_path
 
@@ -35,9 +33,6 @@ CORS = {
 NOT_FOUND_JSON = b'{"message": "Not Found"}'
 NOT_FOUND_HTML = b"<html><head><title>404 Not Found</title></head><body><h1>404 Not Found</h1></body></html>"
 
-PathPattern = str | re.Pattern[str]
-ExceptionSpec = type[BaseException] | BaseException
-
 
 @dataclass(frozen=True)
 class LoggedRequest:
@@ -45,47 +40,6 @@ class LoggedRequest:
     host: str
     path: str  # path and query, as sent
     headers: dict[str, str]  # lower-cased names; a repeated header keeps its last value
-
-
-@dataclass
-class _Rule:
-    pattern: PathPattern
-    times: int | None
-    status: int = 500
-    exception: ExceptionSpec | None = None
-    seconds: float = 0.0
-
-    def matches(self, path: str) -> bool:
-        if isinstance(self.pattern, re.Pattern):
-            return self.pattern.search(path) is not None
-        return fnmatch.fnmatchcase(path, self.pattern)
-
-    def take(self) -> bool:
-        """Use one of this rule's turns; False when it has none left."""
-        if self.times is None:
-            return True
-        if self.times <= 0:
-            return False
-        self.times -= 1
-        return True
-
-
-def _etag(body: bytes) -> str:
-    """WebOb's md5_etag: base64 of the MD5 digest without padding, quoted."""
-    return '"' + base64.b64encode(hashlib.md5(body).digest()).decode().strip("=") + '"'
-
-
-def _etag_matches(header: str, etag: str) -> bool:
-    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
-    return "*" in tags or etag in tags
-
-
-@dataclass
-class _Reply:
-    body: bytes
-    status: int = 200
-    media_type: str = "application/json"
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 class FakeIndex:
@@ -114,8 +68,8 @@ class FakeIndex:
         self.serial_headers = serial_headers
         self.ownership = ownership
         self.requests: list[LoggedRequest] = []
-        self._faults: list[_Rule] = []
-        self._delays: list[_Rule] = []
+        self._faults: list[Rule] = []
+        self._delays: list[Rule] = []
 
     # --- switches -----------------------------------------------------------------------------------
 
@@ -186,11 +140,11 @@ class FakeIndex:
         Through `httpx.ASGITransport` a raised exception reaches the client as is (an `httpx.ConnectError`
         class is instantiated with the request). Served by uvicorn, it becomes uvicorn's 500.
         """
-        self._faults.append(_Rule(pattern, times, status=status, exception=exception))
+        self._faults.append(Rule(pattern, times, status=status, exception=exception))
 
     def slow(self, pattern: PathPattern, seconds: float, *, times: int | None = None) -> None:
         """Matching paths answer after `seconds`; not at all if the client hangs up first."""
-        self._delays.append(_Rule(pattern, times, seconds=seconds))
+        self._delays.append(Rule(pattern, times, seconds=seconds))
 
     def clear_rules(self) -> None:
         self._faults.clear()
@@ -200,7 +154,7 @@ class FakeIndex:
         """Logged requests whose path (query included) matches `pattern` (all when None)."""
         if pattern is None:
             return len(self.requests)
-        rule = _Rule(pattern, None)
+        rule = Rule(pattern, None)
         return sum(rule.matches(r.path) for r in self.requests)
 
     # --- ASGI ---------------------------------------------------------------------------------------
@@ -261,14 +215,14 @@ class FakeIndex:
         if file_reply is not None:
             reply = file_reply
         elif self.urls.separate_files_host and host == self.urls.files_netloc.lower():
-            reply = _Reply(b"Not Found", 404, "text/plain")
+            reply = Reply(b"Not Found", 404, "text/plain")
         else:
-            reply = self._route(request, path) or _Reply(NOT_FOUND_HTML, 404, "text/html")
+            reply = self._route(request, path) or Reply(NOT_FOUND_HTML, 404, "text/html")
         if reply.status == 200 and reply.media_type != "application/octet-stream":
-            etag = _etag(reply.body)
+            etag = md5_etag(reply.body)
             reply.headers["ETag"] = etag
             if_none_match = request.headers.get("if-none-match")
-            if if_none_match and _etag_matches(if_none_match, etag):
+            if if_none_match and etag_matches(if_none_match, etag):
                 return Response(status_code=304, headers=reply.headers)
         body = b"" if request.method == "HEAD" else reply.body
         response = Response(body, status_code=reply.status, headers=reply.headers, media_type=reply.media_type)
@@ -288,50 +242,50 @@ class FakeIndex:
         (re.compile(r"/rss/project/(?P<name>[^/]+)/releases\.xml"), "_rss_project"),
     )
 
-    def _route(self, request: Request, path: str) -> _Reply | None:
+    def _route(self, request: Request, path: str) -> Reply | None:
         for regex, method in self._ROUTES:
             match = regex.fullmatch(path)
             if match:
-                handler: Callable[..., _Reply | None] = getattr(self, method)
+                handler: Callable[..., Reply | None] = getattr(self, method)
                 return handler(request, **match.groupdict())
         return None
 
-    def _redirect(self, request: Request, name: str, normalized: str) -> _Reply:
+    def _redirect(self, request: Request, name: str, normalized: str) -> Reply:
         path = request.url.path.replace(f"/{name}", f"/{normalized}", 1)
         location = self.urls.index(path.lstrip("/"))
-        return _Reply(b"", 301, "text/html", {**CORS, "Location": location})
+        return Reply(b"", 301, "text/html", {**CORS, "Location": location})
 
-    def _json(self, body: bytes, project: Project) -> _Reply:
+    def _json(self, body: bytes, project: Project) -> Reply:
         headers = {**CORS, "Cache-Control": "max-age=900, public"}
         if self.serial_headers:
             headers["X-PyPI-Last-Serial"] = str(project.last_serial)
-        return _Reply(body, 200, "application/json", headers)
+        return Reply(body, 200, "application/json", headers)
 
     def _visible(self, name: str) -> Project | None:
         project = self.state.get(name)
         return None if project is None or project.quarantined else project
 
-    def _project_json(self, request: Request, name: str) -> _Reply:
+    def _project_json(self, request: Request, name: str) -> Reply:
         if name != canonicalize_name(name):
             return self._redirect(request, name, canonicalize_name(name))
         project = self._visible(name)
         release = project.latest() if project else None
         if project is None or release is None:
-            return _Reply(NOT_FOUND_JSON, 404, "application/json", dict(CORS))
+            return Reply(NOT_FOUND_JSON, 404, "application/json", dict(CORS))
         document = render_json.release_document(
             self.urls, project, release, with_releases=True, serials=self.serial_headers, ownership=self.ownership
         )
         return self._json(render_json.encode(document), project)
 
-    def _version_json(self, request: Request, name: str, version: str) -> _Reply:
+    def _version_json(self, request: Request, name: str, version: str) -> Reply:
         if not self.per_version_json:
-            return _Reply(NOT_FOUND_JSON, 404, "application/json", dict(CORS))
+            return Reply(NOT_FOUND_JSON, 404, "application/json", dict(CORS))
         if name != canonicalize_name(name):
             return self._redirect(request, name, canonicalize_name(name))
         project = self._visible(name)
         release = project.find_version(version) if project else None
         if project is None or release is None:
-            return _Reply(NOT_FOUND_JSON, 404, "application/json", dict(CORS))
+            return Reply(NOT_FOUND_JSON, 404, "application/json", dict(CORS))
         document = render_json.release_document(
             self.urls, project, release, with_releases=False, serials=self.serial_headers, ownership=self.ownership
         )
@@ -348,41 +302,39 @@ class FakeIndex:
             return render_simple.HTML
         return render_simple.negotiate(request.headers.get("accept"))
 
-    def _simple_index(self, request: Request) -> _Reply:
+    def _simple_index(self, request: Request) -> Reply:
         media = self._simple_type(request)
         headers = self._simple_headers(self.state.serial)
         serials = self.serial_headers
         if media == render_simple.V1_JSON:
-            return _Reply(
-                render_json.encode(render_simple.index_json(self.state, serials=serials)), 200, media, headers
-            )
-        return _Reply(render_simple.index_html(self.state, self.urls, serials=serials).encode(), 200, media, headers)
+            return Reply(render_json.encode(render_simple.index_json(self.state, serials=serials)), 200, media, headers)
+        return Reply(render_simple.index_html(self.state, self.urls, serials=serials).encode(), 200, media, headers)
 
-    def _simple_project(self, request: Request, name: str) -> _Reply:
+    def _simple_project(self, request: Request, name: str) -> Reply:
         if name != canonicalize_name(name) or not request.url.path.endswith("/"):
             location = self.urls.index(f"simple/{canonicalize_name(name)}/")
-            return _Reply(b"", 301, "text/html", {**CORS, "Location": location})
+            return Reply(b"", 301, "text/html", {**CORS, "Location": location})
         project = self.state.get(name)
         if project is None:
-            return _Reply(b"404 Not Found", 404, "text/plain", dict(CORS))
+            return Reply(b"404 Not Found", 404, "text/plain", dict(CORS))
         media = self._simple_type(request)
         headers = self._simple_headers(project.last_serial)
         serials = self.serial_headers
         if media == render_simple.V1_JSON:
             document = render_simple.project_json(project, self.urls, serials=serials)
-            return _Reply(render_json.encode(document), 200, media, headers)
-        return _Reply(render_simple.project_html(project, self.urls, serials=serials).encode(), 200, media, headers)
+            return Reply(render_json.encode(document), 200, media, headers)
+        return Reply(render_simple.project_html(project, self.urls, serials=serials).encode(), 200, media, headers)
 
-    def _rss(self, body: bytes) -> _Reply:
-        return _Reply(body, 200, "text/xml", dict(CORS))
+    def _rss(self, body: bytes) -> Reply:
+        return Reply(body, 200, "text/xml", dict(CORS))
 
-    def _rss_updates(self, request: Request) -> _Reply | None:
+    def _rss_updates(self, request: Request) -> Reply | None:
         return self._rss(render_rss.updates(self.state, self.urls)) if self.rss else None
 
-    def _rss_packages(self, request: Request) -> _Reply | None:
+    def _rss_packages(self, request: Request) -> Reply | None:
         return self._rss(render_rss.packages(self.state, self.urls)) if self.rss else None
 
-    def _rss_project(self, request: Request, name: str) -> _Reply | None:
+    def _rss_project(self, request: Request, name: str) -> Reply | None:
         project = self.state.get(name)
         if not self.rss or project is None:
             return None
@@ -390,31 +342,14 @@ class FakeIndex:
 
     # --- files --------------------------------------------------------------------------------------
 
-    def _file(self, host: str, path: str, range_header: str | None) -> _Reply | None:
+    def _file(self, host: str, path: str, range_header: str | None) -> Reply | None:
         for project in self.state.projects.values():
             for release in project.releases:
                 for file in release.files:
                     where = netloc_path(self.urls.absolute_file_url(project, file))
                     if where == (host, path):
-                        return _ranged(file.body(), range_header)
+                        return ranged(file.body(), range_header)
                     metadata_path = path.removesuffix(".metadata")
                     if file.metadata is not None and metadata_path != path and where == (host, metadata_path):
-                        return _ranged(file.metadata.encode(), range_header)
+                        return ranged(file.metadata.encode(), range_header)
         return None
-
-
-def _ranged(body: bytes, range_header: str | None) -> _Reply:
-    headers = {"Accept-Ranges": "bytes"}
-    media = "application/octet-stream"
-    match = re.fullmatch(r"bytes=(\d*)-(\d*)", (range_header or "").strip())
-    if not range_header or not match or match.groups() == ("", ""):
-        return _Reply(body, 200, media, headers)
-    first, last = match.groups()
-    size = len(body)
-    if first:
-        start, end = int(first), min(int(last), size - 1) if last else size - 1
-    else:
-        start, end = max(size - int(last), 0), size - 1
-    if start >= size or start > end:
-        return _Reply(b"", 416, media, {**headers, "Content-Range": f"bytes */{size}"})
-    return _Reply(body[start : end + 1], 206, media, {**headers, "Content-Range": f"bytes {start}-{end}/{size}"})

@@ -1,0 +1,127 @@
+"""The catalog was called the metadata index: its former settings, its former default file and the former `index`
+verbs keep working, each with a warning that names what replaced it, and nothing is left behind."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from shim import cli
+from shim.app import create_app
+from shim.config.settings import Settings
+from shim.upstream.urls import UpstreamURL
+from testkit.fakeindex import FakeIndex
+
+from .conftest import UPSTREAM, call
+
+BASE_ENV = {"SHIM_UPSTREAM": UPSTREAM}
+
+
+def loaded(environ: dict[str, str], options: dict[str, str | None] | None = None) -> tuple[Settings, list[str]]:
+    warnings: list[str] = []
+    return Settings.load(environ, options, warn=warnings.append), warnings
+
+
+@pytest.mark.parametrize(
+    ("former", "value", "name", "expected"),
+    [
+        ("SHIM_INDEX_PATH", "/srv/shim/metadata.sqlite3", "catalog_path", Path("/srv/shim/metadata.sqlite3")),
+        ("SHIM_INDEX_WRITER", "false", "catalog_writer", False),
+    ],
+)
+def test_a_former_variable_is_read_with_a_warning_naming_the_new_one(
+    former: str, value: str, name: str, expected: object
+) -> None:
+    settings, warnings = loaded({**BASE_ENV, former: value})
+    assert getattr(settings, name) == expected
+    new = "SHIM_" + name.upper()
+    assert warnings == [f"{former} is a former name: use {new}"]
+
+
+def test_the_new_variable_wins_over_the_former_one_without_a_warning() -> None:
+    settings, warnings = loaded({**BASE_ENV, "SHIM_CATALOG_PATH": "/new.sqlite3", "SHIM_INDEX_PATH": "/old.sqlite3"})
+    assert settings.catalog_path == Path("/new.sqlite3")
+    assert warnings == []
+
+
+def test_a_former_option_is_read_with_a_warning_and_hidden_from_help(capsys: pytest.CaptureFixture[str]) -> None:
+    settings = cli.load(["--index-path", "/srv/old.sqlite3", "--index-writer", "no"], environ=BASE_ENV)
+    assert settings.catalog_path == Path("/srv/old.sqlite3") and settings.catalog_writer is False
+    err = capsys.readouterr().err
+    assert "warning: --index-path is a former name: use --catalog-path" in err
+    assert "warning: --index-writer is a former name: use --catalog-writer" in err
+    help_text = cli.build_parser().format_help()
+    assert "--catalog-path" in help_text and "--index-path" not in help_text
+
+
+def test_a_bad_value_under_a_former_name_is_reported_by_that_name() -> None:
+    with pytest.raises(ValueError, match=r"SHIM_INDEX_WRITER has value 'sometimes': must be true or false"):
+        loaded({**BASE_ENV, "SHIM_INDEX_WRITER": "sometimes"})
+
+
+def _make_catalog(path: Path) -> None:
+    """A catalog file as an earlier version left it: one serial change recorded, in WAL mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(path)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    connection.execute("INSERT INTO meta VALUES ('marker', 'from the former default path')")
+    connection.commit()
+    connection.close()
+
+
+@pytest.fixture
+def former(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A catalog file at the former default path, under a state directory of this test's own."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    path = tmp_path / "state" / "pypi-xmlrpc-shim" / "index.sqlite3"
+    _make_catalog(path)
+    return path
+
+
+def test_a_catalog_at_the_former_default_path_is_adopted_at_start(former: Path) -> None:
+    settings = Settings(upstream=UpstreamURL.parse(UPSTREAM))  # the default path, as a new user runs it
+    assert settings.catalog_path == former.with_name("catalog.sqlite3")
+    fake = FakeIndex()
+    with TestClient(create_app(settings, transport=httpx.ASGITransport(app=fake))) as client:
+        assert call(client, "changelog_last_serial") == fake.state.serial
+    assert not former.exists() and not Path(str(former) + "-wal").exists()
+    kept = sqlite3.connect(settings.catalog_path).execute("SELECT value FROM meta WHERE key = 'marker'").fetchone()
+    assert kept == ("from the former default path",)
+
+
+def test_a_catalog_path_given_explicitly_leaves_the_former_default_file_alone(tmp_path: Path, former: Path) -> None:
+    settings = Settings(upstream=UpstreamURL.parse(UPSTREAM), catalog_path=tmp_path / "elsewhere.sqlite3")
+    with TestClient(create_app(settings, transport=httpx.ASGITransport(app=FakeIndex()))):
+        pass
+    assert former.exists() and not former.with_name("catalog.sqlite3").exists()
+
+
+@pytest.mark.e2e
+def test_the_index_verbs_are_aliases_of_the_catalog_verbs(tmp_path: Path) -> None:
+    environ = {
+        "SHIM_UPSTREAM": UPSTREAM,
+        "SHIM_CATALOG_PATH": str(tmp_path / "catalog.sqlite3"),
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "PIP_CONFIG_FILE": "/dev/null",
+    }
+
+    def status(verb: str) -> dict[str, object]:
+        done = subprocess.run(
+            [sys.executable, "-m", "shim", verb, "status"],
+            env=environ, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        result: dict[str, object] = json.loads(done.stdout)
+        return result
+
+    assert status("index") == status("catalog")
+    assert status("catalog")["path"] == str(tmp_path / "catalog.sqlite3")
