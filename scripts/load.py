@@ -64,8 +64,6 @@ SEARCH_TERMS = ("http", "xml", "round", "star", "simple", "async", "zzz-nothing"
 # --- the service, as its own process ------------------------------------------------------------------------------
 
 
-
-
 @contextlib.contextmanager
 def service(upstream: str, state: Path, cache_soft_ttl: float) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     port = free_port()
