@@ -86,33 +86,28 @@ def _settings(arguments: Mapping[str, object], environ: Mapping[str, str] | None
 
 
 async def _catalog(settings: Settings, action: str, *, once: bool, limit: int | None) -> int:
-    from shim.catalog.crawler import Crawler
-    from shim.catalog.refresher import Refresher
-    from shim.catalog.writes import CatalogWriter
-    from shim.wiring import build_services
+    from shim.wiring import build_services, open_catalog_writer
 
+    if action == "crawl" and settings.crawl_rate <= 0:
+        print("pypi-xmlrpc-shim: the crawler needs SHIM_CRAWL_RATE (or --crawl-rate) above 0", file=sys.stderr)
+        return 2
     services, client = build_services(settings)
-    writer = CatalogWriter(settings.catalog_path)
+    work = open_catalog_writer(settings, services)
     try:
         if action == "status":
-            coverage = await writer.run(writer.coverage)
+            coverage = await work.writer.run(work.writer.coverage)
             print(json.dumps({"path": str(settings.catalog_path), **dataclasses.asdict(coverage)}))
+        elif action == "refresh" and once:
+            print(json.dumps({"recorded": await work.refresher.refresh()}))
         elif action == "refresh":
-            refresher = Refresher(writer, services.store, services.index)
-            if once:
-                print(json.dumps({"recorded": await refresher.refresh()}))
-            else:
-                await refresher.run(settings.index_refresh)
-        elif action == "crawl":
-            if settings.crawl_rate <= 0:
-                print("pypi-xmlrpc-shim: the crawler needs SHIM_CRAWL_RATE (or --crawl-rate) above 0", file=sys.stderr)
-                return 2
-            crawler = Crawler(writer, services.store, rate=settings.crawl_rate)
-            print(json.dumps({"crawled": await crawler.run(limit=limit)}))
+            await work.refresher.run(settings.index_refresh)
+        elif action == "crawl" and work.crawler is not None:
+            print(json.dumps({"crawled": await work.crawler.run(limit=limit)}))
         return 0
     finally:
         await client.aclose()
-        writer.close()
+        work.close()
+        services.catalog.close()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -10,11 +10,15 @@ import asyncio
 import logging
 import os
 import sys
+from dataclasses import dataclass
 
 import httpx
 
+from shim.catalog.crawler import Crawler
 from shim.catalog.reads import CatalogReader
+from shim.catalog.refresher import Refresher
 from shim.catalog.schema import ConnectionFactory, adopt, open_sqlite
+from shim.catalog.writes import CatalogWriter
 from shim.config.registry import default_catalog_path, former_default_catalog_path
 from shim.config.settings import Settings
 from shim.upstream.cache import DocumentCache, MemoryStorage
@@ -24,7 +28,7 @@ from shim.upstream.resilience import Guard, GuardConfig
 from shim.upstream.simple_index import ProjectIndex
 from shim.xmlrpc.context import Services
 
-__all__ = ["adopt_former_catalog", "build_services", "configure_logging"]
+__all__ = ["CatalogWork", "adopt_former_catalog", "build_services", "configure_logging", "open_catalog_writer"]
 
 
 def configure_logging(settings: Settings) -> None:
@@ -79,3 +83,25 @@ def build_services(
         # The change feed is written elsewhere and may be ahead of this process: its serials are floors too.
         store.reported_serial = lambda project: catalog.run(catalog.serial_of, project)
     return Services(store, index, settings.upstream.base, catalog, ready), client
+
+
+@dataclass(frozen=True)
+class CatalogWork:
+    """The catalog's one writer and the work that runs on it, in the service or as `pypi-xmlrpc-shim catalog`."""
+
+    writer: CatalogWriter
+    refresher: Refresher
+    crawler: Crawler | None  # only when SHIM_CRAWL_RATE is above 0
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def open_catalog_writer(
+    settings: Settings, services: Services, *, connection_factory: ConnectionFactory = open_sqlite
+) -> CatalogWork:
+    """Open the catalog for writing, with its refresher and (when a crawl rate is set) its crawler."""
+    writer = CatalogWriter(settings.catalog_path, connection_factory=connection_factory)
+    refresher = Refresher(writer, services.store, services.index, ready=services.changes_ready)
+    crawler = Crawler(writer, services.store, rate=settings.crawl_rate) if settings.crawl_rate > 0 else None
+    return CatalogWork(writer, refresher, crawler)

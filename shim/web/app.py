@@ -19,16 +19,13 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shim.catalog.crawler import Crawler
-from shim.catalog.refresher import Refresher
 from shim.catalog.schema import ConnectionFactory, open_sqlite
-from shim.catalog.writes import CatalogWriter
 from shim.config.settings import Settings, SettingsError
 from shim.methods.table import METHODS
 from shim.web.endpoint import MODE_PREFIXES, xmlrpc_routes
 from shim.web.health import health_routes
 from shim.web.passthrough import passthrough_routes
-from shim.wiring import build_services, configure_logging
+from shim.wiring import build_services, configure_logging, open_catalog_writer
 from shim.xmlrpc.dispatch import Dispatcher
 from shim.xmlrpc.ratelimit import RateLimiter
 from shim.xmlrpc.table import MethodTable
@@ -89,15 +86,13 @@ def create_app(
         # The Simple index loads in the background: the first calls that need it wait, the others don't.
         # The refresher keeps it fresh and, as the catalog's one writer, the change feed too.
         tasks: list[asyncio.Task[Any]] = []
-        writer = None
+        work = None
         if settings.catalog_writer:
-            writer = CatalogWriter(settings.catalog_path, connection_factory=catalog_connection_factory)
-            refresher = Refresher(writer, services.store, services.index, ready=services.changes_ready)
-            app.state.refresher = refresher
-            tasks.append(asyncio.create_task(refresher.run(settings.index_refresh)))
-            if settings.crawl_rate > 0:
-                crawler = Crawler(writer, services.store, rate=settings.crawl_rate)
-                tasks.append(asyncio.create_task(crawler.run()))
+            work = open_catalog_writer(settings, services, connection_factory=catalog_connection_factory)
+            app.state.refresher = work.refresher
+            tasks.append(asyncio.create_task(work.refresher.run(settings.index_refresh)))
+            if work.crawler is not None:
+                tasks.append(asyncio.create_task(work.crawler.run()))
         else:
             tasks.append(asyncio.create_task(services.index.run()))
         try:
@@ -110,8 +105,8 @@ def create_app(
                     await task
             await client.aclose()
             services.catalog.close()
-            if writer is not None:
-                writer.close()
+            if work is not None:
+                work.close()
 
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(CollapseSlashes)])
     app.state.settings = settings
