@@ -16,10 +16,10 @@ from shim.modes import FilesMode
 from shim.upstream.urls import UpstreamURL
 from testkit.fakeindex import FakeIndex
 from testkit.servers import serve_in_thread, serving
+from testkit.wheels import add_wheel
 
 from .bandersnatch_harness import run_bandersnatch
 from .conftest import make_settings
-from .test_dropin_clients import add_wheel
 
 pytestmark = pytest.mark.e2e
 

@@ -4,8 +4,6 @@ refreshes, the catalog behind them (restart, corruption, the 50 000 cap) and the
 from __future__ import annotations
 
 import asyncio
-import calendar
-import hashlib
 import json
 import subprocess
 import sys
@@ -25,64 +23,14 @@ from shim.catalog.refresher import Refresher
 from shim.catalog.rows import ListedProject
 from shim.catalog.schema import MAX_ROWS
 from shim.catalog.writes import CatalogWriter
-from shim.config.settings import Settings
 from shim.upstream.urls import UpstreamURL
 from testkit.fakeindex import FakeIndex
 from testkit.servers import serve_in_thread
+from testkit.wheels import wheel_file
 
-from .conftest import call, in_app, make_settings, on_fake_clock, rpc_for
+from .conftest import call, make_settings
+from .feed import Feed, crawl_all, posix
 from .transports import Lagging
-
-
-def wheel_file(name: str, version: str, *, upload: str = "2026-01-02T03:05:00Z", tag: str = "py3") -> dict[str, Any]:
-    filename = f"{name.replace('-', '_')}-{version}-{tag}-none-any.whl"
-    blake = hashlib.blake2b(filename.encode(), digest_size=32).hexdigest()
-    return {
-        "filename": filename,
-        "packagetype": "bdist_wheel",
-        "python_version": tag,
-        "size": 10,
-        "digests": {"blake2b_256": blake, "md5": "0" * 32, "sha256": "1" * 64},
-        "upload_time": upload,
-        "comment_text": None,
-        "path": f"{blake[:2]}/{blake[2:4]}/{blake[4:]}/{filename}",
-    }
-
-
-def posix(text: str) -> int:
-    return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
-
-
-class Feed:
-    """A service over a fake index, whose refresher is run by the test, one pass at a time; the upstream guard
-    runs on a fake clock, so that a pass whose tries fail never waits for their back-off."""
-
-    def __init__(
-        self, fake: FakeIndex, settings: Settings, transport: httpx.AsyncBaseTransport | None = None, **options: Any
-    ) -> None:
-        self.fake = fake
-        app = create_app(settings, transport=transport or httpx.ASGITransport(app=fake), **options)
-        self.clock = on_fake_clock(app)
-        self.client = TestClient(app)
-        self.rpc = rpc_for(self.client)
-
-    def refresh(self) -> int:
-        refresher: Refresher = self.client.app.state.refresher  # type: ignore[attr-defined]
-        return in_app(self.client, refresher.refresh)
-
-    def since(self, serial: int) -> list[list[Any]]:
-        rows: list[list[Any]] = self.rpc("changelog_since_serial", serial)
-        return rows
-
-
-def crawl_all(running: Feed) -> None:
-    """Read every project's JSON into the catalog (what the crawler does, here at once)."""
-    refresher: Refresher = running.client.app.state.refresher  # type: ignore[attr-defined]
-
-    async def no_wait(seconds: float) -> None:
-        return None
-
-    in_app(running.client, Crawler(refresher.catalog, refresher.store, rate=1000, sleep=no_wait).run)
 
 
 @pytest.fixture

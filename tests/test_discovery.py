@@ -24,7 +24,7 @@ from testkit.fakeindex import FakeIndex
 from testkit.servers import serve_in_thread
 
 from .conftest import fault_of, make_settings
-from .test_changefeed import Feed, crawl_all
+from .feed import Feed, crawl_all
 
 E = "Environment :: Other Environment"
 D = "Development Status :: 5 - Production/Stable"

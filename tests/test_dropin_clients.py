@@ -3,14 +3,10 @@ qypi (JSON and XML-RPC from `<service>/pypi`) and pip (`pip download --index-url
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import io
 import json
 import os
 import subprocess
 import sys
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,59 +19,11 @@ from shim.modes import FilesMode
 from shim.upstream.urls import UpstreamURL
 from testkit.fakeindex import FakeIndex
 from testkit.servers import serve_in_thread
+from testkit.wheels import add_wheel
 
 from .conftest import client_leaks_collected, make_settings
 
 pytestmark = pytest.mark.e2e
-
-
-def build_wheel(name: str, version: str) -> bytes:
-    """A small, valid, pure-Python wheel, made here so its hashes are real."""
-    dist = f"{name.replace('-', '_')}-{version}.dist-info"
-    files = {
-        f"{name.replace('-', '_')}/__init__.py": b"VALUE = 42\n",
-        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
-        f"{dist}/WHEEL": b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    record = "".join(
-        f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},{len(data)}\n"
-        for path, data in files.items()
-    )
-    files[f"{dist}/RECORD"] = (record + f"{dist}/RECORD,,\n").encode()
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as wheel:
-        for path, data in files.items():
-            wheel.writestr(zipfile.ZipInfo(path, date_time=(2024, 1, 1, 0, 0, 0)), data)
-    return buffer.getvalue()
-
-
-def add_wheel(fake: FakeIndex, name: str, version: str) -> bytes:
-    content = build_wheel(name, version)
-    filename = f"{name.replace('-', '_')}-{version}-py3-none-any.whl"
-    blake = hashlib.blake2b(content, digest_size=32).hexdigest()
-    fake.add_release(
-        name,
-        version,
-        info={"summary": "A demo package", "requires_python": ">=3.8"},
-        files=[
-            {
-                "filename": filename,
-                "packagetype": "bdist_wheel",
-                "python_version": "py3",
-                "size": len(content),
-                "digests": {
-                    "blake2b_256": blake,
-                    "md5": hashlib.md5(content).hexdigest(),
-                    "sha256": hashlib.sha256(content).hexdigest(),
-                },
-                "upload_time": "2024-03-01T12:00:00.123456Z",
-                "comment_text": None,
-                "path": f"{blake[:2]}/{blake[2:4]}/{blake[4:]}/{filename}",
-                "content_b64": base64.b64encode(content).decode(),
-            }
-        ],
-    )
-    return content
 
 
 @pytest.fixture(scope="module", params=[FilesMode.DIRECT, FilesMode.PROXY], ids=["direct", "proxy"])

@@ -20,7 +20,7 @@ from testkit.fakeindex import FakeIndex
 from testkit.servers import free_port, serve_in_thread, wait_until_answering
 
 from .conftest import client_leaks_collected, make_settings
-from .test_release_methods import ROUNDUP_160_URLS
+from .seed import ROUNDUP_160_URLS
 
 pytestmark = pytest.mark.e2e
 

@@ -146,3 +146,10 @@ def test_the_readme_names_every_part_of_the_package_and_only_what_exists() -> No
     parts = {f"shim/{p.name}/" if p.is_dir() else f"shim/{p.name}" for p in (ROOT / "shim").iterdir()}
     parts -= {"shim/__init__.py", "shim/__main__.py", "shim/py.typed", "shim/__pycache__/"}
     assert parts <= named, sorted(parts - named)
+
+
+def test_no_test_module_imports_another_test_module() -> None:
+    # What tests share lives in conftest, a helper module of tests/, or testkit/: never in a test module.
+    for path in sorted((ROOT / "tests").glob("test_*.py")):
+        imports = imports_of(path)
+        assert not any(m.rpartition(".")[2].startswith("test_") or ".test_" in m for m in imports), path

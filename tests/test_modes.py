@@ -19,7 +19,7 @@ from shim.modes import Mode
 from testkit.fakeindex import FIXTURES, FakeIndex
 
 from .conftest import Rpc, make_settings
-from .test_release_methods import ROUNDUP_160_DATA, ROUNDUP_160_URLS
+from .seed import ROUNDUP_160_DATA, ROUNDUP_160_URLS
 
 URL = "https://warehouse.pypa.io/api-reference/xml-rpc.html#deprecated-methods"
 NOT_FOUND = (-32601, "server error; requested method not found")
