@@ -10,15 +10,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import subprocess
-import sys
 import xmlrpc.client
-from collections.abc import Callable, Iterable
-from pathlib import Path
-from typing import Any, cast
+from typing import Any
 from urllib.parse import quote
 
-import httpx
 import pytest
 from starlette.testclient import TestClient
 
@@ -28,59 +23,18 @@ from shim.config.settings import Settings, SettingsError
 from shim.methods.table import METHODS
 from shim.modes import Mode
 from shim.upstream.urls import REDACTED, UpstreamURL, redact_url
-from shim.web.docs import docs_page, settings_markdown
-from testkit.servers import free_port, wait_until_answering
+from shim.web.docs import docs_page
 
-from .conftest import on_fake_clock, run_shim
-
-TOKEN = "s3cr3t-T0KEN-4242"
-UPSTREAM_WITH_TOKEN = f"https://deploy:{TOKEN}@upstream.test/simple/"
-# The same secret with characters that must be percent-encoded in a URL.
-ENCODED_SECRET = "s3cr3t/T0KEN-4242:@"
-UPSTREAM_WITH_ENCODED_TOKEN = f"https://deploy:{quote(ENCODED_SECRET, safe='')}@upstream.test/simple/"
-REDACTED_FORM = f"deploy:{REDACTED}@upstream.test"
-SUBPROCESS_TIMEOUT = 30
-
-
-def forbidden() -> set[str]:
-    return {
-        TOKEN,
-        quote(TOKEN, safe=""),
-        ENCODED_SECRET,
-        quote(ENCODED_SECRET, safe=""),
-        quote(ENCODED_SECRET),
-        "T0KEN-4242",  # the distinctive core: catches any partial or differently encoded copy
-    }
-
-
-def assert_no_token(text: str | bytes, where: str = "output") -> None:
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    for secret in forbidden():
-        assert secret not in text, f"the token appears in {where}: {text!r}"
-
-
-def assert_none_has_token(outputs: Iterable[tuple[str, str | bytes]]) -> None:
-    for where, text in outputs:
-        assert_no_token(text, where)
-
-
-def token_env(**extra: str) -> dict[str, str]:
-    """This process's environment, with the token in both places the upstream can come from."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SHIM_", "PIP_INDEX_URL")) and k != "PORT"}
-    env.update(
-        SHIM_UPSTREAM=UPSTREAM_WITH_TOKEN,
-        PIP_INDEX_URL=UPSTREAM_WITH_TOKEN,
-        PIP_CONFIG_FILE=os.devnull,
-        COLUMNS="200",
-        PYTHONUNBUFFERED="1",
-    )
-    env.update(extra)
-    return env
-
-
-def files_under(root: Path) -> list[tuple[str, bytes]]:
-    return [(str(path), path.read_bytes()) for path in sorted(root.rglob("*")) if path.is_file()]
+from .conftest import on_fake_clock
+from .tokens import (
+    ENCODED_SECRET,
+    REDACTED_FORM,
+    TOKEN,
+    UPSTREAM_WITH_ENCODED_TOKEN,
+    UPSTREAM_WITH_TOKEN,
+    assert_no_token,
+    assert_none_has_token,
+)
 
 
 @pytest.fixture(params=[UPSTREAM_WITH_TOKEN, UPSTREAM_WITH_ENCODED_TOKEN], ids=["plain", "percent-encoded"])
@@ -154,29 +108,6 @@ def test_redact_url_hides_the_token_and_keeps_the_user() -> None:
 # --help and start-up errors
 
 
-@pytest.mark.e2e
-def test_help_hides_the_token(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in token_env().items():
-        monkeypatch.setenv(name, value)
-    outputs: list[tuple[str, str]] = [
-        ("build_parser().format_help()", cli.build_parser().format_help()),
-        ("settings_markdown()", settings_markdown()),
-    ]
-    done = run_shim("--help", env=token_env())
-    assert done.returncode == 0, done.stderr
-    assert "--upstream" in done.stdout
-    outputs += [("--help stdout", done.stdout), ("--help stderr", done.stderr)]
-    assert_none_has_token(outputs)
-
-
-@pytest.mark.e2e
-def test_start_up_error_for_another_setting_hides_the_token(tmp_path: Path) -> None:
-    done = run_shim(env=token_env(SHIM_PORT="nope"), cwd=tmp_path)
-    assert done.returncode == 2
-    assert "SHIM_PORT has value 'nope'" in done.stderr
-    assert_none_has_token([("stdout", done.stdout), ("stderr", done.stderr), *files_under(tmp_path)])
-
-
 BAD_UPSTREAMS_WITH_TOKEN = [
     f"ftp://deploy:{TOKEN}@x",
     f"ftp://deploy:{TOKEN}@upstream.test/simple/",
@@ -203,14 +134,6 @@ def test_a_bad_upstream_is_reported_without_its_token(upstream: str) -> None:
         assert_no_token(repr(caught.value), f"the error's repr for {source}")
         assert message.startswith(f"{source} has value ")
         assert f"deploy:{REDACTED}@" in message
-
-
-@pytest.mark.e2e
-def test_python_dash_m_shim_with_a_bad_upstream_exits_2_without_the_token(tmp_path: Path) -> None:
-    done = run_shim(env=token_env(SHIM_UPSTREAM=f"ftp://deploy:{TOKEN}@x"), cwd=tmp_path)
-    assert done.returncode == 2
-    assert f"SHIM_UPSTREAM has value 'ftp://deploy:{REDACTED}@x'" in done.stderr
-    assert_none_has_token([("stdout", done.stdout), ("stderr", done.stderr), *files_under(tmp_path)])
 
 
 def test_upstream_option_with_a_bad_port_exits_2_without_the_token(capsys: pytest.CaptureFixture[str]) -> None:
@@ -324,63 +247,6 @@ def test_the_log_of_a_whole_session_hides_the_token(
     assert records
     assert_none_has_token([("caplog.text", caplog.text), *records, ("stdout", out), ("stderr", err)])
     assert REDACTED_FORM in caplog.text  # the upstream IS logged, redacted
-
-
-# A real server process
-
-
-@pytest.mark.e2e
-def test_a_real_server_never_shows_the_token(tmp_path: Path) -> None:
-    logs = tmp_path / "logs"
-    workdir = tmp_path / "cwd"
-    logs.mkdir()
-    workdir.mkdir()
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    outputs: list[tuple[str, str | bytes]] = []
-    with (logs / "stdout").open("wb") as stdout, (logs / "stderr").open("wb") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "shim", "--port", str(port), "--log-level", "debug"],
-            env=token_env(),
-            cwd=workdir,
-            stdout=stdout,
-            stderr=stderr,
-        )
-        try:
-            assert wait_until_answering(base, process), f"no answer from /healthz (exit code {process.poll()})"
-            with httpx.Client(trust_env=False, timeout=5.0) as http:
-                for path in ("/", "/pypi/", "/today/", "/healthz"):
-                    response = http.get(base + path)
-                    assert response.status_code == 200, path
-                    outputs.append((f"GET {path}", str(response.headers) + response.text))
-                unparsable = http.post(base + "/pypi", content=b"<not xml", headers={"Content-Type": "text/xml"})
-                outputs.append(("unparsable body", unparsable.text))
-            with xmlrpc.client.ServerProxy(base + "/pypi") as proxy:
-                methods = cast(list[str], proxy.system.listMethods())
-                assert "package_releases" in methods
-                outputs.append(("system.listMethods", repr(methods)))
-                call: Callable[[], object]
-                for call in (lambda: proxy.list_packages(), lambda: proxy.package_releases(1)):
-                    with pytest.raises(xmlrpc.client.Fault) as caught:
-                        call()
-                    outputs.append(("fault on /pypi", caught.value.faultString))
-            with xmlrpc.client.ServerProxy(base + "/today/pypi") as proxy:
-                with pytest.raises(xmlrpc.client.Fault) as caught:
-                    proxy.search({"name": "x"})
-                assert "https://upstream.test/search" in caught.value.faultString
-                outputs.append(("fault of search on /today/pypi", caught.value.faultString))
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-    output = (logs / "stdout").read_text() + (logs / "stderr").read_text()
-    assert "Uvicorn running on" in output
-    assert REDACTED_FORM in output  # the start-up log names the upstream, redacted
-    assert "unparsable XML-RPC body" in output  # debug logging was on
-    assert_none_has_token([*outputs, ("server output", output), *files_under(tmp_path)])
 
 
 def test_a_token_in_a_query_string_is_not_quoted_either() -> None:
