@@ -114,7 +114,7 @@ def test_a_not_found_is_remembered_for_its_own_ttl(fake: FakeIndex) -> None:
     assert len(requests_for(fake, "/pypi/not-yet-there/json")) == 3
 
 
-def test_a_remembered_not_found_is_dropped_when_the_project_appears_in_the_index(fake: FakeIndex) -> None:
+def test_a_remembered_not_found_is_dropped_when_the_project_appears_in_the_simple_index(fake: FakeIndex) -> None:
     with served(fake, not_found_ttl=3600) as client:
         rpc = rpc_for(client)
         assert rpc("package_releases", "brand-new") == []
@@ -173,7 +173,7 @@ async def test_the_store_is_bounded_in_bytes_least_recently_used_first_out() -> 
 # The Simple index in memory
 
 
-def test_the_index_loads_at_start_without_any_call(fake: FakeIndex) -> None:
+def test_the_simple_index_loads_at_start_without_any_call(fake: FakeIndex) -> None:
     with served(fake) as client:
         after_first_pass(client)
         index: ProjectIndex = client.app.state.services.index  # type: ignore[attr-defined]
@@ -199,7 +199,7 @@ def test_a_refresh_in_flight_never_delays_calls_while_a_usable_copy_exists(fake:
         assert "late-comer" in rpc("list_packages")
 
 
-def test_the_index_is_refreshed_with_conditional_requests(fake: FakeIndex) -> None:
+def test_the_simple_index_is_refreshed_with_conditional_requests(fake: FakeIndex) -> None:
     with served(fake) as client:
         rpc_for(client)("list_packages")
         refresh_index(client)

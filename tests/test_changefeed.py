@@ -81,7 +81,7 @@ def test_without_feeds_a_release_is_timed_by_its_first_upload() -> None:
     ]
 
 
-def test_a_change_not_recorded_is_tried_again_even_when_the_index_has_not_moved(feed: Feed) -> None:
+def test_a_change_not_recorded_is_tried_again_even_when_the_simple_index_has_not_moved(feed: Feed) -> None:
     start = feed.fake.state.serial
     feed.fake.add_release("roundup", "1.7.0", files=[])
     feed.fake.fail("/pypi/roundup/json", status=503, times=3)  # every try of this pass fails
@@ -93,7 +93,7 @@ def test_a_change_not_recorded_is_tried_again_even_when_the_index_has_not_moved(
     assert feed.refresh() == 0  # settled: nothing more to do
 
 
-def test_a_json_copy_older_than_the_index_is_not_recorded_until_it_catches_up() -> None:
+def test_a_json_copy_older_than_the_simple_index_is_not_recorded_until_it_catches_up() -> None:
     fake = FakeIndex()
     with TestClient(fake, base_url="https://upstream.test") as upstream:
         before = upstream.get("/pypi/roundup/json")
@@ -227,7 +227,7 @@ def test_an_old_serial_gets_a_row_per_project_above_it(feed: Feed) -> None:
     assert [r[4] for r in rows] == sorted(r[4] for r in rows)
 
 
-def test_the_index_survives_a_restart_and_catches_up(tmp_path: Path) -> None:
+def test_the_catalog_survives_a_restart_and_catches_up(tmp_path: Path) -> None:
     fake = FakeIndex()
     settings = make_settings(catalog_path=tmp_path / "catalog.sqlite3")
     first = Feed(fake, settings)
@@ -245,7 +245,7 @@ def test_the_index_survives_a_restart_and_catches_up(tmp_path: Path) -> None:
     assert actions == [("roundup", "1.7.0", "new release"), ("httpx", "1.0.0", "new release")]
 
 
-def test_a_corrupt_index_is_moved_aside_and_rebuilt(tmp_path: Path) -> None:
+def test_a_corrupt_catalog_is_moved_aside_and_rebuilt(tmp_path: Path) -> None:
     path = tmp_path / "catalog.sqlite3"
     path.write_bytes(b"this is not a database" * 100)
     fake = FakeIndex()
@@ -261,7 +261,7 @@ def test_a_corrupt_index_is_moved_aside_and_rebuilt(tmp_path: Path) -> None:
     assert aside.read_bytes().startswith(b"this is not a database")
 
 
-def test_a_reader_of_a_damaged_index_answers_a_fault_and_keeps_serving(tmp_path: Path) -> None:
+def test_a_reader_of_a_damaged_catalog_answers_a_fault_and_keeps_serving(tmp_path: Path) -> None:
     path = tmp_path / "catalog.sqlite3"
     path.write_bytes(b"damaged" * 1000)
     settings = make_settings(catalog_path=path, catalog_writer=False)
