@@ -4,9 +4,9 @@
 
 The upstream is `$SHIM_UPSTREAM`, else pypi-simple's published endpoint without its `simple/`. Every
 occurrence of the upstream's index and file hosts is rewritten to `upstream.test` / `files.upstream.test`.
-For each project this writes, under tests/fixtures/index/:
+For each project this writes, under testkit/fixtures/index/:
 
-* `<name>.json`: the fake's state file (see tests/fakeindex/state.py);
+* `<name>.json`: the fake's state file (see testkit/fakeindex/state.py);
 * `recorded/<name>.project.json`: the project JSON body, trimmed, in the upstream's own encoding;
 * `recorded/<name>.simple.json`: the PEP 691 project page, trimmed to the same releases.
 
