@@ -67,14 +67,21 @@ def test_a_bad_value_under_a_former_name_is_reported_by_that_name() -> None:
 
 
 def _make_catalog(path: Path) -> None:
-    """A catalog file as an earlier version left it: one serial change recorded, in WAL mode."""
+    """A catalog file as an earlier version left it: its last writes still in the write-ahead log beside it, not
+    yet checkpointed into the file (as a crash, or a copy taken while it ran, leaves it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    connection = sqlite3.connect(path)
+    scratch = path.with_name("scratch.sqlite3")
+    connection = sqlite3.connect(scratch)
     connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA wal_autocheckpoint=0")  # every write stays in the log
     connection.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
     connection.execute("INSERT INTO meta VALUES ('marker', 'from the former default path')")
     connection.commit()
+    for suffix in ("", "-wal"):  # the file and its log, copied while the writer holds them open
+        Path(str(path) + suffix).write_bytes(Path(str(scratch) + suffix).read_bytes())
     connection.close()
+    for leftover in scratch.parent.glob("scratch.sqlite3*"):
+        leftover.unlink()
 
 
 @pytest.fixture
@@ -125,3 +132,9 @@ def test_the_index_verbs_are_aliases_of_the_catalog_verbs(tmp_path: Path) -> Non
 
     assert status("index") == status("catalog")
     assert status("catalog")["path"] == str(tmp_path / "catalog.sqlite3")
+
+
+def test_an_option_under_its_former_name_beats_the_new_variable(capsys: pytest.CaptureFixture[str]) -> None:
+    settings = cli.load(["--index-path", "/from/the/option.sqlite3"], environ={**BASE_ENV, "SHIM_CATALOG_PATH": "/env"})
+    assert settings.catalog_path == Path("/from/the/option.sqlite3")  # the option wins, as --help says
+    assert "--index-path is a former name: use --catalog-path" in capsys.readouterr().err

@@ -148,14 +148,15 @@ def adopt(former: Path, path: Path) -> bool:
     if path.exists() or not former.is_file():
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        former.rename(path)
-    except FileNotFoundError:  # another process adopted it first
-        return False
+    # The journals first: whoever opens the file at its new path then finds its log beside it, never without it.
     for suffix in _JOURNALS:
         journal = Path(str(former) + suffix)
         if journal.exists():
             journal.rename(str(path) + suffix)
+    try:
+        former.rename(path)
+    except FileNotFoundError:  # another process adopted it first
+        return False
     logger.warning("the catalog at the former default path %s was moved to %s", former, path)
     return True
 

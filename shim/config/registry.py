@@ -90,6 +90,13 @@ def _binary_size(value: int) -> str:
     return ""
 
 
+_PORT = 8000
+_CATALOG = "catalog.sqlite3"
+_FORMER_CATALOG = "index.sqlite3"  # when the catalog was called the metadata index
+# How the docs show a path under the state directory: the variable, not this machine's value.
+_STATE_DOC = Path("$XDG_STATE_HOME") / "pypi-xmlrpc-shim"
+
+
 def _default_port(environ: Mapping[str, str]) -> int:
     # Platforms such as Heroku or Cloud Run hand the port over in PORT.
     port = environ.get("PORT", "").strip()
@@ -98,7 +105,7 @@ def _default_port(environ: Mapping[str, str]) -> int:
             return parsers.int_between(1, 65535)(port)
         except ValueError as exc:
             raise ValueError(f"PORT has value {environ['PORT']!r}: {exc}") from None
-    return 8000
+    return _PORT
 
 
 def _state_dir(environ: Mapping[str, str]) -> Path:
@@ -107,12 +114,12 @@ def _state_dir(environ: Mapping[str, str]) -> Path:
 
 
 def default_catalog_path(environ: Mapping[str, str]) -> Path:
-    return _state_dir(environ) / "catalog.sqlite3"
+    return _state_dir(environ) / _CATALOG
 
 
 def former_default_catalog_path(environ: Mapping[str, str]) -> Path:
     """Where the catalog was kept by default when it was called the metadata index: adopted, never left."""
-    return _state_dir(environ) / "index.sqlite3"
+    return _state_dir(environ) / _FORMER_CATALOG
 
 
 def _rate_limit(text: str) -> RateLimit | None:
@@ -138,7 +145,7 @@ REGISTRY: tuple[Setting[Any], ...] = (
         parsers.int_between(1, 65535),
         "TCP port to listen on.",
         computed=_default_port,
-        shown="`$PORT` when set, else `8000`",
+        shown=f"`$PORT` when set, else `{_PORT}`",
         metavar="PORT",
     ),
     Setting(
@@ -327,9 +334,9 @@ REGISTRY: tuple[Setting[Any], ...] = (
         parsers.file_path,
         "The catalog (SQLite): serials seen, the change rows, and what was read of each project. Created "
         "when missing; a corrupt file is moved aside and rebuilt; a file at the former default "
-        "(`index.sqlite3` beside it) is adopted.",
+        f"(`{_FORMER_CATALOG}` beside it) is adopted.",
         computed=default_catalog_path,
-        shown="`$XDG_STATE_HOME/pypi-xmlrpc-shim/catalog.sqlite3`",
+        shown=f"`{_STATE_DOC / _CATALOG}`",
         metavar="PATH",
         former=("index_path",),
     ),

@@ -46,19 +46,19 @@ def _warn(message: str) -> None:
 def _given(
     setting: Setting[Any], environ: Mapping[str, str], options: Mapping[str, str | None], warn: Callable[[str], None]
 ) -> tuple[str, str] | None:
-    """(where from, text) of the value given for `setting`, if any; a former name is read with a warning."""
-    if options.get(setting.name) is not None:
-        return setting.option, str(options[setting.name])
-    if environ.get(setting.env) is not None:
-        return setting.env, environ[setting.env]
-    for former in setting.former:
-        old = dataclasses.replace(setting, name=former)
-        if options.get(former) is not None:
-            warn(f"{old.option} is a former name: use {setting.option}")
-            return old.option, str(options[former])
-        if environ.get(old.env) is not None:
-            warn(f"{old.env} is a former name: use {setting.env}")
-            return old.env, environ[old.env]
+    """(where from, text) of the value given for `setting`, if any: an option (under its name, then a former one)
+    beats a variable (likewise); a former name is read with a warning naming the new one."""
+    names = [setting, *(dataclasses.replace(setting, name=former) for former in setting.former)]
+    for named in names:
+        if options.get(named.name) is not None:
+            if named is not setting:
+                warn(f"{named.option} is a former name: use {setting.option}")
+            return named.option, str(options[named.name])
+    for named in names:
+        if environ.get(named.env) is not None:
+            if named is not setting:
+                warn(f"{named.env} is a former name: use {setting.env}")
+            return named.env, environ[named.env]
     return None
 
 

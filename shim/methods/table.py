@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pydantic import StrictInt
 
+from shim.catalog.schema import MAX_ROWS
 from shim.methods import discovery, introspection, mirroring, releases, retired, roles
 from shim.methods.introspection import MULTICALL_LIMIT
 from shim.methods.retired import (
@@ -23,6 +24,12 @@ from shim.methods.retired import (
 from shim.xmlrpc.table import Absent, Argument, Grade, MethodFunction, MethodSpec, MethodTable
 
 __all__ = ["METHODS"]
+
+
+def _spaced(number: int) -> str:
+    """A number as the docs write it: thin groups of three, `50 000`."""
+    return f"{number:_}".replace("_", " ")
+
 
 _NEVER_IMPLEMENTED = "Documented by PyPI until 2024 but never implemented in Warehouse, which answers -32601."
 
@@ -84,7 +91,9 @@ METHODS = MethodTable(
             "changelog_since_serial",
             mirroring.changelog_since_serial,
             returns="array",
-            summary="`[name, version, timestamp, action, serial]` rows above `serial`, at most 50 000.",
+            summary=f"`[name, version, timestamp, action, serial]` rows above `serial`, at most {MAX_ROWS:_}.".replace(
+                "_", " "
+            ),
             grade=Grade.APPROXIMATE,
             note="From the catalog: real Simple-index serials; one row per observed change at least, in "
             "Warehouse's action words where the JSON/RSS show what changed, else `update` with a nil version; "
