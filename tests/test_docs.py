@@ -110,12 +110,10 @@ def test_a_default_that_is_a_value_is_shown_from_that_value() -> None:
 
 def test_the_docs_page_shows_every_setting_with_its_registry_default(client: TestClient) -> None:
     page = client.get("/").text
-    shown = re.findall(r"<tr><td><code>(SHIM_\w+)</code></td><td>(.*?)</td>", page)
+    shown = re.findall(r"<tr><td><code>(SHIM_\w+)</code></td><td><code>(--[\w-]+)</code></td><td>(.*?)</td>", page)
     expected = []
     for setting in REGISTRY:
         doc = setting.default_doc
-        cell = (
-            f"<code>{html.escape(doc[1:-1])}</code>" if doc.startswith("`") and doc.endswith("`") else html.escape(doc)
-        )
-        expected.append((setting.env, cell))
+        cell = f"<code>{html.escape(doc[1:-1])}</code>" if doc.startswith("`") and doc.endswith("`") else html.escape(doc)
+        expected.append((setting.env, setting.option, cell))
     assert shown == expected

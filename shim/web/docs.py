@@ -54,14 +54,25 @@ def methods_markdown(table: MethodTable) -> str:
     return _table(header, rows)
 
 
+# The faults and the settings as both the README and the docs page list them: header, then rows.
+FAULT_COLUMNS = ["faultCode", "faultString", "When"]
+SETTING_COLUMNS = ["Variable", "Option", "Default", "Meaning"]
+
+
+def fault_rows() -> list[list[str]]:
+    return [[str(d.fault.code), f"`{d.fault.string}`", d.when] for d in DOCUMENTED]
+
+
+def setting_rows() -> list[list[str]]:
+    return [[f"`{s.env}`", f"`{s.option}`", s.default_doc, s.meaning] for s in REGISTRY]
+
+
 def settings_markdown() -> str:
-    rows = [[f"`{s.env}`", f"`{s.option}`", s.default_doc, s.meaning] for s in REGISTRY]
-    return _table(["Variable", "Option", "Default", "Meaning"], rows)
+    return _table(SETTING_COLUMNS, setting_rows())
 
 
 def faults_markdown() -> str:
-    rows = [[str(d.fault.code), f"`{d.fault.string}`", d.when] for d in DOCUMENTED]
-    return _table(["faultCode", "faultString", "When"], rows)
+    return _table(FAULT_COLUMNS, fault_rows())
 
 
 _SECTIONS: dict[str, Callable[[MethodTable], str]] = {
@@ -108,8 +119,6 @@ def docs_page(table: MethodTable, settings: Settings, mode: Mode) -> str:
         for spec in table
         if not isinstance(behaviour := spec.behaviour(mode), Absent)
     ]
-    faults = [[str(d.fault.code), f"`{d.fault.string}`", d.when] for d in DOCUMENTED]
-    options = [[f"`{s.env}`", s.default_doc, s.meaning] for s in REGISTRY]
     return (
         "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>pypi-xmlrpc-shim</title></head><body>\n"
         f"<h1>pypi-xmlrpc-shim {esc(__version__)}</h1>\n"
@@ -117,9 +126,9 @@ def docs_page(table: MethodTable, settings: Settings, mode: Mode) -> str:
         f"in <b>{esc(mode.value)}</b> mode. POST <code>text/xml</code> calls to this URL.</p>\n"
         + _html_table(["Method", "Answer", "Fidelity", "Differences from PyPI"], methods)
         + "<h2>Faults</h2>\n"
-        + _html_table(["faultCode", "faultString", "When"], faults)
+        + _html_table(FAULT_COLUMNS, fault_rows())
         + "<h2>Settings</h2>\n"
-        + _html_table(["Variable", "Default", "Meaning"], options)
+        + _html_table(SETTING_COLUMNS, setting_rows())
         + "</body></html>\n"
     )
 

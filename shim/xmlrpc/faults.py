@@ -59,5 +59,9 @@ DOCUMENTED = (
         Fault.wrapped("<ExceptionClass>: <message>"), "A deliberate refusal, in PyPI's words (e.g. a retired method)."
     ),
     FaultDoc(APPLICATION_ERROR, "Anything unexpected; logged with its traceback, never shown."),
-    FaultDoc(SERVICE_UNAVAILABLE, "The upstream index cannot be reached."),
+    FaultDoc(
+        SERVICE_UNAVAILABLE,
+        "The upstream index cannot be reached or sent malformed data, the service is at its cap on calls in "
+        "progress (with Retry-After), or the call ran past SHIM_CALL_TIMEOUT.",
+    ),
 )
