@@ -19,7 +19,7 @@ from shim.catalog.reads import CatalogReader
 from shim.catalog.refresher import Refresher
 from shim.catalog.schema import ConnectionFactory, adopt, open_sqlite
 from shim.catalog.writes import CatalogWriter
-from shim.config.registry import default_catalog_path, former_default_catalog_path
+from shim.config.defaults import default_catalog_path, former_default_catalog_path
 from shim.config.settings import Settings
 from shim.upstream.cache import DocumentCache, MemoryStorage
 from shim.upstream.client import Upstream, build_client

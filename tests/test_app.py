@@ -7,6 +7,7 @@ import xmlrpc.client
 import zlib
 from collections.abc import Iterator
 
+import anyio
 import pytest
 from starlette.testclient import TestClient
 
@@ -174,3 +175,24 @@ def test_an_oversized_body_is_logged_naming_the_setting(
     with caplog.at_level("WARNING", logger="shim"):
         small_client.post("/pypi", content=_padded_call(5000), headers={"Content-Type": "text/xml"})
     assert "SHIM_MAX_BODY_BYTES is 4096" in caplog.text
+
+
+def test_collapsing_doubled_slashes_rewrites_the_raw_path_too() -> None:
+    from starlette.types import Message, Receive, Scope, Send
+
+    from shim.web.app import CollapseSlashes
+
+    seen: list[Scope] = []
+
+    async def inner(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(scope)
+
+    async def nothing() -> Message:
+        return {"type": "http.request"}
+
+    async def ignore(message: Message) -> None:
+        return None
+
+    scope: Scope = {"type": "http", "path": "//pypi//x", "raw_path": b"//pypi//x"}
+    anyio.run(CollapseSlashes(inner), scope, nothing, ignore)
+    assert (seen[0]["path"], seen[0]["raw_path"]) == ("/pypi/x", b"/pypi/x")

@@ -114,6 +114,8 @@ def test_the_docs_page_shows_every_setting_with_its_registry_default(client: Tes
     expected = []
     for setting in REGISTRY:
         doc = setting.default_doc
-        cell = f"<code>{html.escape(doc[1:-1])}</code>" if doc.startswith("`") and doc.endswith("`") else html.escape(doc)
+        cell = (
+            f"<code>{html.escape(doc[1:-1])}</code>" if doc.startswith("`") and doc.endswith("`") else html.escape(doc)
+        )
         expected.append((setting.env, setting.option, cell))
     assert shown == expected

@@ -17,9 +17,9 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("shim.app", "shim.cli", "shim.__main__"),
     ("shim.web",),
     ("shim.wiring",),
-    ("shim.config",),
     ("shim.methods",),
     ("shim.xmlrpc",),
+    ("shim.config",),
     ("shim.catalog",),
     ("shim.upstream",),
     ("shim", "shim.errors", "shim.modes", "shim.versions"),
@@ -153,3 +153,12 @@ def test_no_test_module_imports_another_test_module() -> None:
     for path in sorted((ROOT / "tests").glob("test_*.py")):
         imports = imports_of(path)
         assert not any(m.rpartition(".")[2].startswith("test_") or ".test_" in m for m in imports), path
+
+
+def test_the_readme_lists_the_layers_top_to_bottom_as_the_check_does() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## How it is built", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "`shim/" in line]
+    first = [re.findall(r"`(shim/[\w/.]*)`", row)[0] for row in rows]
+    floors = [floor(path.removesuffix("/").removesuffix(".py").replace("/", ".")) for path in first]
+    assert floors == sorted(floors), list(zip(first, floors, strict=True))

@@ -13,8 +13,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from shim.app import create_app
+from shim.config.rates import RateLimit
 from shim.config.settings import Settings
-from shim.xmlrpc.ratelimit import RateLimit, RateLimiter
+from shim.xmlrpc.ratelimit import RateLimiter
 from testkit.fakeindex import FakeIndex
 from testkit.servers import serve_in_thread
 

@@ -14,11 +14,12 @@ import pytest
 from pypi_simple import PYPI_SIMPLE_ENDPOINT
 
 from shim import cli
-from shim.config.registry import REGISTRY, LogLevel
+from shim.config.rates import RateLimit
+from shim.config.registry import REGISTRY
+from shim.config.setting import LogLevel
 from shim.config.settings import Settings, SettingsError
 from shim.modes import Mode
 from shim.upstream.urls import UpstreamURL
-from shim.xmlrpc.ratelimit import RateLimit
 
 from .conftest import run_shim
 

@@ -185,3 +185,11 @@ def test_a_fake_index_answers_through_the_same_client() -> None:
         return fetched.url
 
     assert asyncio.run(fetch()) == "https://upstream.test/pypi/zope-interface-demo/json"
+
+
+def test_a_ca_bundle_builds_a_client_without_deprecated_arguments() -> None:
+    # httpx 0.28 deprecates `verify=<path>`: warnings are errors in the tests, so this fails on that form.
+    import certifi
+
+    client = build_client(timeout=1.0, ca_bundle=certifi.where())
+    assert isinstance(client, httpx.AsyncClient)

@@ -6,18 +6,14 @@ own feed only when the site feed does not tell. An upstream without feeds gives 
 
 from __future__ import annotations
 
-import calendar
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
-
-import feedparser
 
 from shim.catalog.rows import StoredRelease
 from shim.errors import UpstreamError
 from shim.upstream.client import Upstream
-from shim.upstream.names import path_segment
+from shim.upstream.parsers import FeedItem, parse_feed
 
 __all__ = ["SiteFeeds", "read_site_feeds", "release_times"]
 
@@ -32,31 +28,19 @@ class SiteFeeds:
 
 async def read_site_feeds(upstream: Upstream) -> SiteFeeds:
     """The site-wide feeds: the newest releases and the newest projects."""
-    base = upstream.base
-    releases = {(project, version): when for project, version, when in await _feed(upstream, base + "rss/updates.xml")}
-    created = {project: when for project, _, when in await _feed(upstream, base + "rss/packages.xml")}
+    releases = {(i.project, i.version): i.published for i in await _feed(upstream, upstream.site_feed_url("updates"))}
+    created = {i.project: i.published for i in await _feed(upstream, upstream.site_feed_url("packages"))}
     return SiteFeeds(releases, created)
 
 
-async def _feed(upstream: Upstream, url: str) -> list[tuple[str, str | None, int]]:
-    """(project, version or None, pubDate) of each item, from the item's link; [] if there is no feed."""
+async def _feed(upstream: Upstream, url: str) -> list[FeedItem]:
+    """The feed's items; [] if there is no feed (an upstream without feeds gives no times, never an error)."""
     try:
         fetched = await upstream.get(url)
     except UpstreamError as exc:
         logger.debug("no feed at %s: %s", url, exc)
         return []
-    if fetched.status != 200:
-        return []
-    items = []
-    for item in feedparser.parse(fetched.body).entries:
-        parts = [p for p in urlsplit(str(item.get("link", ""))).path.split("/") if p]
-        if "project" not in parts or not item.get("published_parsed"):
-            continue
-        tail = parts[parts.index("project") + 1 :]
-        if tail:
-            version = tail[1] if len(tail) > 1 else None
-            items.append((tail[0], version, calendar.timegm(item["published_parsed"])))
-    return items
+    return parse_feed(fetched.body) if fetched.status == 200 else []
 
 
 async def release_times(
@@ -71,5 +55,5 @@ async def release_times(
     known = {v: feeds.releases[(normalized, v)] for v in fresh if (normalized, v) in feeds.releases}
     if not fresh or set(known) == fresh:
         return known
-    url = f"{upstream.base}rss/project/{path_segment(normalized)}/releases.xml"
-    return {version: when for _, version, when in await _feed(upstream, url) if version is not None} | known
+    items = await _feed(upstream, upstream.project_feed_url(normalized))
+    return {i.version: i.published for i in items if i.version is not None} | known

@@ -2,124 +2,28 @@
 
 The settings object's defaults, the CLI's options, `--help`, the README's settings table and the docs
 page are all built from `REGISTRY`. A default is a value (shown as it is) or, where it depends on the
-environment, a function of it with the words that describe it.
+environment, a function of it (shim.config.defaults) with the words that describe it.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from enum import StrEnum
-from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from shim.config import parsers
+from shim.config.defaults import (
+    CATALOG_DOC,
+    FORMER_CATALOG,
+    PORT,
+    default_catalog_path,
+    default_port,
+)
 from shim.config.pip import default_upstream
+from shim.config.rates import RateLimit
+from shim.config.setting import LogLevel, Setting
 from shim.modes import FilesMode, Mode
 from shim.upstream.urls import Secret, UpstreamURL
-from shim.xmlrpc.ratelimit import RateLimit
 
-__all__ = [
-    "BY_NAME",
-    "REGISTRY",
-    "LogLevel",
-    "Setting",
-    "default_catalog_path",
-    "former_default_catalog_path",
-]
-
-T = TypeVar("T")
-
-
-class LogLevel(StrEnum):
-    DEBUG = "debug"
-    INFO = "info"
-    WARNING = "warning"
-    ERROR = "error"
-
-
-@dataclass(frozen=True)
-class Setting(Generic[T]):
-    name: str
-    parse: Callable[[str], T]
-    meaning: str
-    default: T | None = None
-    # A default that depends on the environment, and the words that describe it in the docs.
-    computed: Callable[[Mapping[str, str]], T] | None = None
-    shown: str = ""
-    note: str = ""  # a word after a value default in the docs: `0` (off)
-    metavar: str = "VALUE"
-    secret: bool = False  # never quoted back, not even in an error
-    former: tuple[str, ...] = ()  # earlier names, still read, with a warning that names this one
-    required: bool = False  # no default the settings object can take by itself (the upstream)
-
-    @property
-    def env(self) -> str:
-        return "SHIM_" + self.name.upper()
-
-    @property
-    def option(self) -> str:
-        return "--" + self.name.replace("_", "-")
-
-    def default_for(self, environ: Mapping[str, str]) -> T | None:
-        return self.computed(environ) if self.computed is not None else self.default
-
-    @property
-    def default_doc(self) -> str:
-        """The default as the help, the README and the docs page show it."""
-        if self.computed is not None or self.shown:
-            return self.shown
-        value: Any = self.default
-        if value is None or value == ():
-            return "none"
-        if isinstance(value, bool):
-            text = "true" if value else "false"
-        elif isinstance(value, int | float):
-            text = parsers.show_number(value)
-        else:
-            text = str(value)
-        extra = self.note or (_binary_size(value) if self.metavar == "BYTES" else "")
-        return f"`{text}`" + (f" ({extra})" if extra else "")
-
-
-def _binary_size(value: int) -> str:
-    for unit, size in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if value >= size and value % size == 0:
-            return f"{value // size} {unit}"
-    return ""
-
-
-_PORT = 8000
-_CATALOG = "catalog.sqlite3"
-_FORMER_CATALOG = "index.sqlite3"  # when the catalog was called the metadata index
-# How the docs show a path under the state directory: the variable, not this machine's value.
-_STATE_DOC = Path("$XDG_STATE_HOME") / "pypi-xmlrpc-shim"
-
-
-def _default_port(environ: Mapping[str, str]) -> int:
-    # Platforms such as Heroku or Cloud Run hand the port over in PORT.
-    port = environ.get("PORT", "").strip()
-    if port:
-        try:
-            return parsers.int_between(1, 65535)(port)
-        except ValueError as exc:
-            raise ValueError(f"PORT has value {environ['PORT']!r}: {exc}") from None
-    return _PORT
-
-
-def _state_dir(environ: Mapping[str, str]) -> Path:
-    state = environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return Path(state) / "pypi-xmlrpc-shim"
-
-
-def default_catalog_path(environ: Mapping[str, str]) -> Path:
-    return _state_dir(environ) / _CATALOG
-
-
-def former_default_catalog_path(environ: Mapping[str, str]) -> Path:
-    """Where the catalog was kept by default when it was called the metadata index: adopted, never left."""
-    return _state_dir(environ) / _FORMER_CATALOG
+__all__ = ["BY_NAME", "REGISTRY"]
 
 
 def _rate_limit(text: str) -> RateLimit | None:
@@ -144,8 +48,8 @@ REGISTRY: tuple[Setting[Any], ...] = (
         "port",
         parsers.int_between(1, 65535),
         "TCP port to listen on.",
-        computed=_default_port,
-        shown=f"`$PORT` when set, else `{_PORT}`",
+        computed=default_port,
+        shown=f"`$PORT` when set, else `{PORT}`",
         metavar="PORT",
     ),
     Setting(
@@ -334,9 +238,9 @@ REGISTRY: tuple[Setting[Any], ...] = (
         parsers.file_path,
         "The catalog (SQLite): serials seen, the change rows, and what was read of each project. Created "
         "when missing; a corrupt file is moved aside and rebuilt; a file at the former default "
-        f"(`{_FORMER_CATALOG}` beside it) is adopted.",
+        f"(`{FORMER_CATALOG}` beside it) is adopted.",
         computed=default_catalog_path,
-        shown=f"`{_STATE_DOC / _CATALOG}`",
+        shown=CATALOG_DOC,
         metavar="PATH",
         former=("index_path",),
     ),

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from shim.config.parsers import Network
-from shim.config.registry import BY_NAME, REGISTRY, LogLevel, Setting
+from shim.config.rates import RateLimit
+from shim.config.registry import BY_NAME, REGISTRY
+from shim.config.setting import LogLevel, Setting
 from shim.modes import FilesMode, Mode
 from shim.upstream.urls import REDACTED, Credentials, Secret, UpstreamURL, redact_url
-from shim.xmlrpc.ratelimit import RateLimit
 
 __all__ = ["Settings", "SettingsError"]
 

@@ -198,6 +198,3 @@ class DocumentCache:
         self._inflight.pop(key, None)
         if not task.cancelled():
             task.exception()  # every waiter may have gone: the failure is theirs to see, not a warning
-
-    async def forget(self, key: str) -> None:
-        await self.storage.delete(key)

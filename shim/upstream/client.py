@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,12 +24,22 @@ from shim.upstream.names import path_segment
 from shim.upstream.resilience import Guard, retry_after
 from shim.upstream.urls import UpstreamURL, redact_url
 
-__all__ = ["PASSED_HEADERS", "SIMPLE_JSON", "USER_AGENT", "Fetched", "Upstream", "build_client", "passed_headers"]
+__all__ = [
+    "PASSED_HEADERS",
+    "SIMPLE_JSON",
+    "SITE_FEEDS",
+    "USER_AGENT",
+    "Fetched",
+    "Upstream",
+    "build_client",
+    "passed_headers",
+]
 
 logger = logging.getLogger("shim.upstream")
 
 USER_AGENT = f"pypi-xmlrpc-shim/{__version__} httpx/{httpx.__version__}"
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
+SITE_FEEDS = ("updates", "packages")
 MAX_REDIRECTS = 3
 # What a client of a passed-through document or file sees of the upstream's answer.
 PASSED_HEADERS = (
@@ -79,7 +90,8 @@ def build_client(
     return httpx.AsyncClient(
         transport=transport,
         timeout=httpx.Timeout(timeout),
-        verify=ca_bundle or True,
+        # A CA bundle is trusted through an SSL context: httpx 0.28 deprecates a path here.
+        verify=ssl.create_default_context(cafile=ca_bundle) if ca_bundle else True,
         headers={"User-Agent": USER_AGENT},
         follow_redirects=False,
         trust_env=True,
@@ -124,6 +136,15 @@ class Upstream:
     @property
     def simple_index_url(self) -> str:
         return f"{self.base}simple/"
+
+    def site_feed_url(self, feed: str) -> str:
+        """A site-wide RSS feed: `updates` (the newest releases) or `packages` (the newest projects)."""
+        if feed not in SITE_FEEDS:
+            raise ValueError(f"no site feed {feed!r}")
+        return f"{self.base}rss/{feed}.xml"
+
+    def project_feed_url(self, normalized: str) -> str:
+        return f"{self.base}rss/project/{path_segment(normalized)}/releases.xml"
 
     async def get(self, url: str, *, accept: str | None = None, etag: str | None = None) -> Fetched:
         """GET `url`; a 304 answers a matching `etag`. Credentials go only to the upstream's own origin.

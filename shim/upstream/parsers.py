@@ -4,21 +4,26 @@ and the Simple index. Pure functions only: no I/O; anything that is not such a d
 
 from __future__ import annotations
 
+import calendar
 import json
 import re
 from dataclasses import dataclass
 from html import unescape
 from typing import Any
+from urllib.parse import urlsplit
 
+import feedparser
 from packaging.metadata import parse_email
 
 __all__ = [
     "CORE_LISTS",
     "CoreMetadata",
+    "FeedItem",
     "IndexListing",
     "JSONObject",
     "ProjectDoc",
     "VersionDoc",
+    "parse_feed",
     "parse_simple_index",
 ]
 
@@ -191,3 +196,26 @@ def parse_simple_index(body: bytes, content_type: str, header_serial: int | None
         text = body.decode("utf-8", "replace")
         return IndexListing([unescape(m.strip()) for m in _ANCHOR.findall(text)], None, header_serial)
     raise ValueError(f"the Simple index came as {content_type or 'no content type'}")
+
+
+@dataclass(frozen=True)
+class FeedItem:
+    """One item of an RSS feed, read from its link: a project, the release it names (None: the project), when."""
+
+    project: str
+    version: str | None
+    published: int  # POSIX time of the item's pubDate
+
+
+def parse_feed(body: bytes) -> list[FeedItem]:
+    """The items of an RSS 2.0 feed whose link names a project (`.../project/<name>[/<version>]/`) and a date."""
+    items = []
+    for item in feedparser.parse(body).entries:
+        parts = [p for p in urlsplit(str(item.get("link", ""))).path.split("/") if p]
+        if "project" not in parts or not item.get("published_parsed"):
+            continue
+        tail = parts[parts.index("project") + 1 :]
+        if tail:
+            version = tail[1] if len(tail) > 1 else None
+            items.append(FeedItem(tail[0], version, calendar.timegm(item["published_parsed"])))
+    return items

@@ -44,6 +44,8 @@ class CollapseSlashes:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and "//" in scope["path"]:
             scope = {**scope, "path": re.sub("/{2,}", "/", scope["path"])}
+            if isinstance(scope.get("raw_path"), bytes):  # what the server received, kept consistent with `path`
+                scope["raw_path"] = re.sub(b"/{2,}", b"/", scope["raw_path"])
         await self.app(scope, receive, send)
 
 

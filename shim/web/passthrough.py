@@ -24,7 +24,7 @@ from starlette.routing import Route
 from shim.config.settings import Settings
 from shim.errors import UpstreamError
 from shim.upstream.cache import Entry
-from shim.upstream.client import SIMPLE_JSON
+from shim.upstream.client import SIMPLE_JSON, SITE_FEEDS
 from shim.upstream.names import normalize_name, path_segment
 from shim.upstream.parsers import ProjectDoc
 from shim.web.files import FileProxy
@@ -212,17 +212,17 @@ class Passthrough:
     async def rss(self, request: Request) -> Response:
         feed = request.path_params.get("feed")
         name = request.path_params.get("name")
-        base = self.services.store.upstream.base
+        upstream = self.services.store.upstream
         if name is not None:
             normalized = normalize_name(name)
             if normalized is None:
                 return not_found("text")
-            path, key, project = f"rss/project/{path_segment(normalized)}/releases.xml", f"rss:{normalized}", normalized
-        elif feed in ("updates", "packages"):
-            path, key, project = f"rss/{feed}.xml", f"rss:{feed}", None
+            url, key, project = upstream.project_feed_url(normalized), f"rss:{normalized}", normalized
+        elif feed in SITE_FEEDS:
+            url, key, project = upstream.site_feed_url(feed), f"rss:{feed}", None
         else:
             return not_found("text")
-        return await self._serve(request, key, base + path, project, "text", rewrite=False, parse=_feed)
+        return await self._serve(request, key, url, project, "text", rewrite=False, parse=_feed)
 
 
 def _simple_page(body: bytes, url: str) -> None:
