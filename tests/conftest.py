@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import os
 import subprocess
 import sys
@@ -171,9 +172,17 @@ def run_shim(*args: str, env: dict[str, str], cwd: Path | None = None) -> subpro
         cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=60,
         check=False,
     )
+
+
+def run_shim_json(*args: str, env: dict[str, str]) -> dict[str, Any]:
+    """`python -m shim ARGS` that must succeed and print one JSON object (the catalog verbs); that object."""
+    done = run_shim(*args, env=env)
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
 
 
 @contextlib.contextmanager

@@ -4,9 +4,6 @@ refreshes, the catalog behind them (restart, corruption, the 50 000 cap) and the
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
-import sys
 import time
 import xmlrpc.client
 from collections.abc import Iterator
@@ -28,7 +25,7 @@ from testkit.fakeindex import FakeIndex
 from testkit.servers import serve_in_thread
 from testkit.wheels import wheel_file
 
-from .conftest import call, make_settings
+from .conftest import call, make_settings, run_shim_json
 from .feed import Feed, crawl_all, posix
 from .transports import Lagging
 
@@ -359,13 +356,7 @@ def test_the_refresher_and_the_service_as_separate_processes(tmp_path: Path) -> 
         }
 
         def index_process(*action: str) -> dict[str, Any]:
-            done = subprocess.run(
-                [sys.executable, "-m", "shim", "catalog", *action],
-                env=environ, capture_output=True, text=True, timeout=60, check=False,
-            )  # fmt: skip
-            assert done.returncode == 0, done.stderr
-            result: dict[str, Any] = json.loads(done.stdout)
-            return result
+            return run_shim_json("catalog", *action, env=environ)
 
         def refresh_process() -> dict[str, Any]:
             return index_process("refresh", "--once")
@@ -381,11 +372,7 @@ def test_the_refresher_and_the_service_as_separate_processes(tmp_path: Path) -> 
         with TestClient(create_app(settings)) as client:
             rows = call(client, "changelog_since_serial", start)
             page = client.get("/pypi/roundup/json")
-        status = subprocess.run(
-            [sys.executable, "-m", "shim", "catalog", "status"],
-            env=environ, capture_output=True, text=True, timeout=60, check=True,
-        )  # fmt: skip
+        coverage = run_shim_json("catalog", "status", env=environ)
     assert [(r[0], r[1], r[3]) for r in rows] == [("roundup", "1.7.0", "new release")]
     assert int(page.headers["x-pypi-last-serial"]) >= rows[0][4]
-    coverage = json.loads(status.stdout)
     assert coverage["projects"] == len(fake.state.projects) and coverage["oldest_serial"] == start

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,8 @@ from shim.modes import Mode
 from shim.web.docs import render_readme
 from shim.xmlrpc.faults import APPLICATION_ERROR, DOCUMENTED, METHOD_NOT_FOUND, NOT_WELL_FORMED, SERVICE_UNAVAILABLE
 from shim.xmlrpc.table import Refuse
+
+from .conftest import run_shim
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -63,7 +64,8 @@ def test_the_readme_gives_the_two_setup_commands_and_ci_runs_the_test_one() -> N
 
 @pytest.mark.e2e
 def test_help_lists_every_setting() -> None:
-    done = subprocess.run([sys.executable, "-m", "shim", "--help"], capture_output=True, text=True, check=True)
+    done = run_shim("--help", env=dict(os.environ))
+    assert done.returncode == 0, done.stderr
     text = " ".join(done.stdout.split())
     for setting in REGISTRY:
         assert setting.option in text and setting.env in text

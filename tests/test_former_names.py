@@ -3,10 +3,7 @@ verbs keep working, each with a warning that names what replaced it, and nothing
 
 from __future__ import annotations
 
-import json
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -19,7 +16,7 @@ from shim.config.settings import Settings
 from shim.upstream.urls import UpstreamURL
 from testkit.fakeindex import FakeIndex
 
-from .conftest import UPSTREAM, call
+from .conftest import UPSTREAM, call, run_shim_json
 
 BASE_ENV = {"SHIM_UPSTREAM": UPSTREAM}
 
@@ -122,13 +119,7 @@ def test_the_index_verbs_are_aliases_of_the_catalog_verbs(tmp_path: Path) -> Non
     }
 
     def status(verb: str) -> dict[str, object]:
-        done = subprocess.run(
-            [sys.executable, "-m", "shim", verb, "status"],
-            env=environ, capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        result: dict[str, object] = json.loads(done.stdout)
-        return result
+        return run_shim_json(verb, "status", env=environ)
 
     assert status("index") == status("catalog")
     assert status("catalog")["path"] == str(tmp_path / "catalog.sqlite3")
