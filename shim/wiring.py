@@ -101,7 +101,8 @@ def open_catalog_writer(
     settings: Settings, services: Services, *, connection_factory: ConnectionFactory = open_sqlite
 ) -> CatalogWork:
     """Open the catalog for writing, with its refresher and (when a crawl rate is set) its crawler."""
-    writer = CatalogWriter(settings.catalog_path, connection_factory=connection_factory)
+    # The writer shares what it finds of the file with the reader: /healthz and the faults report it.
+    writer = CatalogWriter(settings.catalog_path, connection_factory=connection_factory, state=services.catalog.state)
     refresher = Refresher(writer, services.store, services.index, ready=services.changes_ready)
     crawler = Crawler(writer, services.store, rate=settings.crawl_rate) if settings.crawl_rate > 0 else None
     return CatalogWork(writer, refresher, crawler)

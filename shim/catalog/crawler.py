@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from shim.catalog.changes import project_metadata, releases_of
+from shim.catalog.problems import CatalogUnavailable
 from shim.catalog.writes import CatalogWriter
 from shim.errors import UpstreamError
 from shim.upstream.documents import DocumentStore
@@ -32,16 +33,28 @@ class Crawler:
         rate: float,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        retry: float = 60.0,
     ) -> None:
         self.catalog = catalog
         self.store = store
         self.interval = 1.0 / rate
         self.clock = clock
         self.sleep = sleep
+        self.retry = retry  # seconds between tries of a catalog it cannot write
         self.done = 0
 
     async def run(self, *, limit: int | None = None) -> int:
-        """Crawl until every project is known (or `limit` projects were read); returns how many were read."""
+        """Crawl until every project is known (or `limit` projects were read); returns how many were read.
+
+        A catalog it cannot write (an operator's error) is tried again every `retry` seconds, from the cursor."""
+        while True:
+            try:
+                return await self._crawl(limit)
+            except CatalogUnavailable as exc:
+                logger.error("the crawler waits: %s; it tries again in %g s", exc, self.retry)
+                await self.sleep(self.retry)
+
+    async def _crawl(self, limit: int | None) -> int:
         cursor = self.catalog.get_meta("crawl_cursor") or ""
         next_at = self.clock()
         while limit is None or self.done < limit:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from shim.catalog.changes import derive_events, project_metadata, releases_of
 from shim.catalog.feeds import SiteFeeds, read_site_feeds, release_times
+from shim.catalog.problems import CatalogUnavailable
 from shim.catalog.rows import ListedProject
 from shim.catalog.writes import CatalogWriter
 from shim.errors import UpstreamError, UpstreamUnavailable
@@ -166,6 +167,8 @@ class Refresher:
                 await self.refresh()
             except UpstreamError as exc:
                 logger.warning("refresh failed: %s", exc)
+            except CatalogUnavailable as exc:  # an operator's to fix: the file is left as it is
+                logger.error("the catalog's writer waits: %s; it tries again in %g s", exc, every)
             except Exception:  # the writer must outlive any bug, or the change feed stops
                 logger.exception("refresh failed unexpectedly")
             if self.ready is not None:

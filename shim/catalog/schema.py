@@ -1,8 +1,9 @@
 """The catalog's file: its SQL schema, opening it (never fatally), one connection used one caller at a time.
 
 An embedded SQLite file, in WAL mode so that readers never wait for the writer. A missing file is created
-by the writer; a corrupt one is moved aside (never deleted) and rebuilt; a file at a former default path
-is adopted (moved, with its journal) rather than left behind.
+by the writer; one SQLite calls corrupt is moved aside (never deleted) and rebuilt; one the service cannot
+open or write is left as it is and reported (shim.catalog.problems); a file at a former default path is
+adopted (moved, with its journal) rather than left behind.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from shim.catalog.problems import CatalogCorrupt, CatalogState, CatalogUnavailable, is_corrupt, os_problem, unavailable
 
 __all__ = [
     "DEFAULT_ACTION",
@@ -164,13 +167,17 @@ def adopt(former: Path, path: Path) -> bool:
 class CatalogFile:
     """The connection to one catalog file. Readers open it as it is; the writer creates its schema.
 
-    `connection_factory` opens the file (tests pass one that opens an SQLite without FTS5)."""
+    `connection_factory` opens the file (tests pass one that opens an SQLite without FTS5, or read-only);
+    `state` is what the process found of the file, shared by its reader and its writer."""
 
     creates_schema = False
 
-    def __init__(self, path: Path, *, connection_factory: ConnectionFactory = open_sqlite) -> None:
+    def __init__(
+        self, path: Path, *, connection_factory: ConnectionFactory = open_sqlite, state: CatalogState | None = None
+    ) -> None:
         self.path = path
         self.connection_factory = connection_factory
+        self.state = state if state is not None else CatalogState()
         self._connection: sqlite3.Connection | None = None
         # One SQLite connection, used from worker threads and the event loop: one user at a time, and
         # closing waits for a query still running in a thread whose task was cancelled.
@@ -193,24 +200,63 @@ class CatalogFile:
             return self._connection
 
     def _open(self) -> sqlite3.Connection:
+        try:
+            connection = self._open_or_rebuild()
+        except (OSError, sqlite3.DatabaseError) as exc:
+            problem = self._operator_error(exc)
+            if problem is None:
+                raise
+            raise problem from exc
+        self._found(None)
+        return connection
+
+    def _open_or_rebuild(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             return self._prepare(self.connection_factory(self.path))
         except sqlite3.DatabaseError as exc:
-            if not self.creates_schema:
+            # Only a file SQLite calls corrupt is the writer's to rebuild: one it may not write is an operator's.
+            if not (self.creates_schema and is_corrupt(exc)):
                 raise
             aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+            try:
+                self.path.rename(aside)
+            except OSError as error:
+                raise os_problem(error, self.path, "is corrupt and cannot be moved aside") from exc
             logger.error("the catalog %s is unreadable (%s): moved to %s and rebuilt", self.path, exc, aside)
-            self.path.rename(aside)
             for suffix in _JOURNALS:
                 Path(str(self.path) + suffix).unlink(missing_ok=True)
             return self._prepare(self.connection_factory(self.path))
 
+    def _operator_error(self, exc: BaseException) -> CatalogUnavailable | None:
+        """`exc` as the operator's error it stands for, recorded; None when it is no such error."""
+        problem = unavailable(exc, self.path)
+        if problem is not None:
+            self._found(problem)
+        return problem
+
+    def _found(self, problem: CatalogUnavailable | None) -> None:
+        """Record what opening or writing the file found (None: it worked)."""
+        if self.creates_schema:
+            self.state.writable = problem is None
+            self.state.cannot_write = problem
+        else:
+            self.state.cannot_read = problem
+
     def _prepare(self, connection: sqlite3.Connection) -> sqlite3.Connection:
-        connection.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
-        if connection.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+        try:
+            self._check(connection)
+        except BaseException:
             connection.close()
-            raise sqlite3.DatabaseError("quick_check failed")
+            raise
+        return connection
+
+    def _check(self, connection: sqlite3.Connection) -> None:
+        if self.creates_schema:  # readers open it as it is: they may not be allowed to write
+            connection.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
+        result = connection.execute("PRAGMA quick_check").fetchone()[0]
+        if result != "ok":
+            raise CatalogCorrupt(f"quick_check failed: {result}")
         if self.creates_schema:
             connection.executescript(_SCHEMA)
             connection.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
@@ -225,7 +271,6 @@ class CatalogFile:
                 fts = "0"
             connection.execute("INSERT OR REPLACE INTO meta VALUES ('fts', ?)", (fts,))
             connection.commit()
-        return connection
 
     def close(self) -> None:
         with self._lock:
@@ -237,8 +282,15 @@ class CatalogFile:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             connection = self.connect()
-            with connection:
-                yield connection
+            try:
+                with connection:
+                    yield connection
+            except sqlite3.DatabaseError as exc:  # a full disk, a file made read-only since it was opened
+                problem = self._operator_error(exc)
+                if problem is None:
+                    raise
+                raise problem from exc
+            self._found(None)
 
     # --- meta ---------------------------------------------------------------------------------------
 
@@ -246,6 +298,8 @@ class CatalogFile:
     def get_meta(self, key: str) -> str | None:
         try:
             row = self.connect().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        except CatalogUnavailable:
+            raise  # not "no value": the file cannot be opened, and callers say why
         except sqlite3.OperationalError:  # a reader before the writer made the schema
             return None
         return None if row is None else str(row[0])

@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from shim.catalog.problems import CatalogUnavailable
 from shim.errors import Refused
 from shim.upstream.names import normalize_name
 from shim.upstream.parsers import ProjectDoc
@@ -55,6 +56,14 @@ async def read_catalog(context: CallContext, read: Callable[..., T], *args: Any,
         await ready.wait()  # as a first call waits for the first load of the Simple index
     try:
         if needs_serials and await catalog.run(lambda: catalog.oldest_serial) is None:
+            problem = catalog.state.cannot_write
+            if problem is not None:  # its writer in this process cannot start the feed
+                raise Refused(
+                    RuntimeError(
+                        f"The catalog {problem.reason}, so it has no change rows yet; "
+                        "the change feed starts once an operator fixes that."
+                    )
+                )
             raise Refused(
                 RuntimeError(
                     "The catalog has not seen the upstream's Simple index with serials yet; "
@@ -62,7 +71,16 @@ async def read_catalog(context: CallContext, read: Callable[..., T], *args: Any,
                 )
             )
         return await catalog.run(read, *args)
+    except CatalogUnavailable as exc:
+        logger.error("%s", exc)
+        raise Refused(RuntimeError(_operator_must_fix(exc))) from None
     except sqlite3.DatabaseError as exc:
-        # Its writer (in another process) rebuilds a damaged file; until then, say so.
         logger.error("the catalog cannot be read: %s", exc)
+        if catalog.state.cannot_write is not None:  # its writer here cannot rebuild it either
+            raise Refused(RuntimeError(_operator_must_fix(catalog.state.cannot_write))) from None
+        # Its writer (in another process) rebuilds a damaged file; until then, say so.
         raise Refused(RuntimeError("The catalog cannot be read right now; its writer rebuilds it.")) from None
+
+
+def _operator_must_fix(problem: CatalogUnavailable) -> str:
+    return f"The catalog {problem.reason}; the service answers from it again once an operator fixes that."

@@ -29,6 +29,8 @@ async def health(request: Request) -> Response:
             "fetched_at": snapshot.fetched_at,
         }
     coverage = await services.catalog.run(services.catalog.coverage)
+    state = services.catalog.state
+    problem = state.problem
     guard = services.store.upstream.guard
     return JSONResponse(
         {
@@ -40,7 +42,12 @@ async def health(request: Request) -> Response:
             "stale_served": services.store.cache.stale_served,
             "index": index,
             "per_version_json": services.store.capabilities.per_version_json,
-            "catalog": dataclasses.asdict(coverage),
+            # The writer's and the reader's findings: an operator's error (permissions, a full disk) named.
+            "catalog": {
+                **dataclasses.asdict(coverage),
+                "writable": state.writable,
+                "problem": None if problem is None else str(problem),
+            },
         }
     )
 
