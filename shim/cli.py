@@ -17,10 +17,15 @@ import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from shim import __version__
+from shim.catalog.problems import CatalogUnavailable
 from shim.config.registry import REGISTRY
 from shim.config.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from shim.wiring import CatalogWork
 
 __all__ = ["build_parser", "main"]
 
@@ -86,28 +91,35 @@ def _settings(arguments: Mapping[str, object], environ: Mapping[str, str] | None
 
 
 async def _catalog(settings: Settings, action: str, *, once: bool, limit: int | None) -> int:
-    from shim.wiring import build_services, open_catalog_writer
+    from shim import wiring
 
     if action == "crawl" and settings.crawl_rate <= 0:
         print("pypi-xmlrpc-shim: the crawler needs SHIM_CRAWL_RATE (or --crawl-rate) above 0", file=sys.stderr)
         return 2
-    services, client = build_services(settings)
-    work = open_catalog_writer(settings, services)
+    services, client = wiring.build_services(settings)
+    work = wiring.open_catalog_writer(settings, services)
     try:
-        if action == "status":
-            coverage = await work.writer.run(work.writer.coverage)
-            print(json.dumps({"path": str(settings.catalog_path), **dataclasses.asdict(coverage)}))
-        elif action == "refresh" and once:
-            print(json.dumps({"recorded": await work.refresher.refresh()}))
-        elif action == "refresh":
-            await work.refresher.run(settings.index_refresh)
-        elif action == "crawl" and work.crawler is not None:
-            print(json.dumps({"crawled": await work.crawler.run(limit=limit)}))
-        return 0
+        return await _run_catalog(settings, work, action, once=once, limit=limit)
+    except CatalogUnavailable as exc:  # an operator's problem, named: never a traceback
+        print(f"pypi-xmlrpc-shim: {exc}", file=sys.stderr)
+        return 1
     finally:
         await client.aclose()
         work.close()
         services.catalog.close()
+
+
+async def _run_catalog(settings: Settings, work: CatalogWork, action: str, *, once: bool, limit: int | None) -> int:
+    if action == "status":
+        coverage = await work.writer.run(work.writer.coverage)
+        print(json.dumps({"path": str(settings.catalog_path), **dataclasses.asdict(coverage)}))
+    elif action == "refresh" and once:
+        print(json.dumps({"recorded": await work.refresher.refresh()}))
+    elif action == "refresh":
+        await work.refresher.run(settings.index_refresh)
+    elif action == "crawl" and work.crawler is not None:
+        print(json.dumps({"crawled": await work.crawler.run(limit=limit)}))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> None:

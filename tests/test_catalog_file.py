@@ -234,3 +234,24 @@ def test_a_corrupt_catalog_the_writer_cannot_move_aside_is_left_as_it_is(
         f"([Errno 13] Permission denied: '{path}'): {FIX}"
     )
     assert path.read_bytes().startswith(b"this is not a database")
+
+
+def test_the_refresh_command_on_a_catalog_it_cannot_write_names_the_problem_without_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from shim import cli, wiring
+
+    path = tmp_path / "catalog.sqlite3"
+    fake = FakeIndex()
+    recorded(path, fake)
+    settings = make_settings(catalog_path=path)
+    real_build, real_open = wiring.build_services, wiring.open_catalog_writer
+    monkeypatch.setattr(wiring, "build_services", lambda s: real_build(s, httpx.ASGITransport(app=fake)))
+    monkeypatch.setattr(
+        wiring, "open_catalog_writer", lambda s, services: real_open(s, services, connection_factory=read_only)
+    )
+    fake.add_release("roundup", "1.8.0", files=[])
+    assert asyncio.run(cli._catalog(settings, "refresh", once=True, limit=None)) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("pypi-xmlrpc-shim: ") and READ_ONLY in err and "Traceback" not in err
+    assert path.exists()

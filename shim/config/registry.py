@@ -237,7 +237,8 @@ REGISTRY: tuple[Setting[Any], ...] = (
         "catalog_path",
         parsers.file_path,
         "The catalog (SQLite): serials seen, the change rows, and what was read of each project. Created "
-        "when missing; a corrupt file is moved aside and rebuilt; a file at the former default "
+        "when missing; a file SQLite calls corrupt is moved aside and rebuilt, one the service cannot open or write is "
+        "left as it is and named (log, /healthz, the feed's faults); a file at the former default "
         f"(`{FORMER_CATALOG}` beside it) is adopted.",
         computed=default_catalog_path,
         shown=CATALOG_DOC,
