@@ -141,18 +141,22 @@ class Upstream:
         config = self.guard.config
         deadline = self.guard.clock() + config.deadline
         try:
-            async with asyncio.timeout(config.deadline):
-                return await self._guarded(url, headers, deadline)
+            async with asyncio.timeout(config.deadline) as timeout:
+                return await self._guarded(url, headers, deadline, timeout)
         except TimeoutError:
             self.guard.count("deadline")
             raise UpstreamUnavailable(redact_url(url), f"no answer within {config.deadline:g} s") from None
 
-    async def _guarded(self, url: str, headers: dict[str, str], deadline: float) -> Fetched:
+    async def _guarded(self, url: str, headers: dict[str, str], deadline: float, timeout: asyncio.Timeout) -> Fetched:
         retries = self.guard.config.retries
         for attempt in range(retries + 1):
-            refused = self.guard.admit() or await self.guard.pause(deadline)
+            # The pause is waited out before the circuit admits: a request it refuses is never the probe.
+            refused = self.guard.refusal() or await self.guard.pause(deadline) or self.guard.admit()
             if refused:
                 raise UpstreamUnavailable(redact_url(url), refused)
+            probe = self.guard.probing
+            # Every ending of an admitted request settles the circuit, or a probe that never settles
+            # would keep it half-open, refusing everyone, for ever.
             try:
                 async with self.guard.slots:
                     fetched = await self._once(url, headers)
@@ -165,8 +169,18 @@ class Upstream:
                 self.guard.count("retries")
                 await self.guard.sleep(self.guard.backoff(attempt))
                 continue
-            except UpstreamUnavailable:
-                self.guard.failed()
+            except UpstreamMalformed:
+                self.guard.succeeded()  # an answer, if not a usable one: the upstream is up
+                raise
+            except asyncio.CancelledError:
+                # Cut off by the deadline: no answer in time. Cancelled from outside (shutting down): no word.
+                if timeout.expired():
+                    self.guard.failed()
+                elif probe:
+                    self.guard.released()
+                raise
+            except BaseException:
+                self.guard.failed()  # UpstreamUnavailable, and whatever else a broken upstream brings
                 raise
             self.guard.succeeded()
             return fetched

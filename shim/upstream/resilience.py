@@ -5,7 +5,8 @@
 - A 429 or 503 with `Retry-After` pauses every caller, not only the one that got it: requests wait for the
   pause when it ends before their deadline, and fail at once otherwise.
 - After `threshold` consecutive failures the circuit opens: requests fail at once, without reaching the
-  upstream, until `cooldown` has passed; then one request probes it, and a success closes the circuit.
+  upstream, until `cooldown` has passed; then one request probes it: any answer closes the circuit, no
+  answer (a failure, the deadline) opens it again.
 - At most `max_concurrent` requests are in flight at once.
 """
 
@@ -77,15 +78,22 @@ class Guard:
             return "half-open" if self.clock() >= self.open_until else "open"
         return "closed"
 
-    def admit(self) -> str | None:
-        """None when a request may go now; else why it may not (the circuit is open)."""
+    def refusal(self) -> str | None:
+        """Why the circuit lets no request go now (open, or its probe is out); None when one may go."""
         if self.failures < self.config.threshold:
             return None
         if self.clock() < self.open_until or self.probing:
             self.count("refused_by_circuit")
             return "the upstream keeps failing; the circuit is open"
-        self.probing = True  # this request is the probe
         return None
+
+    def admit(self) -> str | None:
+        """None when a request may go now, which makes it the probe of a half-open circuit; else why not.
+        Every request admitted must end in `succeeded`, `failed` or `released`."""
+        refused = self.refusal()
+        if refused is None and self.failures >= self.config.threshold:
+            self.probing = True  # this request is the probe
+        return refused
 
     async def pause(self, deadline: float) -> str | None:
         """Wait out a shared back-off that ends before `deadline`; else say why not."""
@@ -107,6 +115,10 @@ class Guard:
         if self.failures >= self.config.threshold:
             logger.info("the upstream answers again: circuit closed")
         self.failures = 0
+        self.probing = False
+
+    def released(self) -> None:
+        """The probe ended with no word on the upstream (cancelled from outside): the next request probes."""
         self.probing = False
 
     def failed(self) -> None:

@@ -1,0 +1,167 @@
+"""An upstream that misbehaves on purpose: probes that end every way. Each is met with a bounded,
+well-formed answer, and the circuit never sticks."""
+
+from __future__ import annotations
+
+import asyncio
+import xmlrpc.client
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from shim.errors import UpstreamUnavailable
+from shim.upstream.client import Upstream, build_client
+from shim.upstream.resilience import Guard, GuardConfig
+from shim.upstream.urls import UpstreamURL
+from testkit.fakeindex import FakeIndex
+
+from .clock import FakeClock
+from .conftest import after_first_pass, rpc_for, served
+
+UNAVAILABLE = (-32403, "server error; service unavailable")
+APPLICATION_ERROR = (-32500, "application error")
+THRESHOLD, COOLDOWN = 2, 10.0
+
+Answer = Callable[[httpx.Request], Awaitable[httpx.Response]]
+
+
+def answer(rpc: Any, method: str, *params: Any) -> Any:
+    try:
+        return rpc(method, *params)
+    except xmlrpc.client.Fault as fault:
+        return (fault.faultCode, fault.faultString)
+
+
+class Misbehaving(httpx.AsyncBaseTransport):
+    """The fake index, but while `misbehave` is set, the JSON API's requests get its answer instead."""
+
+    def __init__(self, fake: FakeIndex) -> None:
+        self.inner = httpx.ASGITransport(app=fake)
+        self.misbehave: Answer | None = None
+        self.asked = 0  # requests that met the misbehaviour
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.misbehave is not None and request.url.path.startswith("/pypi/"):
+            self.asked += 1
+            return await self.misbehave(request)
+        return await self.inner.handle_async_request(request)
+
+
+class Dripping(httpx.AsyncByteStream):
+    """A body that never ends: a byte now and then, each well within any read timeout."""
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield b'{"info": '
+        while True:
+            await asyncio.sleep(0.02)
+            yield b" "
+
+
+def replying(make: Callable[[httpx.Request], httpx.Response]) -> Answer:
+    async def reply(request: httpx.Request) -> httpx.Response:
+        return make(request)
+
+    return reply
+
+
+def unreachable(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("connection refused", request=request)
+
+
+def broken(request: httpx.Request) -> httpx.Response:
+    raise RuntimeError("a transport that breaks in a way nobody foresaw")
+
+
+# How a probe ends, what its caller is answered, and the circuit's state after it: an answer of any kind
+# (even an unusable one) shows the upstream is up and closes the circuit; no answer opens it again.
+PROBE_ENDINGS: dict[str, tuple[Answer, Any, str]] = {
+    "a 503": (replying(lambda r: httpx.Response(503)), UNAVAILABLE, "open"),
+    "a 403": (replying(lambda r: httpx.Response(403)), UNAVAILABLE, "open"),
+    "a connection failure": (replying(unreachable), UNAVAILABLE, "open"),
+    "a body past the deadline": (replying(lambda r: httpx.Response(200, stream=Dripping())), UNAVAILABLE, "open"),
+    "another exception": (replying(broken), APPLICATION_ERROR, "open"),
+    "an oversized body": (replying(lambda r: httpx.Response(200, content=b" " * 70_000)), UNAVAILABLE, "closed"),
+}
+
+
+@pytest.mark.parametrize(("ending", "expected", "circuit"), PROBE_ENDINGS.values(), ids=PROBE_ENDINGS.keys())
+def test_every_way_a_probe_ends_settles_the_circuit(ending: Answer, expected: Any, circuit: str) -> None:
+    fake = FakeIndex()
+    transport = Misbehaving(fake)
+    clock = FakeClock()
+    settings: dict[str, Any] = {"upstream_retries": 0, "circuit_threshold": THRESHOLD, "circuit_cooldown": COOLDOWN}
+    with served(fake, transport, clock=clock, upstream_deadline=0.5, max_document_bytes=65536, **settings) as client:
+        after_first_pass(client)
+        rpc = rpc_for(client)
+        transport.misbehave = replying(lambda r: httpx.Response(503))
+        for name in ("roundup", "httpx"):
+            assert answer(rpc, "package_releases", name) == UNAVAILABLE
+        assert client.get("/healthz").json()["upstream_health"]["circuit"] == "open"
+        clock.advance(COOLDOWN)
+        transport.misbehave, asked = ending, transport.asked
+        assert answer(rpc, "package_releases", "starlette") == expected  # the probe
+        assert transport.asked == asked + 1
+        assert client.get("/healthz").json()["upstream_health"]["circuit"] == circuit
+        transport.misbehave = None
+        if circuit == "open":
+            assert answer(rpc, "package_releases", "defusedxml") == UNAVAILABLE  # cooling down once more
+            clock.advance(COOLDOWN)
+        assert rpc("package_releases", "defusedxml") == ["0.7.1"]  # a probe goes, or the circuit is closed
+        assert client.get("/healthz").json()["upstream_health"]["circuit"] == "closed"
+
+
+def test_a_probe_refused_by_a_pause_past_its_deadline_is_no_probe() -> None:
+    # A 429 asks every caller to wait longer than the circuit cools down: the first request after the
+    # cool-down is refused by the pause, without asking; it must not leave the circuit waiting for its probe.
+    fake = FakeIndex()
+    transport = Misbehaving(fake)
+    clock = FakeClock()
+    with served(
+        fake, transport, clock=clock, upstream_retries=0, circuit_threshold=1, circuit_cooldown=COOLDOWN
+    ) as client:
+        after_first_pass(client)
+        rpc = rpc_for(client)
+        transport.misbehave = replying(lambda r: httpx.Response(429, headers={"Retry-After": "120"}))
+        assert answer(rpc, "package_releases", "roundup") == UNAVAILABLE
+        transport.misbehave = None
+        clock.advance(COOLDOWN)
+        assert answer(rpc, "package_releases", "httpx") == UNAVAILABLE  # the pause (120 s) outlasts the deadline
+        assert transport.asked == 1
+        clock.advance(120)
+        assert rpc("package_releases", "httpx") == ["0.28.1"]
+        assert client.get("/healthz").json()["upstream_health"]["circuit"] == "closed"
+
+
+@pytest.mark.anyio
+async def test_a_probe_cancelled_from_outside_lets_the_next_request_probe() -> None:
+    # Shutting down cancels a fetch in flight: no word on the upstream, so the circuit stays as it was,
+    # and the next request after it is the probe.
+    held = asyncio.Event()
+
+    async def hanging(request: httpx.Request) -> httpx.Response:
+        held.set()
+        await asyncio.Event().wait()
+        raise AssertionError("never answered")
+
+    fake = FakeIndex()
+    transport = Misbehaving(fake)
+    clock = FakeClock()
+    guard = Guard(GuardConfig(retries=0, threshold=1, cooldown=COOLDOWN), clock=clock, sleep=clock.sleep)
+    async with build_client(timeout=5, transport=transport) as client:
+        upstream = Upstream(client, UpstreamURL.parse("https://upstream.test/"), guard=guard)
+        transport.misbehave = replying(lambda r: httpx.Response(503))
+        with pytest.raises(UpstreamUnavailable, match="HTTP 503"):
+            await upstream.get(upstream.project_url("roundup"))
+        clock.advance(COOLDOWN)
+        transport.misbehave = hanging
+        probe = asyncio.create_task(upstream.get(upstream.project_url("roundup")))
+        await asyncio.wait_for(held.wait(), 10)
+        probe.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await probe
+        assert guard.state == "half-open"
+        transport.misbehave = None
+        assert (await upstream.get(upstream.project_url("roundup"))).status == 200
+        assert guard.state == "closed"
