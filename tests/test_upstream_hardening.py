@@ -1,5 +1,5 @@
-"""An upstream that misbehaves on purpose: probes that end every way. Each is met with a bounded,
-well-formed answer, and the circuit never sticks."""
+"""An upstream that misbehaves on purpose: probes that end every way, refused redirects, a huge Retry-After,
+compressed bombs. Each is met with a bounded, well-formed answer, and the circuit never sticks."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from shim.errors import UpstreamUnavailable
-from shim.upstream.client import Upstream, build_client
+from shim.upstream.client import MAX_REDIRECTS, Upstream, build_client
 from shim.upstream.resilience import Guard, GuardConfig
 from shim.upstream.urls import UpstreamURL
 from testkit.fakeindex import FakeIndex
@@ -83,6 +83,11 @@ PROBE_ENDINGS: dict[str, tuple[Answer, Any, str]] = {
     "a body past the deadline": (replying(lambda r: httpx.Response(200, stream=Dripping())), UNAVAILABLE, "open"),
     "another exception": (replying(broken), APPLICATION_ERROR, "open"),
     "an oversized body": (replying(lambda r: httpx.Response(200, content=b" " * 70_000)), UNAVAILABLE, "closed"),
+    "a redirect to another origin": (
+        replying(lambda r: httpx.Response(302, headers={"Location": "https://elsewhere.test" + r.url.path})),
+        UNAVAILABLE,
+        "closed",
+    ),
 }
 
 
@@ -132,6 +137,36 @@ def test_a_probe_refused_by_a_pause_past_its_deadline_is_no_probe() -> None:
         clock.advance(120)
         assert rpc("package_releases", "httpx") == ["0.28.1"]
         assert client.get("/healthz").json()["upstream_health"]["circuit"] == "closed"
+
+
+# A redirect refused, and the requests one call makes before it is refused.
+REFUSED_REDIRECTS: dict[str, tuple[Callable[[httpx.Request], httpx.Response], int]] = {
+    "to another origin": (
+        lambda r: httpx.Response(302, headers={"Location": "https://elsewhere.test" + r.url.path}),
+        1,
+    ),
+    "in a loop": (lambda r: httpx.Response(307, headers={"Location": r.url.path + "x"}), 1 + MAX_REDIRECTS),
+}
+
+
+@pytest.mark.parametrize(("redirect", "requests"), REFUSED_REDIRECTS.values(), ids=REFUSED_REDIRECTS.keys())
+def test_refused_redirects_are_unavailable_but_neither_retried_nor_an_outage(
+    redirect: Callable[[httpx.Request], httpx.Response], requests: int
+) -> None:
+    fake = FakeIndex()
+    transport = Misbehaving(fake)
+    with served(fake, transport, upstream_retries=2, circuit_threshold=THRESHOLD) as client:
+        after_first_pass(client)
+        rpc = rpc_for(client)
+        transport.misbehave = replying(redirect)
+        names = ("roundup", "httpx", "starlette", "pypi-simple", "oddversions")
+        for name in names:
+            assert answer(rpc, "package_releases", name) == UNAVAILABLE
+        assert transport.asked == requests * len(names)  # never tried again
+        health = client.get("/healthz").json()["upstream_health"]
+        assert (health["circuit"], health["consecutive_failures"]) == ("closed", 0)
+        transport.misbehave = None
+        assert rpc("package_releases", "defusedxml") == ["0.7.1"]
 
 
 @pytest.mark.anyio

@@ -95,6 +95,10 @@ class _Retryable(Exception):
         self.retry_after = retry_after
 
 
+class _RedirectRefused(UpstreamUnavailable):
+    """A redirect not followed (another origin, too many): that document's fault, not an outage."""
+
+
 class Upstream:
     """GETs of the index's documents, by kind, with conditional requests."""
 
@@ -169,7 +173,7 @@ class Upstream:
                 self.guard.count("retries")
                 await self.guard.sleep(self.guard.backoff(attempt))
                 continue
-            except UpstreamMalformed:
+            except (UpstreamMalformed, _RedirectRefused):
                 self.guard.succeeded()  # an answer, if not a usable one: the upstream is up
                 raise
             except asyncio.CancelledError:
@@ -202,7 +206,7 @@ class Upstream:
             if response.has_redirect_location:
                 target = urljoin(url, response.headers.get("location", ""))
                 if _origin(target) != start_origin:
-                    raise UpstreamUnavailable(redact_url(url), f"redirect to another origin: {redact_url(target)}")
+                    raise _RedirectRefused(redact_url(url), f"redirect to another origin: {redact_url(target)}")
                 url = target
                 continue
             if response.status_code in (200, 304, 404):
@@ -220,7 +224,7 @@ class Upstream:
                 wait = retry_after(response.headers.get("retry-after"), time.time())
                 raise _Retryable(f"HTTP {response.status_code}", wait)
             raise UpstreamUnavailable(redact_url(url), f"HTTP {response.status_code}")
-        raise UpstreamUnavailable(redact_url(url), f"more than {MAX_REDIRECTS} redirects")
+        raise _RedirectRefused(redact_url(url), f"more than {MAX_REDIRECTS} redirects")
 
     async def _read(self, response: httpx.Response) -> bytes:
         """The body, refused past `max_bytes`: an oversized document is malformed, never buffered whole."""
