@@ -7,14 +7,13 @@ environment, a function of it with the words that describe it.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from shim.config import parsers
+from shim.config.paths import default_catalog_path, former_default_catalog_path
 from shim.config.pip import default_upstream
 from shim.modes import FilesMode, Mode
 from shim.upstream.urls import Secret, UpstreamURL
@@ -99,20 +98,6 @@ def _default_port(environ: Mapping[str, str]) -> int:
         except ValueError as exc:
             raise ValueError(f"PORT has value {environ['PORT']!r}: {exc}") from None
     return 8000
-
-
-def _state_dir(environ: Mapping[str, str]) -> Path:
-    state = environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return Path(state) / "pypi-xmlrpc-shim"
-
-
-def default_catalog_path(environ: Mapping[str, str]) -> Path:
-    return _state_dir(environ) / "catalog.sqlite3"
-
-
-def former_default_catalog_path(environ: Mapping[str, str]) -> Path:
-    """Where the catalog was kept by default when it was called the metadata index: adopted, never left."""
-    return _state_dir(environ) / "index.sqlite3"
 
 
 def _rate_limit(text: str) -> RateLimit | None:
