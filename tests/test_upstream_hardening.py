@@ -1,9 +1,12 @@
-"""An upstream that misbehaves on purpose: probes that end every way, refused redirects, a huge Retry-After,
-compressed bombs. Each is met with a bounded, well-formed answer, and the circuit never sticks."""
+"""An upstream that misbehaves on purpose: probes that end every way, refused redirects, a huge Retry-After.
+Each is met with a bounded, well-formed answer, and the circuit never sticks."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import email.utils
+import logging
 import xmlrpc.client
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -18,7 +21,7 @@ from shim.upstream.urls import UpstreamURL
 from testkit.fakeindex import FakeIndex
 
 from .clock import FakeClock
-from .conftest import after_first_pass, rpc_for, served
+from .conftest import after_first_pass, guard_of, rpc_for, served
 
 UNAVAILABLE = (-32403, "server error; service unavailable")
 APPLICATION_ERROR = (-32500, "application error")
@@ -200,3 +203,46 @@ async def test_a_probe_cancelled_from_outside_lets_the_next_request_probe() -> N
         transport.misbehave = None
         assert (await upstream.get(upstream.project_url("roundup"))).status == 200
         assert guard.state == "closed"
+
+
+def test_a_retry_after_of_a_day_pauses_every_caller_for_five_minutes_at_most(caplog: pytest.LogCaptureFixture) -> None:
+    fake = FakeIndex()
+    transport = Misbehaving(fake)
+    clock = FakeClock()
+    with served(fake, transport, clock=clock, upstream_retries=0) as client, caplog.at_level(logging.WARNING, "shim"):
+        after_first_pass(client)
+        rpc = rpc_for(client)
+        transport.misbehave = replying(lambda r: httpx.Response(503, headers={"Retry-After": "86400"}))
+        assert answer(rpc, "package_releases", "roundup") == UNAVAILABLE
+        transport.misbehave = None
+        clock.advance(300 - 31)
+        assert answer(rpc, "package_releases", "httpx") == UNAVAILABLE  # 31 s left: past the deadline (30 s)
+        clock.advance(31)
+        assert rpc("package_releases", "httpx") == ["0.28.1"]  # the pause is over: asked at once
+    assert transport.asked == 1 and clock.slept == []
+    assert "the upstream asked every caller to wait 86400 s; waiting SHIM_MAX_RETRY_AFTER=300 s" in caplog.text
+
+
+@pytest.mark.parametrize(("cap", "waits"), [(2, [0.2, 1.8]), (0, [0.2])])
+def test_a_retry_after_date_is_capped_by_the_setting(
+    cap: float, waits: list[float], caplog: pytest.LogCaptureFixture
+) -> None:
+    tomorrow = email.utils.format_datetime(dt.datetime.now(dt.UTC) + dt.timedelta(days=1), usegmt=True)
+    fake = FakeIndex()
+    transport = Misbehaving(fake)
+    clock = FakeClock()
+    with (
+        served(fake, transport, clock=clock, upstream_retries=1, upstream_deadline=5, max_retry_after=cap) as client,
+        caplog.at_level(logging.WARNING, "shim"),
+    ):
+        after_first_pass(client)
+        guard_of(client.app).jitter = lambda: 0.5
+
+        async def throttle_once(request: httpx.Request) -> httpx.Response:
+            transport.misbehave = None
+            return httpx.Response(429, headers={"Retry-After": tomorrow})
+
+        transport.misbehave = throttle_once
+        assert rpc_for(client)("package_releases", "roundup") == ["1.6.1"]  # waited the cap, not a day
+    assert clock.slept == pytest.approx(waits)  # the back-off, then what is left of the pause
+    assert f"waiting SHIM_MAX_RETRY_AFTER={cap:g} s" in caplog.text

@@ -3,7 +3,8 @@
 - Idempotent GETs are retried on connection failures, timeouts and 5xx, a bounded number of times, with
   jittered exponential back-off.
 - A 429 or 503 with `Retry-After` pauses every caller, not only the one that got it: requests wait for the
-  pause when it ends before their deadline, and fail at once otherwise.
+  pause when it ends before their deadline, and fail at once otherwise. The pause lasts `max_retry_after`
+  at most, whatever the upstream asks (seconds or an HTTP date).
 - After `threshold` consecutive failures the circuit opens: requests fail at once, without reaching the
   upstream, until `cooldown` has passed; then one request probes it: any answer closes the circuit, no
   answer (a failure, the deadline) opens it again.
@@ -32,6 +33,7 @@ class GuardConfig:
     deadline: float = 30.0  # a whole document request, retries and waits included
     threshold: int = 5
     cooldown: float = 30.0
+    max_retry_after: float = 300.0  # the longest shared pause a Retry-After imposes
     max_concurrent: int = 20
 
 
@@ -107,9 +109,17 @@ class Guard:
         return None
 
     def throttled(self, seconds: float) -> None:
+        cap = self.config.max_retry_after
+        if seconds > cap:
+            # One answer must not stop every request for hours: the pause is ours to bound.
+            logger.warning(
+                "the upstream asked every caller to wait %.0f s; waiting SHIM_MAX_RETRY_AFTER=%g s", seconds, cap
+            )
+            seconds = cap
+        else:
+            logger.warning("the upstream asked every caller to wait %.1f s", seconds)
         self.resume_at = max(self.resume_at, self.clock() + seconds)
         self.count("throttled")
-        logger.warning("the upstream asked every caller to wait %.1f s", seconds)
 
     def succeeded(self) -> None:
         if self.failures >= self.config.threshold:
