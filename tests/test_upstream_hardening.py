@@ -1,5 +1,6 @@
-"""An upstream that misbehaves on purpose: probes that end every way, refused redirects, a huge Retry-After.
-Each is met with a bounded, well-formed answer, and the circuit never sticks."""
+"""An upstream that misbehaves on purpose: probes that end every way, refused redirects, a huge Retry-After,
+stacked encodings and compressed bombs. Each is met with a bounded, well-formed answer, in bounded memory,
+and the circuit never sticks."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import asyncio
 import datetime as dt
 import email.utils
 import logging
+import tracemalloc
 import xmlrpc.client
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -246,3 +249,103 @@ def test_a_retry_after_date_is_capped_by_the_setting(
         assert rpc_for(client)("package_releases", "roundup") == ["1.6.1"]  # waited the cap, not a day
     assert clock.slept == pytest.approx(waits)  # the back-off, then what is left of the pause
     assert f"waiting SHIM_MAX_RETRY_AFTER={cap:g} s" in caplog.text
+
+
+def compressed(body: bytes, coding: str) -> bytes:
+    wbits = {"gzip": zlib.MAX_WBITS | 16, "deflate": zlib.MAX_WBITS, "raw deflate": -zlib.MAX_WBITS}[coding]
+    encoder = zlib.compressobj(9, zlib.DEFLATED, wbits)
+    return encoder.compress(body) + encoder.flush()
+
+
+def bomb(size: int) -> bytes:
+    """`size` zero bytes, gzip'ed, compressed a MiB at a time: the test never holds them decoded either."""
+    encoder = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    zeros = bytes(2**20)
+    return b"".join(encoder.compress(zeros) for _ in range(size // len(zeros))) + encoder.flush()
+
+
+class Trickle(httpx.AsyncByteStream):
+    """A body read in small pieces, as a slow network delivers it."""
+
+    def __init__(self, body: bytes, piece: int = 512) -> None:
+        self.body, self.piece = body, piece
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for start in range(0, len(self.body), self.piece):
+            yield self.body[start : start + self.piece]
+
+
+def encoding(transport: Misbehaving, coding: str, encode: Callable[[bytes], bytes]) -> Answer:
+    """The fake index's own answer, encoded by `encode` and labelled `coding`."""
+
+    async def reply(request: httpx.Request) -> httpx.Response:
+        real = await transport.inner.handle_async_request(request)
+        body = encode(await real.aread())
+        headers = {k: v for k, v in real.headers.items() if k not in ("content-length", "content-encoding")}
+        return httpx.Response(real.status_code, headers={**headers, "Content-Encoding": coding}, stream=Trickle(body))
+
+    return reply
+
+
+READ_ENCODINGS: dict[str, tuple[str, Callable[[bytes], bytes]]] = {
+    "gzip": ("gzip", lambda body: compressed(body, "gzip")),
+    "deflate": ("deflate", lambda body: compressed(body, "deflate")),
+    "deflate without its zlib wrapper": ("deflate", lambda body: compressed(body, "raw deflate")),
+    "identity": ("identity", lambda body: body),
+}
+
+
+@pytest.mark.parametrize(("coding", "encode"), READ_ENCODINGS.values(), ids=READ_ENCODINGS.keys())
+def test_a_document_in_an_encoding_asked_for_reads(coding: str, encode: Callable[[bytes], bytes]) -> None:
+    fake = FakeIndex()
+    transport = Misbehaving(fake)
+    transport.misbehave = encoding(transport, coding, encode)
+    with served(fake, transport) as client:
+        assert rpc_for(client)("package_releases", "roundup") == ["1.6.1"]
+    assert [r.headers["accept-encoding"] for r in fake.requests if r.path.startswith("/pypi/")] == ["gzip, deflate"]
+
+
+REFUSED_ENCODINGS: dict[str, tuple[str, Callable[[bytes], bytes], str]] = {
+    "gzip twice": (
+        "gzip, gzip",
+        lambda body: compressed(compressed(body, "gzip"), "gzip"),
+        "stacked content encodings: 'gzip, gzip'",
+    ),
+    "br, not asked for": ("br", lambda body: body, "a content encoding not asked for: 'br'"),
+    "a truncated gzip": ("gzip", lambda body: compressed(body, "gzip")[:-20], "truncated gzip"),
+    "gzip that is not": ("gzip", lambda body: b"\x1f\x8b" + body, "undecodable gzip: "),
+}
+
+
+@pytest.mark.parametrize(("coding", "encode", "why"), REFUSED_ENCODINGS.values(), ids=REFUSED_ENCODINGS.keys())
+def test_a_document_in_another_encoding_is_malformed(
+    coding: str, encode: Callable[[bytes], bytes], why: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = FakeIndex()
+    transport = Misbehaving(fake)
+    transport.misbehave = encoding(transport, coding, encode)
+    with served(fake, transport) as client, caplog.at_level(logging.WARNING, "shim"):
+        assert answer(rpc_for(client), "package_releases", "roundup") == UNAVAILABLE
+    assert transport.asked == 1  # an answer, if a bad one: never asked again
+    assert f"https://upstream.test/pypi/roundup/json: {why}" in caplog.text
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_a_compressed_bomb_is_refused_at_the_cap_in_bounded_memory(layers: int) -> None:
+    body = bomb(64 * 2**20)  # 64 MiB decoded, 64 KiB on the wire
+    for _ in range(layers - 1):
+        body = compressed(body, "gzip")
+    headers = {"Content-Type": "application/json", "Content-Encoding": ", ".join(["gzip"] * layers)}
+    fake = FakeIndex()
+    transport = Misbehaving(fake)
+    # A stream, not `content=`: httpx would decode a given content when the transport builds the response.
+    transport.misbehave = replying(lambda r: httpx.Response(200, headers=headers, stream=Trickle(body, 2**16)))
+    with served(fake, transport, upstream_retries=0, max_document_bytes=2**20) as client:
+        after_first_pass(client)
+        tracemalloc.start()
+        try:
+            assert answer(rpc_for(client), "package_releases", "roundup") == UNAVAILABLE
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peak < 16 * 2**20  # the cap is 1 MiB: no read expands past it, nothing near 64 MiB is held

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -30,6 +31,10 @@ logger = logging.getLogger("shim.upstream")
 USER_AGENT = f"pypi-xmlrpc-shim/{__version__} httpx/{httpx.__version__}"
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 MAX_REDIRECTS = 3
+# The encodings a document may come in, each with the zlib window that undoes it; asked for by name, so that
+# the upstream sends none we would refuse (httpx would offer br or zstd as soon as their decoders were installed).
+_CODINGS = {"gzip": zlib.MAX_WBITS | 16, "deflate": zlib.MAX_WBITS}
+ACCEPT_ENCODING = "gzip, deflate"
 # What a client of a passed-through document or file sees of the upstream's answer.
 PASSED_HEADERS = (
     "content-type",
@@ -95,6 +100,40 @@ class _Retryable(Exception):
         self.retry_after = retry_after
 
 
+class _Inflater:
+    """A body's one Content-Encoding undone read by read, never more than `limit` bytes out of one call: the
+    decoded size is bounded as it grows, so a small compressed bomb stops at the cap instead of past it."""
+
+    def __init__(self, url: str, header: str) -> None:
+        self.url = url
+        codings = [c.strip().lower() for c in header.split(",") if c.strip().lower() not in ("", "identity")]
+        if len(codings) > 1:
+            raise UpstreamMalformed(url, f"stacked content encodings: {header[:80]!r}")
+        if codings and codings[0] not in _CODINGS:
+            raise UpstreamMalformed(url, f"a content encoding not asked for: {codings[0][:40]!r}")
+        self.coding = codings[0] if codings else None
+        self._zlib = zlib.decompressobj(_CODINGS[self.coding]) if self.coding else None
+        self._started = False
+
+    def inflate(self, data: bytes, limit: int) -> tuple[bytes, bytes]:
+        """Up to `limit` (at least 1) bytes decoded from `data`, and what of `data` is left to decode."""
+        if self._zlib is None:
+            return data, b""
+        first, self._started = not self._started, True
+        try:
+            return self._zlib.decompress(data, limit), self._zlib.unconsumed_tail
+        except zlib.error as exc:
+            if first and self.coding == "deflate":
+                # "deflate" is meant zlib-wrapped; some servers send it raw, which httpx reads too.
+                self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+                return self.inflate(data, limit)
+            raise UpstreamMalformed(self.url, f"undecodable {self.coding}: {exc}") from None
+
+    def finish(self) -> None:
+        if self._zlib is not None and not self._zlib.eof:
+            raise UpstreamMalformed(self.url, f"truncated {self.coding}")
+
+
 class _RedirectRefused(UpstreamUnavailable):
     """A redirect not followed (another origin, too many): that document's fault, not an outage."""
 
@@ -137,7 +176,7 @@ class Upstream:
         start_origin = _origin(url)
         if start_origin[0] not in ("http", "https"):
             raise UpstreamUnavailable(redact_url(url), "not an http(s) URL")
-        headers = {}
+        headers = {"Accept-Encoding": ACCEPT_ENCODING}
         if accept:
             headers["Accept"] = accept
         if etag:
@@ -227,17 +266,29 @@ class Upstream:
         raise _RedirectRefused(redact_url(url), f"more than {MAX_REDIRECTS} redirects")
 
     async def _read(self, response: httpx.Response) -> bytes:
-        """The body, refused past `max_bytes`: an oversized document is malformed, never buffered whole."""
+        """The body, decoded, refused past `max_bytes`: an oversized document is malformed, never buffered
+        whole. Raw bytes are decoded here, a bounded amount at a time (httpx's decoders expand a read whole)."""
+        url = str(response.url)
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            raise UpstreamMalformed(str(response.url), f"a body of {declared} bytes, over SHIM_MAX_DOCUMENT_BYTES")
+            raise UpstreamMalformed(url, f"a body of {declared} bytes, over SHIM_MAX_DOCUMENT_BYTES")
+        if response.is_stream_consumed:
+            # Built from bytes by an in-memory transport (httpx.MockTransport, a test's): read and decoded already.
+            if len(response.content) > self.max_bytes:
+                raise UpstreamMalformed(url, "a body over SHIM_MAX_DOCUMENT_BYTES")
+            return response.content
+        inflater = _Inflater(url, response.headers.get("content-encoding", ""))
         parts: list[bytes] = []
         size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > self.max_bytes:
-                raise UpstreamMalformed(str(response.url), "a body over SHIM_MAX_DOCUMENT_BYTES")
-            parts.append(chunk)
+        async for raw in response.aiter_raw():
+            while raw:
+                # One byte past the cap is enough to know it is passed (and a limit of 0 would mean none).
+                chunk, raw = inflater.inflate(raw, self.max_bytes - size + 1)
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise UpstreamMalformed(url, "a body over SHIM_MAX_DOCUMENT_BYTES")
+                parts.append(chunk)
+        inflater.finish()
         return b"".join(parts)
 
     @asynccontextmanager
