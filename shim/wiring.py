@@ -63,6 +63,7 @@ def build_services(
             deadline=settings.upstream_deadline,
             threshold=settings.circuit_threshold,
             cooldown=settings.circuit_cooldown,
+            max_retry_after=settings.max_retry_after,
             max_concurrent=settings.upstream_concurrency,
         )
     )

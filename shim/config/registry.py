@@ -174,6 +174,14 @@ REGISTRY: tuple[Setting[Any], ...] = (
         metavar="SECONDS",
     ),
     Setting(
+        "max_retry_after",
+        parsers.seconds(0, 86400),
+        "Seconds, at most, that a `Retry-After` from the upstream (seconds or a date) pauses every caller; "
+        "a longer one is cut to this, with a warning. 0 ignores `Retry-After`.",
+        300.0,
+        metavar="SECONDS",
+    ),
+    Setting(
         "max_document_bytes",
         parsers.int_between(1024, 2**40),
         "Largest upstream document read; a larger one is malformed (never buffered whole, never cached).",

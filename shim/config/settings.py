@@ -86,6 +86,7 @@ class Settings:
     upstream_concurrency: int = _default("upstream_concurrency")
     circuit_threshold: int = _default("circuit_threshold")
     circuit_cooldown: float = _default("circuit_cooldown")
+    max_retry_after: float = _default("max_retry_after")
     max_document_bytes: int = _default("max_document_bytes")
     ca_bundle: str | None = _default("ca_bundle")
     cache_soft_ttl: float = _default("cache_soft_ttl")

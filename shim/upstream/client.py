@@ -11,6 +11,7 @@ import asyncio
 import logging
 import ssl
 import time
+import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -41,6 +42,10 @@ USER_AGENT = f"pypi-xmlrpc-shim/{__version__} httpx/{httpx.__version__}"
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 SITE_FEEDS = ("updates", "packages")
 MAX_REDIRECTS = 3
+# The encodings a document may come in, each with the zlib window that undoes it; asked for by name, so that
+# the upstream sends none we would refuse (httpx would offer br or zstd as soon as their decoders were installed).
+_CODINGS = {"gzip": zlib.MAX_WBITS | 16, "deflate": zlib.MAX_WBITS}
+ACCEPT_ENCODING = "gzip, deflate"
 # What a client of a passed-through document or file sees of the upstream's answer.
 PASSED_HEADERS = (
     "content-type",
@@ -107,6 +112,44 @@ class _Retryable(Exception):
         self.retry_after = retry_after
 
 
+class _Inflater:
+    """A body's one Content-Encoding undone read by read, never more than `limit` bytes out of one call: the
+    decoded size is bounded as it grows, so a small compressed bomb stops at the cap instead of past it."""
+
+    def __init__(self, url: str, header: str) -> None:
+        self.url = url
+        codings = [c.strip().lower() for c in header.split(",") if c.strip().lower() not in ("", "identity")]
+        if len(codings) > 1:
+            raise UpstreamMalformed(url, f"stacked content encodings: {header[:80]!r}")
+        if codings and codings[0] not in _CODINGS:
+            raise UpstreamMalformed(url, f"a content encoding not asked for: {codings[0][:40]!r}")
+        self.coding = codings[0] if codings else None
+        self._zlib = zlib.decompressobj(_CODINGS[self.coding]) if self.coding else None
+        self._started = False
+
+    def inflate(self, data: bytes, limit: int) -> tuple[bytes, bytes]:
+        """Up to `limit` (at least 1) bytes decoded from `data`, and what of `data` is left to decode."""
+        if self._zlib is None:
+            return data, b""
+        first, self._started = not self._started, True
+        try:
+            return self._zlib.decompress(data, limit), self._zlib.unconsumed_tail
+        except zlib.error as exc:
+            if first and self.coding == "deflate":
+                # "deflate" is meant zlib-wrapped; some servers send it raw, which httpx reads too.
+                self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+                return self.inflate(data, limit)
+            raise UpstreamMalformed(self.url, f"undecodable {self.coding}: {exc}") from None
+
+    def finish(self) -> None:
+        if self._zlib is not None and not self._zlib.eof:
+            raise UpstreamMalformed(self.url, f"truncated {self.coding}")
+
+
+class _RedirectRefused(UpstreamUnavailable):
+    """A redirect not followed (another origin, too many): that document's fault, not an outage."""
+
+
 class Upstream:
     """GETs of the index's documents, by kind, with conditional requests."""
 
@@ -154,7 +197,7 @@ class Upstream:
         start_origin = _origin(url)
         if start_origin[0] not in ("http", "https"):
             raise UpstreamUnavailable(redact_url(url), "not an http(s) URL")
-        headers = {}
+        headers = {"Accept-Encoding": ACCEPT_ENCODING}
         if accept:
             headers["Accept"] = accept
         if etag:
@@ -162,18 +205,22 @@ class Upstream:
         config = self.guard.config
         deadline = self.guard.clock() + config.deadline
         try:
-            async with asyncio.timeout(config.deadline):
-                return await self._guarded(url, headers, deadline)
+            async with asyncio.timeout(config.deadline) as timeout:
+                return await self._guarded(url, headers, deadline, timeout)
         except TimeoutError:
             self.guard.count("deadline")
             raise UpstreamUnavailable(redact_url(url), f"no answer within {config.deadline:g} s") from None
 
-    async def _guarded(self, url: str, headers: dict[str, str], deadline: float) -> Fetched:
+    async def _guarded(self, url: str, headers: dict[str, str], deadline: float, timeout: asyncio.Timeout) -> Fetched:
         retries = self.guard.config.retries
         for attempt in range(retries + 1):
-            refused = self.guard.admit() or await self.guard.pause(deadline)
+            # The pause is waited out before the circuit admits: a request it refuses is never the probe.
+            refused = self.guard.refusal() or await self.guard.pause(deadline) or self.guard.admit()
             if refused:
                 raise UpstreamUnavailable(redact_url(url), refused)
+            probe = self.guard.probing
+            # Every ending of an admitted request settles the circuit, or a probe that never settles
+            # would keep it half-open, refusing everyone, for ever.
             try:
                 async with self.guard.slots:
                     fetched = await self._once(url, headers)
@@ -186,8 +233,18 @@ class Upstream:
                 self.guard.count("retries")
                 await self.guard.sleep(self.guard.backoff(attempt))
                 continue
-            except UpstreamUnavailable:
-                self.guard.failed()
+            except (UpstreamMalformed, _RedirectRefused):
+                self.guard.succeeded()  # an answer, if not a usable one: the upstream is up
+                raise
+            except asyncio.CancelledError:
+                # Cut off by the deadline: no answer in time. Cancelled from outside (shutting down): no word.
+                if timeout.expired():
+                    self.guard.failed()
+                elif probe:
+                    self.guard.released()
+                raise
+            except BaseException:
+                self.guard.failed()  # UpstreamUnavailable, and whatever else a broken upstream brings
                 raise
             self.guard.succeeded()
             return fetched
@@ -209,7 +266,7 @@ class Upstream:
             if response.has_redirect_location:
                 target = urljoin(url, response.headers.get("location", ""))
                 if _origin(target) != start_origin:
-                    raise UpstreamUnavailable(redact_url(url), f"redirect to another origin: {redact_url(target)}")
+                    raise _RedirectRefused(redact_url(url), f"redirect to another origin: {redact_url(target)}")
                 url = target
                 continue
             if response.status_code in (200, 304, 404):
@@ -227,20 +284,32 @@ class Upstream:
                 wait = retry_after(response.headers.get("retry-after"), time.time())
                 raise _Retryable(f"HTTP {response.status_code}", wait)
             raise UpstreamUnavailable(redact_url(url), f"HTTP {response.status_code}")
-        raise UpstreamUnavailable(redact_url(url), f"more than {MAX_REDIRECTS} redirects")
+        raise _RedirectRefused(redact_url(url), f"more than {MAX_REDIRECTS} redirects")
 
     async def _read(self, response: httpx.Response) -> bytes:
-        """The body, refused past `max_bytes`: an oversized document is malformed, never buffered whole."""
+        """The body, decoded, refused past `max_bytes`: an oversized document is malformed, never buffered
+        whole. Raw bytes are decoded here, a bounded amount at a time (httpx's decoders expand a read whole)."""
+        url = str(response.url)
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            raise UpstreamMalformed(str(response.url), f"a body of {declared} bytes, over SHIM_MAX_DOCUMENT_BYTES")
+            raise UpstreamMalformed(url, f"a body of {declared} bytes, over SHIM_MAX_DOCUMENT_BYTES")
+        if response.is_stream_consumed:
+            # Built from bytes by an in-memory transport (httpx.MockTransport, a test's): read and decoded already.
+            if len(response.content) > self.max_bytes:
+                raise UpstreamMalformed(url, "a body over SHIM_MAX_DOCUMENT_BYTES")
+            return response.content
+        inflater = _Inflater(url, response.headers.get("content-encoding", ""))
         parts: list[bytes] = []
         size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > self.max_bytes:
-                raise UpstreamMalformed(str(response.url), "a body over SHIM_MAX_DOCUMENT_BYTES")
-            parts.append(chunk)
+        async for raw in response.aiter_raw():
+            while raw:
+                # One byte past the cap is enough to know it is passed (and a limit of 0 would mean none).
+                chunk, raw = inflater.inflate(raw, self.max_bytes - size + 1)
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise UpstreamMalformed(url, "a body over SHIM_MAX_DOCUMENT_BYTES")
+                parts.append(chunk)
+        inflater.finish()
         return b"".join(parts)
 
     @asynccontextmanager

@@ -3,9 +3,11 @@
 - Idempotent GETs are retried on connection failures, timeouts and 5xx, a bounded number of times, with
   jittered exponential back-off.
 - A 429 or 503 with `Retry-After` pauses every caller, not only the one that got it: requests wait for the
-  pause when it ends before their deadline, and fail at once otherwise.
+  pause when it ends before their deadline, and fail at once otherwise. The pause lasts `max_retry_after`
+  at most, whatever the upstream asks (seconds or an HTTP date).
 - After `threshold` consecutive failures the circuit opens: requests fail at once, without reaching the
-  upstream, until `cooldown` has passed; then one request probes it, and a success closes the circuit.
+  upstream, until `cooldown` has passed; then one request probes it: any answer closes the circuit, no
+  answer (a failure, the deadline) opens it again.
 - At most `max_concurrent` requests are in flight at once.
 """
 
@@ -31,6 +33,7 @@ class GuardConfig:
     deadline: float = 30.0  # a whole document request, retries and waits included
     threshold: int = 5
     cooldown: float = 30.0
+    max_retry_after: float = 300.0  # the longest shared pause a Retry-After imposes
     max_concurrent: int = 20
 
 
@@ -77,15 +80,22 @@ class Guard:
             return "half-open" if self.clock() >= self.open_until else "open"
         return "closed"
 
-    def admit(self) -> str | None:
-        """None when a request may go now; else why it may not (the circuit is open)."""
+    def refusal(self) -> str | None:
+        """Why the circuit lets no request go now (open, or its probe is out); None when one may go."""
         if self.failures < self.config.threshold:
             return None
         if self.clock() < self.open_until or self.probing:
             self.count("refused_by_circuit")
             return "the upstream keeps failing; the circuit is open"
-        self.probing = True  # this request is the probe
         return None
+
+    def admit(self) -> str | None:
+        """None when a request may go now, which makes it the probe of a half-open circuit; else why not.
+        Every request admitted must end in `succeeded`, `failed` or `released`."""
+        refused = self.refusal()
+        if refused is None and self.failures >= self.config.threshold:
+            self.probing = True  # this request is the probe
+        return refused
 
     async def pause(self, deadline: float) -> str | None:
         """Wait out a shared back-off that ends before `deadline`; else say why not."""
@@ -99,14 +109,26 @@ class Guard:
         return None
 
     def throttled(self, seconds: float) -> None:
+        cap = self.config.max_retry_after
+        if seconds > cap:
+            # One answer must not stop every request for hours: the pause is ours to bound.
+            logger.warning(
+                "the upstream asked every caller to wait %.0f s; waiting SHIM_MAX_RETRY_AFTER=%g s", seconds, cap
+            )
+            seconds = cap
+        else:
+            logger.warning("the upstream asked every caller to wait %.1f s", seconds)
         self.resume_at = max(self.resume_at, self.clock() + seconds)
         self.count("throttled")
-        logger.warning("the upstream asked every caller to wait %.1f s", seconds)
 
     def succeeded(self) -> None:
         if self.failures >= self.config.threshold:
             logger.info("the upstream answers again: circuit closed")
         self.failures = 0
+        self.probing = False
+
+    def released(self) -> None:
+        """The probe ended with no word on the upstream (cancelled from outside): the next request probes."""
         self.probing = False
 
     def failed(self) -> None:
