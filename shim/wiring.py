@@ -28,7 +28,14 @@ from shim.upstream.resilience import Guard, GuardConfig
 from shim.upstream.simple_index import ProjectIndex
 from shim.xmlrpc.context import Services
 
-__all__ = ["CatalogWork", "adopt_former_catalog", "build_services", "configure_logging", "open_catalog_writer"]
+__all__ = [
+    "CatalogWork",
+    "adopt_former_catalog",
+    "build_services",
+    "configure_logging",
+    "guard_config",
+    "open_catalog_writer",
+]
 
 
 def configure_logging(settings: Settings) -> None:
@@ -48,6 +55,24 @@ def adopt_former_catalog(settings: Settings) -> None:
         adopt(former_default_catalog_path(os.environ), settings.catalog_path)
 
 
+def guard_config(settings: Settings) -> GuardConfig:
+    """The upstream guard's limits, from their settings."""
+    return GuardConfig(
+        retries=settings.upstream_retries,
+        deadline=settings.upstream_deadline,
+        threshold=settings.circuit_threshold,
+        cooldown=settings.circuit_cooldown,
+        max_retry_after=settings.max_retry_after,
+        max_concurrent=settings.upstream_concurrency,
+    )
+
+
+def upstream_for(settings: Settings, client: httpx.AsyncClient, guard: Guard | None = None) -> Upstream:
+    """The upstream client over `client`, with the settings' limits (and `guard`, else one of its own)."""
+    guard = guard if guard is not None else Guard(guard_config(settings))
+    return Upstream(client, settings.upstream, guard=guard, max_bytes=settings.max_document_bytes)
+
+
 def build_services(
     settings: Settings,
     transport: httpx.AsyncBaseTransport | None = None,
@@ -57,17 +82,7 @@ def build_services(
     """The upstream client, the Simple index, the document cache and store, and the catalog, wired together;
     `catalog_connection_factory` opens the catalog's file."""
     client = build_client(timeout=settings.upstream_timeout, ca_bundle=settings.ca_bundle, transport=transport)
-    guard = Guard(
-        GuardConfig(
-            retries=settings.upstream_retries,
-            deadline=settings.upstream_deadline,
-            threshold=settings.circuit_threshold,
-            cooldown=settings.circuit_cooldown,
-            max_retry_after=settings.max_retry_after,
-            max_concurrent=settings.upstream_concurrency,
-        )
-    )
-    upstream = Upstream(client, settings.upstream, guard=guard, max_bytes=settings.max_document_bytes)
+    upstream = upstream_for(settings, client)
     index = ProjectIndex(upstream, refresh_every=settings.index_refresh)
     cache = DocumentCache(
         MemoryStorage(settings.cache_max_bytes),

@@ -16,6 +16,7 @@ from shim.errors import UpstreamUnavailable
 from shim.upstream.client import MAX_REDIRECTS, Upstream, build_client
 from shim.upstream.resilience import Guard
 from shim.upstream.urls import UpstreamURL
+from shim.wiring import guard_config, upstream_for
 from testkit.fakeindex import FakeIndex
 
 from .clock import FakeClock
@@ -26,7 +27,8 @@ def upstream_over(handler: Any, base: str = "https://user:s3cret@upstream.test/"
     """The client over `handler`; its guard on a fake clock, so that retries wait for no real time."""
     client = build_client(timeout=5, transport=httpx.MockTransport(handler))
     clock = FakeClock()
-    return Upstream(client, UpstreamURL.parse(base), guard=Guard(clock=clock, sleep=clock.sleep))
+    settings = make_settings(upstream=UpstreamURL.parse(base))
+    return upstream_for(settings, client, Guard(guard_config(settings), clock=clock, sleep=clock.sleep))
 
 
 @pytest.mark.anyio
@@ -179,7 +181,7 @@ def test_a_fake_index_answers_through_the_same_client() -> None:
 
     async def fetch() -> str:
         client = build_client(timeout=5, transport=httpx.ASGITransport(app=FakeIndex()))
-        upstream = Upstream(client, UpstreamURL.parse("https://upstream.test/"))
+        upstream = upstream_for(make_settings(), client)
         fetched = await upstream.get("https://upstream.test/pypi/Zope.Interface_Demo/json")
         await client.aclose()
         return fetched.url

@@ -18,13 +18,13 @@ import httpx
 import pytest
 
 from shim.errors import UpstreamUnavailable
-from shim.upstream.client import MAX_REDIRECTS, Upstream, build_client
-from shim.upstream.resilience import Guard, GuardConfig
-from shim.upstream.urls import UpstreamURL
+from shim.upstream.client import MAX_REDIRECTS, build_client
+from shim.upstream.resilience import Guard
+from shim.wiring import guard_config, upstream_for
 from testkit.fakeindex import FakeIndex
 
 from .clock import FakeClock
-from .conftest import after_first_pass, guard_of, rpc_for, served
+from .conftest import after_first_pass, guard_of, make_settings, rpc_for, served
 
 UNAVAILABLE = (-32403, "server error; service unavailable")
 APPLICATION_ERROR = (-32500, "application error")
@@ -189,9 +189,10 @@ async def test_a_probe_cancelled_from_outside_lets_the_next_request_probe() -> N
     fake = FakeIndex()
     transport = Misbehaving(fake)
     clock = FakeClock()
-    guard = Guard(GuardConfig(retries=0, threshold=1, cooldown=COOLDOWN), clock=clock, sleep=clock.sleep)
+    settings = make_settings(upstream_retries=0, circuit_threshold=1, circuit_cooldown=COOLDOWN)
+    guard = Guard(guard_config(settings), clock=clock, sleep=clock.sleep)
     async with build_client(timeout=5, transport=transport) as client:
-        upstream = Upstream(client, UpstreamURL.parse("https://upstream.test/"), guard=guard)
+        upstream = upstream_for(settings, client, guard)
         transport.misbehave = replying(lambda r: httpx.Response(503))
         with pytest.raises(UpstreamUnavailable, match="HTTP 503"):
             await upstream.get(upstream.project_url("roundup"))

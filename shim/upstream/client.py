@@ -158,12 +158,12 @@ class Upstream:
         client: httpx.AsyncClient,
         upstream: UpstreamURL,
         *,
-        guard: Guard | None = None,
-        max_bytes: int = 256 * 1024 * 1024,
+        guard: Guard,
+        max_bytes: int,
     ) -> None:
         self.client = client
         self.base = upstream.base
-        self.guard = guard or Guard()
+        self.guard = guard
         self.max_bytes = max_bytes
         self._auth: httpx.Auth | None = None
         if upstream.credentials is not None:

@@ -28,13 +28,16 @@ logger = logging.getLogger("shim.resilience")
 
 @dataclass(frozen=True)
 class GuardConfig:
-    retries: int = 2
+    """The guard's limits. Each one but the first back-off is a setting, whose default the registry states:
+    shim.wiring builds this from the settings."""
+
+    retries: int
+    deadline: float  # a whole document request, retries and waits included
+    threshold: int
+    cooldown: float
+    max_retry_after: float  # the longest shared pause a Retry-After imposes
+    max_concurrent: int
     backoff: float = 0.2  # seconds before the first retry; doubled each time, with jitter
-    deadline: float = 30.0  # a whole document request, retries and waits included
-    threshold: int = 5
-    cooldown: float = 30.0
-    max_retry_after: float = 300.0  # the longest shared pause a Retry-After imposes
-    max_concurrent: int = 20
 
 
 def retry_after(value: str | None, now: float) -> float | None:
@@ -53,7 +56,7 @@ def retry_after(value: str | None, now: float) -> float | None:
 
 @dataclass
 class Guard:
-    config: GuardConfig = field(default_factory=GuardConfig)
+    config: GuardConfig
     clock: Callable[[], float] = time.monotonic
     # Every wait of the guard's, the back-off between retries and the shared pause, goes through `sleep`.
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
