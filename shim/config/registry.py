@@ -129,6 +129,14 @@ REGISTRY: tuple[Setting[Any], ...] = (
         metavar="NETWORKS",
     ),
     Setting(
+        "ipv6_prefix",
+        parsers.int_between(32, 128),
+        "Length of the prefix that makes one IPv6 client (for rate limits): a host is handed a whole /64, so "
+        "each of its addresses is not a client of its own.",
+        64,
+        metavar="BITS",
+    ),
+    Setting(
         "max_concurrent_calls",
         parsers.int_between(1, 100_000),
         "XML-RPC calls in progress at once; past it a call is refused at once with -32403 and Retry-After.",

@@ -74,6 +74,7 @@ class Settings:
     body_timeout: int = _default("body_timeout")
     rate_limit: RateLimit | None = _default("rate_limit")
     trusted_proxies: tuple[Network, ...] = _default("trusted_proxies")
+    ipv6_prefix: int = _default("ipv6_prefix")
     max_concurrent_calls: int = _default("max_concurrent_calls")
     call_timeout: float = _default("call_timeout")
     allow_i8: bool = _default("allow_i8")
