@@ -99,6 +99,19 @@ def test_an_upstream_url_parsed_directly_hides_the_token() -> None:
         assert f"deploy:{REDACTED}@" in str(url)
 
 
+def test_a_token_given_as_the_user_name_alone_is_never_shown() -> None:
+    # Some indexes take the token as the user name, with no password (`https://<token>@host/`).
+    settings = Settings.load({"SHIM_UPSTREAM": f"https://{TOKEN}@upstream.test/simple/"})
+    assert settings.upstream.credentials is not None
+    assert settings.upstream.credentials.username == TOKEN  # used as given
+    assert str(settings.upstream) == f"https://{REDACTED}@upstream.test/"
+    with pytest.raises(SettingsError) as caught:
+        Settings.load({"SHIM_UPSTREAM": f"ftp://{TOKEN}@upstream.test/"})
+    outputs = [("str", str(settings.upstream)), ("repr", repr(settings)), ("the error", str(caught.value))]
+    outputs.append(("repr(Credentials)", repr(settings.upstream.credentials)))
+    assert_none_has_token([*outputs, ("redact_url", redact_url(f"https://{TOKEN}@upstream.test/"))])
+
+
 def test_redact_url_hides_the_token_and_keeps_the_user() -> None:
     text = f"from {UPSTREAM_WITH_TOKEN} and {UPSTREAM_WITH_ENCODED_TOKEN}"
     redacted = redact_url(text)

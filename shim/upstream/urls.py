@@ -39,7 +39,13 @@ class Credentials:
     username: str
     password: Secret
 
+    def shown(self) -> str:
+        """The user-info as it may be shown: a user name alone may be the token (`https://<token>@host/`)."""
+        return f"{self.username}:{REDACTED}" if self.password.reveal() else REDACTED
+
     def __repr__(self) -> str:
+        if not self.password.reveal():
+            return f"Credentials(username={REDACTED!r}, password={self.password!r})"
         return f"Credentials(username={self.username!r}, password={self.password!r})"
 
 
@@ -137,4 +143,4 @@ class UpstreamURL:
         if self.credentials is None:
             return self.base
         scheme, rest = self.base.split("://", 1)
-        return f"{scheme}://{self.credentials.username}:{REDACTED}@{rest}"
+        return f"{scheme}://{self.credentials.shown()}@{rest}"
