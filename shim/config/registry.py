@@ -331,6 +331,15 @@ REGISTRY: tuple[Setting[Any], ...] = (
         metavar="URL",
     ),
     Setting(
+        "public_url",
+        parsers.public_url,
+        "The service's public base URL, as clients reach it (`https://mirror.example/shim/`): proxied file URLs and "
+        "redirects are built from it. Unset, they are built from each request's Host, and only a few rewritten "
+        "copies of a document are kept.",
+        shown="from the request",
+        metavar="URL",
+    ),
+    Setting(
         "max_file_bytes",
         parsers.int_between(0, 2**50),
         "Largest file streamed with `SHIM_FILES=proxy`; a larger one answers 403.",

@@ -100,6 +100,7 @@ class Settings:
     search_fill_timeout: float = _default("search_fill_timeout")
     files: FilesMode = _default("files")
     files_upstream: UpstreamURL | None = _default("files_upstream")
+    public_url: str | None = _default("public_url")
     max_file_bytes: int = _default("max_file_bytes")
     log_level: LogLevel = _default("log_level")
 
