@@ -121,6 +121,14 @@ REGISTRY: tuple[Setting[Any], ...] = (
         metavar="RATE",
     ),
     Setting(
+        "passthrough_rate_limit",
+        _rate_limit,
+        "GETs of pass-through documents and files a client may make in a moving window, apart from its XML-RPC "
+        "calls (`N per second|minute|hour|day`, or `off`); past it, HTTP 429 with Retry-After.",
+        RateLimit(36000, 60),
+        metavar="RATE",
+    ),
+    Setting(
         "trusted_proxies",
         parsers.networks,
         "Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For names the client (for "

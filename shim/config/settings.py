@@ -73,6 +73,7 @@ class Settings:
     max_body_bytes: int = _default("max_body_bytes")
     body_timeout: int = _default("body_timeout")
     rate_limit: RateLimit | None = _default("rate_limit")
+    passthrough_rate_limit: RateLimit | None = _default("passthrough_rate_limit")
     trusted_proxies: tuple[Network, ...] = _default("trusted_proxies")
     ipv6_prefix: int = _default("ipv6_prefix")
     max_concurrent_calls: int = _default("max_concurrent_calls")

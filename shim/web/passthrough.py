@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from shim.config.settings import Settings
@@ -28,9 +28,11 @@ from shim.upstream.cache import Entry
 from shim.upstream.client import SIMPLE_JSON
 from shim.upstream.names import normalize_name, path_segment
 from shim.upstream.parsers import ProjectDoc
+from shim.web.endpoint import client_address
 from shim.web.files import FileProxy
 from shim.web.responses import not_found, unavailable
 from shim.xmlrpc.context import Services
+from shim.xmlrpc.ratelimit import RateLimiter
 
 __all__ = ["passthrough_routes"]
 
@@ -147,12 +149,24 @@ class Passthrough:
             return unavailable(exc)
         return await self._answer(request, key, entry, kind, rewrite)
 
+    def _unlisted(self, normalized: str) -> bool:
+        """Known not to exist, without asking the upstream: the Simple index, loaded and refreshed lately, does
+        not list it. A project created since the last refresh is 404 here until the next one (SHIM_INDEX_REFRESH);
+        a copy overdue by a whole interval (the refresher failing) is no guide, and the upstream is asked."""
+        index = self.services.index
+        snapshot = index.snapshot
+        if snapshot is None or index.clock() - snapshot.fetched_at >= 2 * index.refresh_every:
+            return False
+        return normalized not in snapshot
+
     # --- routes -------------------------------------------------------------------------------------
 
     async def project_json(self, request: Request) -> Response:
         normalized = _project(request, self.settings, "json")
         if isinstance(normalized, Response):
             return normalized
+        if self._unlisted(normalized):
+            return not_found("json")
         upstream = self.services.store.upstream
         return await self._serve(
             request,
@@ -168,7 +182,7 @@ class Passthrough:
         normalized = _project(request, self.settings, "json")
         if isinstance(normalized, Response):
             return normalized
-        if version in (".", ".."):
+        if version in (".", "..") or self._unlisted(normalized):
             return not_found("json")
         upstream = self.services.store.upstream
         # The upstream looks the version up (3.0 may answer 3.0.0): the key is the version as asked.
@@ -201,6 +215,8 @@ class Passthrough:
         normalized = _project(request, self.settings, "text")
         if isinstance(normalized, Response):
             return normalized
+        if self._unlisted(normalized):
+            return not_found("text")
         kind = negotiate_simple(request.headers.get("accept", ""))
         upstream = self.services.store.upstream
         response = await self._serve(
@@ -221,7 +237,7 @@ class Passthrough:
         base = self.services.store.upstream.base
         if name is not None:
             normalized = normalize_name(name)
-            if normalized is None:
+            if normalized is None or self._unlisted(normalized):
                 return not_found("text")
             path, key, project = f"rss/project/{path_segment(normalized)}/releases.xml", f"rss:{normalized}", normalized
         elif feed in ("updates", "packages"):
@@ -316,8 +332,24 @@ def passthrough_routes(settings: Settings, services: Services, prefixes: list[st
         ("/rss/{feed:str}.xml", handler.rss),
         ("/rss/project/{name}/releases.xml", handler.rss),
     ]
-    routes = [
-        Route(prefix + path, endpoint, methods=["GET", "HEAD"]) for prefix in prefixes for path, endpoint in shapes
-    ]
-    routes.append(Route("/packages/{path:path}", files.file, methods=["GET", "HEAD"]))
-    return routes
+    shapes = [(prefix + path, endpoint) for prefix in prefixes for path, endpoint in shapes]
+    shapes.append(("/packages/{path:path}", files.file))
+    limit = settings.passthrough_rate_limit
+    if limit is not None:
+        limiter = RateLimiter(limit, name="passthrough")
+        shapes = [(path, _limited(endpoint, settings, limiter)) for path, endpoint in shapes]
+    return [Route(path, endpoint, methods=["GET", "HEAD"]) for path, endpoint in shapes]
+
+
+def _limited(endpoint: Callable[[Request], Any], settings: Settings, limiter: RateLimiter) -> Callable[[Request], Any]:
+    """`endpoint`, counted against the pass-through limit: each GET may cost the upstream a request or a file."""
+
+    async def handle(request: Request) -> Response:
+        verdict = limiter.hit(client_address(request, settings))
+        if not verdict.allowed:
+            text = f"429 Too Many Requests: over SHIM_PASSTHROUGH_RATE_LIMIT ({limiter.limit}).\n"
+            return PlainTextResponse(text, status_code=429, headers=limiter.headers(verdict))
+        response: Response = await endpoint(request)
+        return response
+
+    return handle
