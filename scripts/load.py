@@ -73,6 +73,7 @@ def service(upstream: str, state: Path, cache_soft_ttl: float) -> Iterator[tuple
         "SHIM_UPSTREAM": upstream,
         "SHIM_CATALOG_PATH": str(state / "catalog.sqlite3"),
         "SHIM_RATE_LIMIT": "off",
+        "SHIM_PASSTHROUGH_RATE_LIMIT": "off",
         "SHIM_LOG_LEVEL": "warning",
         "SHIM_CACHE_SOFT_TTL": f"{cache_soft_ttl:g}",
         "NO_PROXY": "127.0.0.1,localhost",

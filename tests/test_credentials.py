@@ -28,6 +28,7 @@ from shim.web.docs import docs_page
 from .conftest import on_fake_clock
 from .tokens import (
     ENCODED_SECRET,
+    MALFORMED_CREDENTIALS,
     REDACTED_FORM,
     TOKEN,
     UPSTREAM_WITH_ENCODED_TOKEN,
@@ -98,6 +99,19 @@ def test_an_upstream_url_parsed_directly_hides_the_token() -> None:
         assert f"deploy:{REDACTED}@" in str(url)
 
 
+def test_a_token_given_as_the_user_name_alone_is_never_shown() -> None:
+    # Some indexes take the token as the user name, with no password (`https://<token>@host/`).
+    settings = Settings.load({"SHIM_UPSTREAM": f"https://{TOKEN}@upstream.test/simple/"})
+    assert settings.upstream.credentials is not None
+    assert settings.upstream.credentials.username == TOKEN  # used as given
+    assert str(settings.upstream) == f"https://{REDACTED}@upstream.test/"
+    with pytest.raises(SettingsError) as caught:
+        Settings.load({"SHIM_UPSTREAM": f"ftp://{TOKEN}@upstream.test/"})
+    outputs = [("str", str(settings.upstream)), ("repr", repr(settings)), ("the error", str(caught.value))]
+    outputs.append(("repr(Credentials)", repr(settings.upstream.credentials)))
+    assert_none_has_token([*outputs, ("redact_url", redact_url(f"https://{TOKEN}@upstream.test/"))])
+
+
 def test_redact_url_hides_the_token_and_keeps_the_user() -> None:
     text = f"from {UPSTREAM_WITH_TOKEN} and {UPSTREAM_WITH_ENCODED_TOKEN}"
     redacted = redact_url(text)
@@ -158,6 +172,29 @@ def test_a_bad_upstream_whose_password_holds_an_at_sign_is_reported_without_its_
     with pytest.raises(SettingsError) as caught:
         Settings.load({"SHIM_UPSTREAM": f"https://deploy:p@{TOKEN}@upstream.test:port/"})
     assert_no_token(str(caught.value), "the error")
+
+
+@pytest.mark.parametrize("upstream", MALFORMED_CREDENTIALS)
+def test_credentials_with_unencoded_characters_are_refused_without_the_token(
+    upstream: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(ValueError) as parsed:
+        UpstreamURL.parse(upstream)
+    assert_no_token(str(parsed.value), "the parser's reason")
+    assert_no_token(redact_url(upstream), "redact_url")
+    for environ, options, source in [
+        ({"SHIM_UPSTREAM": upstream}, None, "SHIM_UPSTREAM"),
+        ({}, {"upstream": upstream}, "--upstream"),
+    ]:
+        with pytest.raises(SettingsError) as caught:
+            Settings.load(environ, options)
+        assert str(caught.value).startswith(f"{source} has value ")
+        assert_none_has_token([("the error", str(caught.value)), ("its repr", repr(caught.value))])
+    with pytest.raises(SystemExit) as exited:
+        cli.load(["--upstream", upstream], environ={})
+    out, err = capsys.readouterr()
+    assert exited.value.code == 2 and "--upstream has value" in err
+    assert_none_has_token([("stdout", out), ("stderr", err)])
 
 
 # The app: docs page, /healthz, faults, and the log of a session

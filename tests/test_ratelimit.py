@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import xmlrpc.client
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -149,6 +150,78 @@ def _networks(texts: tuple[str, ...]) -> Any:
     import ipaddress
 
     return tuple(ipaddress.ip_network(t) for t in texts)
+
+
+# Behind a trusted proxy (the peer 10.0.0.9), each of these sends 40 calls that all come from one client: a limit
+# of 20 lets 19 through, whatever the client writes into the header or however the proxy writes it.
+ONE_CLIENT_FORTY_WAYS: dict[str, Callable[[int], list[str]]] = {
+    # The client's own header line, then the proxy's own line naming the client: both lines are read.
+    "a second header line": lambda i: [f"203.0.113.{i}", "198.51.100.7"],
+    "a second header line after a list": lambda i: [f"203.0.113.{i}, 203.0.113.{i + 1}", "198.51.100.7"],
+    "ip:port entries": lambda i: [f"198.51.100.7:{1000 + i}"],
+    "[ipv6]:port entries": lambda i: [f"[2001:db8::7]:{1000 + i}"],
+    "bracketed ipv6 entries": lambda i: ["[2001:db8::7]"] if i % 2 else ["2001:db8::7"],
+    "addresses of one ipv6 /64": lambda i: [f"2001:db8:0:1:{i:x}::{i + 1:x}"],
+    "an ipv4-mapped ipv6 entry": lambda i: ["::ffff:198.51.100.7"] if i % 2 else ["198.51.100.7"],
+    # Garbage is never a client: the hop that passed it on is (here the proxy itself).
+    "garbage entries": lambda i: [f"client-{i}"],
+    "garbage right of the spoofed entries": lambda i: [f"203.0.113.{i}, unknown"],
+    "garbage ports": lambda i: [f"198.51.100.{i}:http"],
+    "an over-long garbage entry": lambda i: ["x" * 4000 + str(i)],
+}
+
+
+def behind_proxy(amount: int, **settings: Any) -> TestClient:
+    """A service limited to `amount` calls an hour, reached through the trusted proxy 10.0.0.9."""
+    config = make_settings(rate_limit=RateLimit(amount, 3600), trusted_proxies=_networks(("10.0.0.0/8",)), **settings)
+    app = create_app(config, transport=httpx.ASGITransport(app=FakeIndex()))
+    return TestClient(app, client=("10.0.0.9", 50000))
+
+
+def post_forwarded(client: TestClient, lines: list[str]) -> Any:
+    headers = [("Content-Type", "text/xml"), *(("X-Forwarded-For", line) for line in lines)]
+    response = client.post("/pypi", content=CALL, headers=headers)
+    try:
+        return xmlrpc.client.loads(response.content)[0][0]
+    except xmlrpc.client.Fault as fault:
+        return fault.faultCode
+
+
+@pytest.mark.parametrize("forwarded", ONE_CLIENT_FORTY_WAYS.values(), ids=ONE_CLIENT_FORTY_WAYS.keys())
+def test_one_client_behind_a_trusted_proxy_is_one_client(forwarded: Callable[[int], list[str]]) -> None:
+    with behind_proxy(20) as client:
+        answers = [post_forwarded(client, forwarded(i)) for i in range(40)]
+    assert answers.count("pypi-only") == 19
+    assert answers[19:] == [-32500] * 21
+
+
+def test_clients_of_other_ipv6_prefixes_have_windows_of_their_own() -> None:
+    with behind_proxy(3) as client:
+        first = [post_forwarded(client, [f"2001:db8:0:{i:x}::1"]) for i in range(6)]
+    assert first == ["pypi-only"] * 6
+
+
+def test_the_ipv6_prefix_is_a_setting() -> None:
+    with behind_proxy(3, ipv6_prefix=128) as client:
+        answers = [post_forwarded(client, [f"2001:db8::{i:x}"]) for i in range(6)]
+    assert answers == ["pypi-only"] * 6  # /128: every address is a client of its own
+
+
+def test_the_right_most_untrusted_entry_is_the_client() -> None:
+    # The client spoofs entries on the left; the proxies (10.x, trusted) append what they saw on the right.
+    with behind_proxy(3) as client:
+        answers = [post_forwarded(client, [f"203.0.113.{i}, 198.51.100.7:443, 10.0.0.5"]) for i in range(3)]
+        other = post_forwarded(client, ["203.0.113.1, 198.51.100.8, 10.0.0.5"])
+    assert answers == ["pypi-only", "pypi-only", -32500]
+    assert other == "pypi-only"
+
+
+@pytest.mark.parametrize("text", ["31", "129", "sixty-four"])
+def test_a_bad_ipv6_prefix_names_the_setting(text: str) -> None:
+    from shim.config.settings import SettingsError
+
+    with pytest.raises(SettingsError, match=rf"SHIM_IPV6_PREFIX has value '{text}': "):
+        Settings.load({"SHIM_UPSTREAM": "https://upstream.test/", "SHIM_IPV6_PREFIX": text})
 
 
 @pytest.mark.anyio

@@ -15,6 +15,13 @@ UPSTREAM_WITH_TOKEN = f"https://deploy:{TOKEN}@upstream.test/simple/"
 ENCODED_SECRET = "s3cr3t/T0KEN-4242:@"
 UPSTREAM_WITH_ENCODED_TOKEN = f"https://deploy:{quote(ENCODED_SECRET, safe='')}@upstream.test/simple/"
 REDACTED_FORM = f"deploy:{REDACTED}@upstream.test"
+# Malformed upstreams whose credentials hold a character a URL parser splits at (/ ? #), white space, or `[`: in
+# the password (the token on both sides of it, so that half of it shown is caught) and in the user name.
+UNENCODED = ("/", "?", "#", " ", "\t", "[")
+MALFORMED_CREDENTIALS = [
+    *(f"https://deploy:{TOKEN}{c}{TOKEN}@upstream.test/" for c in UNENCODED),
+    *(f"https://de{c}ploy:{TOKEN}@upstream.test/simple/" for c in UNENCODED),
+]
 SUBPROCESS_TIMEOUT = 30
 
 

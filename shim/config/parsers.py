@@ -13,6 +13,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 __all__ = [
     "Network",
@@ -24,6 +25,7 @@ __all__ = [
     "int_between",
     "networks",
     "optional_text",
+    "public_url",
     "seconds",
     "show_number",
 ]
@@ -112,3 +114,24 @@ def file_path(text: str) -> Path:
 
 def optional_text(text: str) -> str | None:
     return text.strip() or None
+
+
+def public_url(text: str) -> str | None:
+    """The service's public base URL (`https://mirror.example/shim/`), always ending with "/"; None when empty."""
+    value = text.strip()
+    if not value:
+        return None
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # raises ValueError for a bad port
+    except ValueError:
+        raise ValueError("not a valid URL") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("the scheme must be http or https")
+    if not parts.hostname:
+        raise ValueError("the URL has no host")
+    if "@" in parts.netloc:
+        raise ValueError("a public URL takes no user name or password")
+    if parts.query or parts.fragment or value.endswith(("?", "#")):
+        raise ValueError("a public URL takes no query or fragment")
+    return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/") + "/", "", ""))

@@ -85,12 +85,28 @@ REGISTRY: tuple[Setting[Any], ...] = (
         metavar="RATE",
     ),
     Setting(
+        "passthrough_rate_limit",
+        _rate_limit,
+        "GETs of pass-through documents and files a client may make in a moving window, apart from its XML-RPC "
+        "calls (`N per second|minute|hour|day`, or `off`); past it, HTTP 429 with Retry-After.",
+        RateLimit(36000, 60),
+        metavar="RATE",
+    ),
+    Setting(
         "trusted_proxies",
         parsers.networks,
         "Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For names the client (for "
         "rate limits); from any other peer the header is ignored.",
         (),
         metavar="NETWORKS",
+    ),
+    Setting(
+        "ipv6_prefix",
+        parsers.int_between(32, 128),
+        "Length of the prefix that makes one IPv6 client (for rate limits): a host is handed a whole /64, so "
+        "each of its addresses is not a client of its own.",
+        64,
+        metavar="BITS",
     ),
     Setting(
         "max_concurrent_calls",
@@ -293,6 +309,15 @@ REGISTRY: tuple[Setting[Any], ...] = (
         lambda text: UpstreamURL.parse(text) if text.strip() else None,
         "Base URL of the upstream's files host (`{base}packages/...`), for `SHIM_FILES=proxy`.",
         shown="learnt from the upstream's documents",
+        metavar="URL",
+    ),
+    Setting(
+        "public_url",
+        parsers.public_url,
+        "The service's public base URL, as clients reach it (`https://mirror.example/shim/`): proxied file URLs and "
+        "redirects are built from it. Unset, they are built from each request's Host, and only a few rewritten "
+        "copies of a document are kept.",
+        shown="from the request",
         metavar="URL",
     ),
     Setting(

@@ -74,7 +74,9 @@ class Settings:
     max_body_bytes: int = _default("max_body_bytes")
     body_timeout: int = _default("body_timeout")
     rate_limit: RateLimit | None = _default("rate_limit")
+    passthrough_rate_limit: RateLimit | None = _default("passthrough_rate_limit")
     trusted_proxies: tuple[Network, ...] = _default("trusted_proxies")
+    ipv6_prefix: int = _default("ipv6_prefix")
     max_concurrent_calls: int = _default("max_concurrent_calls")
     call_timeout: float = _default("call_timeout")
     allow_i8: bool = _default("allow_i8")
@@ -101,6 +103,7 @@ class Settings:
     search_fill_timeout: float = _default("search_fill_timeout")
     files: FilesMode = _default("files")
     files_upstream: UpstreamURL | None = _default("files_upstream")
+    public_url: str | None = _default("public_url")
     max_file_bytes: int = _default("max_file_bytes")
     log_level: LogLevel = _default("log_level")
 

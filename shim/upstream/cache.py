@@ -47,14 +47,16 @@ class Entry:
     # The Simple index serial this entry was last fetched to satisfy: a CDN may still serve an older
     # document after a refetch, and asking again for the same serial would only storm the upstream.
     floor: int | None = None
-    # Bodies derived from this one (file URLs rewritten for a service URL), made once per entry in process.
+    # Bodies derived from this one (file URLs rewritten for a service URL), kept in process beside it, least
+    # recently used first (see `DocumentCache.keep_variant`), and counted in its size.
     variants: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
     # The parsed document, kept in process beside its bytes; a shared store keeps only the bytes.
     parsed: Any = field(default=None, compare=False, repr=False)
 
     def size(self) -> int:
         factor = 1 + (_PARSED_FACTOR if self.parsed is not None else 0)
-        return _OVERHEAD + len(self.body) * factor
+        derived = sum(_OVERHEAD + (len(body) if body is not self.body else 0) for body in self.variants.values())
+        return _OVERHEAD + len(self.body) * factor + derived
 
 
 class Storage(Protocol):
@@ -75,8 +77,11 @@ class MemoryStorage:
         return self._entries.get(key)
 
     async def set(self, key: str, entry: Entry) -> None:
-        if entry.size() <= self._entries.maxsize:  # larger than the whole cache: serve it, don't keep it
+        """Keep `entry` for `key`, its size counted as it is now (set it again after it grew)."""
+        if entry.size() <= self._entries.maxsize:
             self._entries[key] = entry
+        else:  # larger than the whole cache: serve it, don't keep it (nor an earlier copy)
+            self._entries.pop(key, None)
 
     async def delete(self, key: str) -> None:
         self._entries.pop(key, None)
@@ -198,3 +203,15 @@ class DocumentCache:
         self._inflight.pop(key, None)
         if not task.cancelled():
             task.exception()  # every waiter may have gone: the failure is theirs to see, not a warning
+
+    async def keep_variant(self, key: str, entry: Entry, name: str, body: bytes, *, keep: int) -> None:
+        """Keep `body`, derived from `entry` for `name`, beside it: at most `keep` such bodies, the least recently
+        used going first, and the entry's size counted again so that the storage's budget holds."""
+        entry.variants.pop(name, None)
+        entry.variants[name] = body
+        while len(entry.variants) > keep:
+            del entry.variants[next(iter(entry.variants))]
+        stored = await self.storage.get(key)
+        # The stored entry, or its revalidated copy sharing these variants; not a newer document.
+        if stored is not None and stored.variants is entry.variants:
+            await self.storage.set(key, stored)

@@ -39,26 +39,54 @@ class Credentials:
     username: str
     password: Secret
 
+    def shown(self) -> str:
+        """The user-info as it may be shown: a user name alone may be the token (`https://<token>@host/`)."""
+        return f"{self.username}:{REDACTED}" if self.password.reveal() else REDACTED
+
     def __repr__(self) -> str:
+        if not self.password.reveal():
+            return f"Credentials(username={REDACTED!r}, password={self.password!r})"
         return f"Credentials(username={self.username!r}, password={self.password!r})"
 
 
-# User-info runs to the LAST "@" before the path (a password may hold a raw "@"); it follows a scheme and
-# "//", a bare "//", or starts the text (a URL given without its scheme, `user:token@host/`).
-_USERINFO = re.compile(r"(?P<scheme>(?:[A-Za-z][A-Za-z0-9+.-]*:)?//|^)(?P<userinfo>[^\s/?#]*)@")
+# Where a URL starts, in text that may hold several. Its user-info runs from there to the LAST "@" before the next
+# URL (a password may hold a raw "@", or an unencoded "/", "?", "#" or space that a URL parser would split at: the
+# secret must be hidden however malformed the URL). A text that starts with no scheme starts a URL too
+# (`user:token@host/`, `//user:token@host/`). Limitation: a secret that itself holds `scheme://` looks like a URL.
+_URL_START = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+# A user name shown beside the redacted password: only one made of the characters a user name may hold.
+_PLAIN_USER = re.compile(r"[A-Za-z0-9._~%!$&'()*+,;=-]+")
+# Characters a user name or password must percent-encode: a URL parser would split the URL at them.
+_UNENCODED = re.compile(r"[/?#\[\]\s]")
 # Query values may be tokens too (`?token=...`): shown as `***`.
 _QUERY_VALUE = re.compile(r"(?P<key>[?&][^=&#\s]*=)[^&#\s]*")
 
 
+def _hidden(userinfo: str) -> str:
+    user, colon, _ = userinfo.partition(":")
+    # A user name alone may be the token; one with odd characters may be part of the password.
+    return f"{user}:{REDACTED}" if colon and _PLAIN_USER.fullmatch(user) else REDACTED
+
+
+def _split_userinfo(text: str) -> tuple[str, str | None]:
+    """`text` without its user-info, and the user-info (None when there is no "@"): before any parser sees it."""
+    start = re.match(r"(?:[A-Za-z][A-Za-z0-9+.-]*:)?//", text)
+    head = start.group() if start else ""
+    userinfo, at, rest = text[len(head) :].rpartition("@")
+    return (head + rest, userinfo) if at else (text, None)
+
+
 def redact_url(text: str) -> str:
-    """Replace the user-info part of every URL in `text` by `***`, keeping the user name."""
-
-    def _hide(match: re.Match[str]) -> str:
-        user = match["userinfo"].split(":", 1)[0]
-        shown = f"{user}:{REDACTED}" if user else REDACTED
-        return f"{match['scheme']}{shown}@"
-
-    return _QUERY_VALUE.sub(rf"\g<key>{REDACTED}", _USERINFO.sub(_hide, text))
+    """Replace the user-info part of every URL in `text` by `***`, keeping a plain user name."""
+    starts = [(m.start(), m.end()) for m in _URL_START.finditer(text)]
+    if not starts or starts[0][0] != 0:
+        starts.insert(0, (0, 2 if text.startswith("//") else 0))
+    pieces = []
+    for i, (begin, end) in enumerate(starts):
+        stop = starts[i + 1][0] if i + 1 < len(starts) else len(text)
+        userinfo, at, rest = text[end:stop].rpartition("@")
+        pieces.append(text[begin:end] + (f"{_hidden(userinfo)}@{rest}" if at else rest))
+    return _QUERY_VALUE.sub(rf"\g<key>{REDACTED}", "".join(pieces))
 
 
 @dataclass(frozen=True)
@@ -77,6 +105,12 @@ class UpstreamURL:
         text = value.strip()
         if any(c.isspace() for c in text):
             raise ValueError("a URL has no white space in it")
+        # The credentials come off first: no URL parser sees them, so none of its messages can quote them.
+        text, userinfo = _split_userinfo(text)
+        if userinfo is not None and _UNENCODED.search(userinfo):
+            raise ValueError(
+                "the user name or password holds a / ? # [ ] that must be percent-encoded (or an @ follows the host)"
+            )
         try:
             parts = urlsplit(text)
             port = parts.port  # validates the port
@@ -89,8 +123,9 @@ class UpstreamURL:
         if parts.query or parts.fragment:
             raise ValueError("a base URL takes no query or fragment")
         credentials = None
-        if parts.username is not None or parts.password is not None:
-            credentials = Credentials(unquote(parts.username or ""), Secret(unquote(parts.password or "")))
+        if userinfo is not None:
+            username, _, password = userinfo.partition(":")
+            credentials = Credentials(unquote(username), Secret(unquote(password)))
         host = parts.hostname
         if ":" in host:
             host = f"[{host}]"
@@ -108,4 +143,4 @@ class UpstreamURL:
         if self.credentials is None:
             return self.base
         scheme, rest = self.base.split("://", 1)
-        return f"{scheme}://{self.credentials.username}:{REDACTED}@{rest}"
+        return f"{scheme}://{self.credentials.shown()}@{rest}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import re
 import zlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -47,23 +48,66 @@ def _xmlrpc_bytes(body: bytes, headers: dict[str, str] | None = None) -> Respons
 
 
 def client_address(request: Request, settings: Settings) -> str:
-    """The caller: the peer, or the address a trusted proxy forwarded (X-Forwarded-For, nearest untrusted)."""
+    """The caller, as the rate limits count it: the peer, or the client a trusted proxy forwarded.
+
+    Every X-Forwarded-For line is read, in order, as one list (a proxy may add a line of its own rather than
+    append to the client's). Walking it from the right, past the trusted proxies, the first other entry is the
+    client. An entry that is no address (garbage, or a proxy's obfuscated name) is never a client: the hop that
+    passed it on is. IPv6 clients are grouped by their SHIM_IPV6_PREFIX network, as a host holds a whole one.
+    """
     peer = request.client.host if request.client else ""
-    if not _trusted(peer, settings):
-        return peer
-    forwarded = [a.strip() for a in request.headers.get("x-forwarded-for", "").split(",") if a.strip()]
-    for address in reversed(forwarded):
-        if not _trusted(address, settings):
-            return address
-    return forwarded[0] if forwarded else peer
+    hop = _address(peer)
+    if hop is None:
+        return peer  # not an IP peer (a test client, a Unix socket): the only name there is
+    if _trusted(hop, settings):
+        lines = request.headers.getlist("x-forwarded-for")
+        entries = [entry for line in lines for entry in line.split(",") if entry.strip()]
+        for entry in reversed(entries):
+            address = _address(entry)
+            if address is None:
+                break
+            hop = address
+            if not _trusted(address, settings):
+                break
+    return _client_key(hop, settings.ipv6_prefix)
 
 
-def _trusted(address: str, settings: Settings) -> bool:
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# uvicorn's own proxy-header middleware reads one header line and no ports, hence this. Quotes are allowed.
+_ENTRY = re.compile(
+    r"""
+    "?(?:
+        \[(?P<bracketed>[0-9A-Fa-f:.]+)\](?::[0-9]{1,5})?  # [2001:db8::1], [2001:db8::1]:443
+      | (?P<v4>[0-9.]+)(?::[0-9]{1,5})?                   # 1.2.3.4, 1.2.3.4:5678
+      | (?P<v6>[0-9A-Fa-f:.]+)                            # 2001:db8::1, ::ffff:1.2.3.4
+    )"?
+    """,
+    re.VERBOSE,
+)
+
+
+def _address(text: str) -> IPAddress | None:
+    """The IP address an X-Forwarded-For entry (or the peer) names, its port dropped; None for anything else."""
+    match = _ENTRY.fullmatch(text.strip())
+    if match is None:
+        return None
     try:
-        ip = ipaddress.ip_address(address)
+        address = ipaddress.ip_address(match["bracketed"] or match["v4"] or match["v6"])
     except ValueError:
-        return False
-    return any(ip in network for network in settings.trusted_proxies)
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped  # a dual-stack socket's view of an IPv4 client
+    return address
+
+
+def _client_key(address: IPAddress, ipv6_prefix: int) -> str:
+    if isinstance(address, ipaddress.IPv6Address) and ipv6_prefix < 128:
+        return str(ipaddress.IPv6Network((address, ipv6_prefix), strict=False))
+    return str(address)
+
+
+def _trusted(address: IPAddress, settings: Settings) -> bool:
+    return any(address in network for network in settings.trusted_proxies)
 
 
 def _not_found() -> Response:

@@ -18,18 +18,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from shim.config.settings import Settings
 from shim.errors import UpstreamError
+from shim.modes import FilesMode
 from shim.upstream.cache import Entry
 from shim.upstream.client import SIMPLE_JSON, SITE_FEEDS
 from shim.upstream.names import normalize_name, path_segment
 from shim.upstream.parsers import ProjectDoc
+from shim.web.endpoint import client_address
 from shim.web.files import FileProxy
 from shim.web.responses import not_found, unavailable
 from shim.xmlrpc.context import Services
+from shim.xmlrpc.ratelimit import RateLimiter
 
 __all__ = ["passthrough_routes"]
 
@@ -46,6 +49,8 @@ _SIMPLE_TYPES = {
     "*/*": SIMPLE_HTML,
 }
 _HREF = re.compile(r'(href=")([^"]*)(")', re.IGNORECASE)
+# Copies of one document with file URLs rewritten for distinct service URLs (Host headers), kept at once.
+_COPIES_PER_DOCUMENT = 4
 
 
 def negotiate_simple(accept: str) -> str:
@@ -105,15 +110,18 @@ class Passthrough:
 
     # --- answering from an entry ----------------------------------------------------------------
 
-    def _answer(self, request: Request, entry: Entry, kind: str, rewrite: bool) -> Response:
+    async def _answer(self, request: Request, key: str, entry: Entry, kind: str, rewrite: bool) -> Response:
         if entry.status == 404:
             return not_found(kind)
-        service = str(request.base_url)
         body = entry.body
         if rewrite:
-            if service not in entry.variants:
-                entry.variants[service] = self._rewrite(entry, service)
-            body = entry.variants[service]
+            service = public_base(request, self.settings)
+            # Direct file URLs do not depend on the service's URL: one copy serves every Host.
+            name = service if self.settings.files is FilesMode.PROXY else ""
+            body = entry.variants.get(name) or self._rewrite(entry, service)
+            # Without a public URL each Host asks for its own copy: only a few are kept, all counted by the cache.
+            keep = 1 if self.settings.public_url is not None else _COPIES_PER_DOCUMENT
+            await self.services.store.cache.keep_variant(key, entry, name, body, keep=keep)
         headers = dict(entry.headers)
         if body is not entry.body:
             # A rewritten body is another representation: its own validator.
@@ -139,14 +147,26 @@ class Passthrough:
             entry = await self.services.store.entry(key, url, project, parse=parse, accept=accept)
         except UpstreamError as exc:
             return unavailable(exc)
-        return self._answer(request, entry, kind, rewrite)
+        return await self._answer(request, key, entry, kind, rewrite)
+
+    def _unlisted(self, normalized: str) -> bool:
+        """Known not to exist, without asking the upstream: the Simple index, loaded and refreshed lately, does
+        not list it. A project created since the last refresh is 404 here until the next one (SHIM_INDEX_REFRESH);
+        a copy overdue by a whole interval (the refresher failing) is no guide, and the upstream is asked."""
+        index = self.services.index
+        snapshot = index.snapshot
+        if snapshot is None or index.clock() - snapshot.fetched_at >= 2 * index.refresh_every:
+            return False
+        return normalized not in snapshot
 
     # --- routes -------------------------------------------------------------------------------------
 
     async def project_json(self, request: Request) -> Response:
-        normalized = _project(request, "json")
+        normalized = _project(request, self.settings, "json")
         if isinstance(normalized, Response):
             return normalized
+        if self._unlisted(normalized):
+            return not_found("json")
         upstream = self.services.store.upstream
         return await self._serve(
             request,
@@ -159,10 +179,10 @@ class Passthrough:
 
     async def release_json(self, request: Request) -> Response:
         version = request.path_params["version"]
-        normalized = _project(request, "json")
+        normalized = _project(request, self.settings, "json")
         if isinstance(normalized, Response):
             return normalized
-        if version in (".", ".."):
+        if version in (".", "..") or self._unlisted(normalized):
             return not_found("json")
         upstream = self.services.store.upstream
         # The upstream looks the version up (3.0 may answer 3.0.0): the key is the version as asked.
@@ -192,9 +212,11 @@ class Passthrough:
         return response
 
     async def simple_project(self, request: Request) -> Response:
-        normalized = _project(request, "text")
+        normalized = _project(request, self.settings, "text")
         if isinstance(normalized, Response):
             return normalized
+        if self._unlisted(normalized):
+            return not_found("text")
         kind = negotiate_simple(request.headers.get("accept", ""))
         upstream = self.services.store.upstream
         response = await self._serve(
@@ -215,7 +237,7 @@ class Passthrough:
         upstream = self.services.store.upstream
         if name is not None:
             normalized = normalize_name(name)
-            if normalized is None:
+            if normalized is None or self._unlisted(normalized):
                 return not_found("text")
             url, key, project = upstream.project_feed_url(normalized), f"rss:{normalized}", normalized
         elif feed in SITE_FEEDS:
@@ -271,22 +293,29 @@ def _not_modified(request: Request, headers: dict[str, str]) -> bool:
     return since is not None and since == headers.get("last-modified")
 
 
-def _project(request: Request, kind: str) -> str | Response:
+def _project(request: Request, settings: Settings, kind: str) -> str | Response:
     """The normalised project name of the path, or the answer when it is not one: 404, or a 301 to it."""
     name = request.path_params["name"]
     normalized = normalize_name(name)
     if normalized is None:
         return not_found(kind)
     if normalized != name:
-        return _redirect(request, name, normalized)
+        return _redirect(request, settings, name, normalized)
     return normalized
 
 
-def _redirect(request: Request, name: str, normalized: str) -> Response:
+def public_base(request: Request, settings: Settings) -> str:
+    """The service's base URL as the client must see it: SHIM_PUBLIC_URL, else the request's (starlette takes a
+    Host header only when it is a valid host and port, else the server's own address)."""
+    return settings.public_url or str(request.base_url)
+
+
+def _redirect(request: Request, settings: Settings, name: str, normalized: str) -> Response:
     # Warehouse's 301 for a non-normalised name, pointing at this service.
-    path = request.url.path
+    path = request.url.path.removeprefix(request.scope.get("root_path", "")).lstrip("/")
     target = path[: path.rindex(name)] + normalized + path[path.rindex(name) + len(name) :]
-    return RedirectResponse(str(request.url.replace(path=target)), status_code=301)
+    query = f"?{request.url.query}" if request.url.query else ""
+    return RedirectResponse(public_base(request, settings) + target + query, status_code=301)
 
 
 def passthrough_routes(settings: Settings, services: Services, prefixes: list[str]) -> list[Route]:
@@ -303,8 +332,24 @@ def passthrough_routes(settings: Settings, services: Services, prefixes: list[st
         ("/rss/{feed:str}.xml", handler.rss),
         ("/rss/project/{name}/releases.xml", handler.rss),
     ]
-    routes = [
-        Route(prefix + path, endpoint, methods=["GET", "HEAD"]) for prefix in prefixes for path, endpoint in shapes
-    ]
-    routes.append(Route("/packages/{path:path}", files.file, methods=["GET", "HEAD"]))
-    return routes
+    shapes = [(prefix + path, endpoint) for prefix in prefixes for path, endpoint in shapes]
+    shapes.append(("/packages/{path:path}", files.file))
+    limit = settings.passthrough_rate_limit
+    if limit is not None:
+        limiter = RateLimiter(limit, name="passthrough")
+        shapes = [(path, _limited(endpoint, settings, limiter)) for path, endpoint in shapes]
+    return [Route(path, endpoint, methods=["GET", "HEAD"]) for path, endpoint in shapes]
+
+
+def _limited(endpoint: Callable[[Request], Any], settings: Settings, limiter: RateLimiter) -> Callable[[Request], Any]:
+    """`endpoint`, counted against the pass-through limit: each GET may cost the upstream a request or a file."""
+
+    async def handle(request: Request) -> Response:
+        verdict = limiter.hit(client_address(request, settings))
+        if not verdict.allowed:
+            text = f"429 Too Many Requests: over SHIM_PASSTHROUGH_RATE_LIMIT ({limiter.limit}).\n"
+            return PlainTextResponse(text, status_code=429, headers=limiter.headers(verdict))
+        response: Response = await endpoint(request)
+        return response
+
+    return handle

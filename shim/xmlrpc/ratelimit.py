@@ -27,8 +27,16 @@ class Verdict:
 
 
 class RateLimiter:
-    def __init__(self, limit: RateLimit, *, clock: Callable[[], float] = time.monotonic, max_clients: int = 100_000):
+    def __init__(
+        self,
+        limit: RateLimit,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_clients: int = 100_000,
+        name: str = "xmlrpc.client",
+    ):
         self.limit = limit
+        self.name = name  # the limiter's name in the RateLimit headers, as PyPI names its XML-RPC one
         self.clock = clock
         # Memory stays bounded: a client not seen for a whole window is forgotten.
         self._hits: TTLCache[str, deque[float]] = TTLCache(maxsize=max_clients, ttl=limit.window, timer=clock)
@@ -48,8 +56,8 @@ class RateLimiter:
     def headers(self, verdict: Verdict) -> dict[str, str]:
         """The RateLimit headers PyPI sends on every XML-RPC answer (and Retry-After when refused)."""
         headers = {
-            "RateLimit-Policy": f'"xmlrpc.client";q={self.limit.amount};w={self.limit.window};pk=:ip:',
-            "RateLimit": f'"xmlrpc.client";r={verdict.remaining};t={max(0, int(verdict.resets_in))}',
+            "RateLimit-Policy": f'"{self.name}";q={self.limit.amount};w={self.limit.window};pk=:ip:',
+            "RateLimit": f'"{self.name}";r={verdict.remaining};t={max(0, int(verdict.resets_in))}',
         }
         if not verdict.allowed:
             headers["Retry-After"] = str(max(1, int(verdict.resets_in)))
