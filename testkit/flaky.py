@@ -1,7 +1,8 @@
 """A flaky upstream: the fake index behind a wrapper that fails a set fraction of its requests, seeded.
 
 A third of the failures each: a 503, a body cut in half (with a Content-Length that matches the cut), or a slow
-answer. Used by the load script and by tests that need an upstream failing at random but repeatably.
+answer. The load script serves it on 127.0.0.1; a test that needs the same failures in process can serve it
+through httpx's ASGITransport.
 """
 
 from __future__ import annotations

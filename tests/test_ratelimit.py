@@ -14,6 +14,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from shim.app import create_app
+from shim.config.parsers import Network, networks
 from shim.config.rates import RateLimit
 from shim.config.settings import Settings
 from shim.xmlrpc.ratelimit import RateLimiter
@@ -146,10 +147,9 @@ def test_x_forwarded_for_counts_only_from_a_trusted_proxy() -> None:
         assert (value == "pypi-only") is separate
 
 
-def _networks(texts: tuple[str, ...]) -> Any:
-    import ipaddress
-
-    return tuple(ipaddress.ip_network(t) for t in texts)
+def _networks(texts: tuple[str, ...]) -> tuple[Network, ...]:
+    """SHIM_TRUSTED_PROXIES's value, parsed as the setting parses it."""
+    return networks(",".join(texts))
 
 
 # Behind a trusted proxy (the peer 10.0.0.9), each of these sends 40 calls that all come from one client: a limit

@@ -268,7 +268,8 @@ def test_ready_once_the_first_index_is_loaded_and_not_unready_when_the_upstream_
 
 
 class Flaky(httpx.AsyncBaseTransport):
-    """The fake index, failing a set fraction of requests (seeded: the same run every time)."""
+    """The fake index, failing a set fraction of requests (seeded: the same run every time). A transport, not
+    testkit's FlakyIndex (an ASGI app): it can fail to connect at all, which no app behind the socket can."""
 
     def __init__(self, fake: FakeIndex, fraction: float) -> None:
         self.inner = httpx.ASGITransport(app=fake)
