@@ -19,6 +19,7 @@ __all__ = [
     "JSONObject",
     "ProjectDoc",
     "VersionDoc",
+    "load_json",
     "parse_simple_index",
 ]
 
@@ -34,11 +35,16 @@ def _object(value: Any, what: str) -> JSONObject:
     return value
 
 
-def _load(body: bytes, what: str) -> JSONObject:
+def load_json(body: bytes, what: str) -> Any:
+    """Upstream JSON, parsed; ValueError for a body that is not JSON, or nested too deep to parse."""
     try:
-        return _object(json.loads(body), what)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ValueError(f"{what} is not JSON: {exc}") from None
+
+
+def _load(body: bytes, what: str) -> JSONObject:
+    return _object(load_json(body, what), what)
 
 
 def _info(document: JSONObject) -> JSONObject:

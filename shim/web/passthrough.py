@@ -22,11 +22,11 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from shim.config.settings import Settings
-from shim.errors import UpstreamError
+from shim.errors import UpstreamError, UpstreamMalformed
 from shim.upstream.cache import Entry
 from shim.upstream.client import SIMPLE_JSON
 from shim.upstream.names import normalize_name, path_segment
-from shim.upstream.parsers import ProjectDoc
+from shim.upstream.parsers import ProjectDoc, load_json
 from shim.web.files import FileProxy
 from shim.web.responses import not_found, unavailable
 from shim.xmlrpc.context import Services
@@ -81,7 +81,8 @@ class Passthrough:
     def _rewrite(self, entry: Entry, service: str) -> bytes:
         """The body with every file URL made absolute (and proxied), or the upstream's bytes untouched."""
         if "json" in entry.content_type:
-            document = json.loads(entry.body)
+            # Parsed once already, but here deeper in the stack: a document nested near the limit may not load.
+            document = load_json(entry.body, "the document")
             changed = False
             for file in _files_in(document):
                 url = file.get("url")
@@ -91,7 +92,11 @@ class Passthrough:
                     file["url"] = new
             if not changed:
                 return entry.body
-            return (json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+            try:
+                text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            except RecursionError:
+                raise ValueError("the document is nested too deep to rewrite") from None
+            return (text + "\n").encode()
         if "html" in entry.content_type:
             text = entry.body.decode("utf-8", "replace")
 
@@ -112,7 +117,10 @@ class Passthrough:
         body = entry.body
         if rewrite:
             if service not in entry.variants:
-                entry.variants[service] = self._rewrite(entry, service)
+                try:
+                    entry.variants[service] = self._rewrite(entry, service)
+                except ValueError as exc:
+                    return unavailable(UpstreamMalformed(entry.url, str(exc)))
             body = entry.variants[service]
         headers = dict(entry.headers)
         if body is not entry.body:
@@ -228,7 +236,7 @@ class Passthrough:
 def _simple_page(body: bytes, url: str) -> None:
     """A Simple page is JSON with its list, or HTML: a maintenance page or an error body is not one."""
     if body.lstrip()[:1] == b"{":
-        document = json.loads(body)
+        document = load_json(body, "the Simple page")
         if not isinstance(document, dict) or not isinstance(document.get("files", document.get("projects")), list):
             raise ValueError("a Simple JSON page without files or projects")
     elif b"<a" not in body and b"<html" not in body.lower()[:4096]:
@@ -241,7 +249,7 @@ def _feed(body: bytes, url: str) -> None:
 
 
 def _json_object(body: bytes, url: str) -> None:
-    if not isinstance(json.loads(body), dict):
+    if not isinstance(load_json(body, "the release document"), dict):
         raise ValueError("not a JSON object")
 
 
