@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html import unescape
 from typing import Any
 
@@ -21,9 +21,11 @@ __all__ = [
     "VersionDoc",
     "load_json",
     "parse_simple_index",
+    "serial_value",
 ]
 
 JSONObject = dict[str, Any]
+_ABSENT = object()
 
 # The release_data fields the JSON API lacks; the release's core metadata file has them (PEP 658).
 CORE_LISTS = ("requires", "provides", "obsoletes", "provides_dist", "obsoletes_dist", "requires_external")
@@ -153,22 +155,30 @@ class CoreMetadata:
 
 @dataclass(frozen=True)
 class IndexListing:
-    """The Simple index: display names in the upstream's order, their serials where it publishes them."""
+    """The Simple index: display names in the upstream's order, their serials where it publishes them.
+
+    `serials` is None when the index publishes none; else it is aligned with `names`, and an entry is None
+    where that project's serial is malformed (`malformed` names those, with what the index gave).
+    """
 
     names: list[str]
-    serials: list[int] | None
+    serials: list[int | None] | None
     last_serial: int | None
+    malformed: dict[str, str] = field(default_factory=dict)
 
 
 _ANCHOR = re.compile(r"<a\b[^>]*>([^<]*)</a>", re.IGNORECASE)
+# A journal serial is what SQLite holds: a non-negative signed 64-bit integer.
+MAX_SERIAL = 2**63 - 1
+_DIGITS = re.compile(r"[0-9]{1,19}")
 
 
-def _int(value: Any) -> int | None:
-    # Mirrors send serials as strings; Warehouse as numbers.
-    if isinstance(value, int) and not isinstance(value, bool):
+def serial_value(value: Any) -> int | None:
+    """A serial as the upstream gave it (a number; mirrors send strings), or None when it is not one."""
+    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SERIAL:
         return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
     return None
 
 
@@ -180,20 +190,27 @@ def parse_simple_index(body: bytes, content_type: str, header_serial: int | None
         if not isinstance(projects, list):
             raise ValueError("the Simple index has no projects list")
         names: list[str] = []
-        serials: list[int] | None = []
+        serials: list[int | None] = []
+        malformed: dict[str, str] = {}
+        published = False  # an index without serials gives none at all; one entry without is malformed
         for project in projects:
             if not isinstance(project, dict) or not isinstance(project.get("name"), str):
                 raise ValueError("a Simple index entry has no name")
             names.append(project["name"])
-            serial = _int(project.get("_last-serial"))
-            if serials is not None and serial is not None:
-                serials.append(serial)
-            else:
-                serials = None
+            given = project.get("_last-serial", _ABSENT)
+            published |= given is not _ABSENT
+            serial = serial_value(given)
+            serials.append(serial)
+            if serial is None:
+                malformed[project["name"]] = "absent" if given is _ABSENT else repr(given)[:40]
         meta = document.get("meta") if isinstance(document.get("meta"), dict) else {}
-        last = _int(meta.get("_last-serial")) if meta else None
-        return IndexListing(names, serials, last if last is not None else header_serial)
+        last = serial_value(meta.get("_last-serial")) if meta else None
+        last = last if last is not None else serial_value(header_serial)
+        if not published and projects:
+            return IndexListing(names, None, last)
+        return IndexListing(names, serials, last, malformed)
     if "html" in content_type:
         text = body.decode("utf-8", "replace")
-        return IndexListing([unescape(m.strip()) for m in _ANCHOR.findall(text)], None, header_serial)
+        names = [unescape(m.strip()) for m in _ANCHOR.findall(text)]
+        return IndexListing(names, None, serial_value(header_serial))
     raise ValueError(f"the Simple index came as {content_type or 'no content type'}")
