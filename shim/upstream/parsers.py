@@ -8,9 +8,11 @@ import json
 import re
 from dataclasses import dataclass, field
 from html import unescape
-from typing import Any
+from typing import Any, Required
 
 from packaging.metadata import parse_email
+from pydantic import ConfigDict, TypeAdapter, ValidationError, with_config
+from typing_extensions import TypedDict  # pydantic reads only this one on Python < 3.12
 
 __all__ = [
     "CORE_LISTS",
@@ -49,19 +51,97 @@ def _load(body: bytes, what: str) -> JSONObject:
     return _object(load_json(body, what), what)
 
 
-def _info(document: JSONObject) -> JSONObject:
-    info = _object(document.get("info"), "info")
-    if not isinstance(info.get("name"), str) or not isinstance(info.get("version"), str):
-        raise ValueError("info has no name or version")
-    return info
+# What the methods read of a document, with Warehouse's JSON types (null where Warehouse sends it), checked by
+# pydantic in strict mode: a field of another type is malformed data, never a wrong answer or a crash. Other
+# keys pass unchecked, and the document is kept as the upstream sent it.
+_STRICT = ConfigDict(strict=True)
 
 
-def _files(value: Any, what: str) -> list[JSONObject]:
-    if not isinstance(value, list) or not all(
-        isinstance(f, dict) and isinstance(f.get("filename"), str) for f in value
-    ):
-        raise ValueError(f"{what} is not a list of files")
-    return value
+@with_config(_STRICT)
+class _Info(TypedDict, total=False):
+    name: Required[str]
+    version: Required[str]
+    summary: str | None
+    description: str | None
+    keywords: str | None
+    license: str | None
+    platform: str | None
+    author: str | None
+    author_email: str | None
+    maintainer: str | None
+    maintainer_email: str | None
+    home_page: str | None
+    download_url: str | None
+    docs_url: str | None
+    package_url: str | None
+    release_url: str | None
+    requires_python: str | None
+    classifiers: list[str] | None
+    requires_dist: list[str] | None
+    project_urls: dict[str, str] | None
+    yanked: bool | None
+
+
+_File = TypedDict(  # functional form: two keys are not identifiers
+    "_File",
+    {
+        "filename": Required[str],
+        "url": str,
+        "packagetype": str | None,
+        "python_version": str | None,
+        "size": int | None,
+        "md5_digest": str | None,
+        "digests": dict[str, str] | None,
+        "has_sig": bool | None,
+        "upload_time": str | None,
+        "upload_time_iso_8601": str | None,
+        "comment_text": str | None,
+        "requires_python": str | None,
+        "yanked": bool | None,
+        "core-metadata": bool | dict[str, str] | None,
+        "data-dist-info-metadata": bool | dict[str, str] | None,
+    },
+    total=False,
+)
+_File.__pydantic_config__ = _STRICT  # type: ignore[attr-defined]
+
+
+@with_config(_STRICT)
+class _Role(TypedDict):
+    role: str
+    user: str
+
+
+@with_config(_STRICT)
+class _Ownership(TypedDict, total=False):
+    roles: list[_Role] | None
+
+
+@with_config(_STRICT)
+class _ProjectFields(TypedDict, total=False):
+    info: Required[_Info]
+    releases: dict[str, list[_File]] | None  # Warehouse calls the key deprecated; mirrors may drop it
+    urls: list[_File]
+    ownership: _Ownership | None
+
+
+@with_config(_STRICT)
+class _VersionFields(TypedDict, total=False):
+    info: Required[_Info]
+    urls: list[_File]
+
+
+_PROJECT = TypeAdapter(_ProjectFields)
+_VERSION = TypeAdapter(_VersionFields)
+
+
+def _check(adapter: TypeAdapter[Any], document: JSONObject, what: str) -> None:
+    try:
+        adapter.validate_python(document)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ValueError(f"{what}: {where}: {first['msg']}") from None
 
 
 @dataclass(frozen=True)
@@ -79,18 +159,14 @@ class ProjectDoc:
     def from_json(cls, body: bytes, url: str) -> ProjectDoc:
         """Raise ValueError for anything that is not a project document."""
         document = _load(body, "the project document")
-        releases = document.get("releases")
-        if releases is not None:
-            releases = {str(v): _files(files, f"releases[{v!r}]") for v, files in _object(releases, "releases").items()}
-        ownership = document.get("ownership")
-        serial = document.get("last_serial")
+        _check(_PROJECT, document, "the project document")
         return cls(
             url=url,
-            info=_info(document),
-            releases=releases,
-            urls=_files(document.get("urls", []), "urls"),
-            ownership=ownership if isinstance(ownership, dict) else None,
-            last_serial=serial if isinstance(serial, int) and not isinstance(serial, bool) else None,
+            info=document["info"],
+            releases=document.get("releases"),
+            urls=document.get("urls", []),
+            ownership=document.get("ownership"),
+            last_serial=serial_value(document.get("last_serial")),
         )
 
     @property
@@ -115,7 +191,8 @@ class VersionDoc:
     @classmethod
     def from_json(cls, body: bytes, url: str) -> VersionDoc:
         document = _load(body, "the release document")
-        return cls(url=url, info=_info(document), urls=_files(document.get("urls", []), "urls"))
+        _check(_VERSION, document, "the release document")
+        return cls(url=url, info=document["info"], urls=document.get("urls", []))
 
 
 @dataclass(frozen=True)
