@@ -299,7 +299,7 @@ def _redirect(request: Request, name: str, normalized: str) -> Response:
 
 def passthrough_routes(settings: Settings, services: Services, prefixes: list[str]) -> list[Route]:
     """The pass-through routes, under each mode prefix too (a client's base URL may carry one)."""
-    files = FileProxy(settings, services.store.upstream)
+    files = FileProxy(settings, services.store.upstream, services.store.files)
     handler = Passthrough(settings, services, files)
     shapes: list[tuple[str, Callable[[Request], Any]]] = [
         ("/pypi/{name}/json", handler.project_json),
