@@ -84,7 +84,8 @@ class Refresher:
         current = {p.normalized: (p.name, p.serial) for p in _entries(snapshot)}
         if not self._serials and self.catalog.oldest_serial is None:
             baseline = [ListedProject(name, display, serial) for name, (display, serial) in current.items()]
-            last = listing.last_serial if listing.last_serial is not None else max(listing.serials, default=0)
+            known = (serial for serial in listing.serials if serial is not None)
+            last = listing.last_serial if listing.last_serial is not None else max(known, default=0)
             await self.catalog.run(self.catalog.baseline, baseline, last, now)
             self._serials = {p.normalized: p.serial for p in baseline}
             logger.info("catalog started at serial %d with %d projects", last, len(baseline))
@@ -95,7 +96,8 @@ class Refresher:
             for name, (display, serial) in current.items()
             if self._serials.get(name) != serial
         ]
-        gone = [name for name in self._serials if name not in current]
+        # A project still listed, but with a malformed serial, has not gone: it waits for a readable one.
+        gone = [name for name in self._serials if name not in current and name not in snapshot]
         changes += [_Change(name, name, self._serials[name], None) for name in gone]
         feeds = await read_site_feeds(self.store.upstream) if changes else SiteFeeds()
         recorded = sum(await asyncio.gather(*(self._apply(change, snapshot, now, feeds) for change in changes)))
@@ -177,7 +179,12 @@ class Refresher:
 
 
 def _entries(snapshot: IndexSnapshot) -> list[ListedProject]:
+    """The listed projects with a serial (one whose serial is malformed has none to compare)."""
     listing = snapshot.listing
     assert listing.serials is not None
     by_position = {position: name for name, position in snapshot.positions.items()}
-    return [ListedProject(by_position[i], listing.names[i], listing.serials[i]) for i in range(len(listing.names))]
+    return [
+        ListedProject(by_position[i], listing.names[i], serial)
+        for i, serial in enumerate(listing.serials)
+        if serial is not None
+    ]

@@ -307,7 +307,10 @@ REGISTRY: tuple[Setting[Any], ...] = (
     Setting(
         "files_upstream",
         lambda text: UpstreamURL.parse(text) if text.strip() else None,
-        "Base URL of the upstream's files host (`{base}packages/...`), for `SHIM_FILES=proxy`.",
+        "Base URL of the upstream's files host (`{base}packages/...`): besides the upstream itself, the only "
+        "host file URLs in documents may name for the service to fetch core metadata (and, with "
+        "`SHIM_FILES=proxy`, files) from. Unset, it is learnt from the first file URL a document names, never "
+        "an address outside the public internet.",
         shown="learnt from the upstream's documents",
         metavar="URL",
     ),

@@ -48,7 +48,12 @@ async def list_packages_with_serial(context: CallContext) -> Raw:
             )
         )
     names = snapshot.listing.names
-    return memo(context, snapshot, "list_packages_with_serial", lambda: dict(zip(names, serials, strict=True)))
+
+    def build() -> dict[str, int]:
+        # A project whose serial is malformed has none to give (the Simple index logged it).
+        return {name: serial for name, serial in zip(names, serials, strict=True) if serial is not None}
+
+    return memo(context, snapshot, "list_packages_with_serial", build)
 
 
 async def list_packages(context: CallContext) -> Raw:

@@ -60,6 +60,8 @@ def _metadata_file(files: list[dict[str, Any]]) -> dict[str, Any] | None:
     """
 
     def offers(file: dict[str, Any]) -> bool:
+        if not isinstance(file.get("url"), str):
+            return False  # nowhere to fetch it from
         flag = file.get("core-metadata", file.get("data-dist-info-metadata"))
         return bool(flag) if flag is not None else str(file["filename"]).endswith(".whl")
 
@@ -78,7 +80,7 @@ async def release_data(context: CallContext, package_name: StrictStr, version: S
         return {}  # a version the project does not have: answered without asking the upstream
     store = context.services.store
     chosen = _metadata_file(files or [])
-    core = await store.core_metadata(normalized, urljoin(doc.url, str(chosen["url"]))) if chosen else None
+    core = await store.core_metadata(normalized, urljoin(doc.url, chosen["url"])) if chosen else None
     if doc.version == version:
         info = doc.info
     else:

@@ -15,8 +15,10 @@ from typing import Any
 from shim.errors import UpstreamMalformed
 from shim.upstream.cache import DocumentCache, Entry
 from shim.upstream.client import Fetched, Upstream
+from shim.upstream.origins import FilesHost
 from shim.upstream.parsers import CoreMetadata, ProjectDoc, VersionDoc
 from shim.upstream.simple_index import ProjectIndex
+from shim.upstream.urls import redact_url
 
 __all__ = ["Capabilities", "DocumentStore"]
 
@@ -34,10 +36,15 @@ class Capabilities:
 
 
 class DocumentStore:
-    def __init__(self, upstream: Upstream, cache: DocumentCache, index: ProjectIndex) -> None:
+    def __init__(
+        self, upstream: Upstream, cache: DocumentCache, index: ProjectIndex, *, files_base: str | None = None
+    ) -> None:
         self.upstream = upstream
         self.cache = cache
         self.index = index
+        # The upstream's files host (SHIM_FILES_UPSTREAM, else learnt): file URLs in documents are fetched only there.
+        self.files = FilesHost(upstream.base, files_base)
+        self._refused: set[str] = set()  # where documents pointed that was refused, logged once each
         self.capabilities = Capabilities()
         # The serial another source reports for a project (the catalog, written by a refresher that
         # may run in another process and be ahead of this process's copy of the Simple index).
@@ -139,7 +146,17 @@ class DocumentStore:
         return doc
 
     async def core_metadata(self, normalized: str, file_url: str) -> CoreMetadata | None:
-        """A file's PEP 658 metadata, or None if the upstream has none for it."""
+        """A file's PEP 658 metadata, or None if the upstream has none for it, or if `file_url` (absolute, as a
+        document names it) is not a file of the upstream's (see shim.upstream.origins): then nothing is asked."""
+        self.files.learn(file_url)
+        if not self.files.allows(file_url):
+            shown = redact_url(file_url)[:200]
+            if shown not in self._refused and len(self._refused) < 1000:
+                self._refused.add(shown)
+                logger.warning(
+                    "not fetching core metadata for %s: %s is not a file of the upstream's", normalized, shown
+                )
+            return None
         parsed: CoreMetadata | None = await self._document(
             f"metadata:{file_url}",
             file_url + ".metadata",

@@ -7,13 +7,15 @@ from __future__ import annotations
 import calendar
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html import unescape
-from typing import Any
+from typing import Any, Required
 from urllib.parse import urlsplit
 
 import feedparser
 from packaging.metadata import parse_email
+from pydantic import ConfigDict, TypeAdapter, ValidationError, with_config
+from typing_extensions import TypedDict  # pydantic reads only this one on Python < 3.12
 
 __all__ = [
     "CORE_LISTS",
@@ -23,11 +25,14 @@ __all__ = [
     "JSONObject",
     "ProjectDoc",
     "VersionDoc",
+    "load_json",
     "parse_feed",
     "parse_simple_index",
+    "serial_value",
 ]
 
 JSONObject = dict[str, Any]
+_ABSENT = object()
 
 # The release_data fields the JSON API lacks; the release's core metadata file has them (PEP 658).
 CORE_LISTS = ("requires", "provides", "obsoletes", "provides_dist", "obsoletes_dist", "requires_external")
@@ -39,26 +44,109 @@ def _object(value: Any, what: str) -> JSONObject:
     return value
 
 
-def _load(body: bytes, what: str) -> JSONObject:
+def load_json(body: bytes, what: str) -> Any:
+    """Upstream JSON, parsed; ValueError for a body that is not JSON, or nested too deep to parse."""
     try:
-        return _object(json.loads(body), what)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ValueError(f"{what} is not JSON: {exc}") from None
 
 
-def _info(document: JSONObject) -> JSONObject:
-    info = _object(document.get("info"), "info")
-    if not isinstance(info.get("name"), str) or not isinstance(info.get("version"), str):
-        raise ValueError("info has no name or version")
-    return info
+def _load(body: bytes, what: str) -> JSONObject:
+    return _object(load_json(body, what), what)
 
 
-def _files(value: Any, what: str) -> list[JSONObject]:
-    if not isinstance(value, list) or not all(
-        isinstance(f, dict) and isinstance(f.get("filename"), str) for f in value
-    ):
-        raise ValueError(f"{what} is not a list of files")
-    return value
+# What the methods read of a document, with Warehouse's JSON types (null where Warehouse sends it), checked by
+# pydantic in strict mode: a field of another type is malformed data, never a wrong answer or a crash. Other
+# keys pass unchecked, and the document is kept as the upstream sent it.
+_STRICT = ConfigDict(strict=True)
+
+
+@with_config(_STRICT)
+class _Info(TypedDict, total=False):
+    name: Required[str]
+    version: Required[str]
+    summary: str | None
+    description: str | None
+    keywords: str | None
+    license: str | None
+    platform: str | None
+    author: str | None
+    author_email: str | None
+    maintainer: str | None
+    maintainer_email: str | None
+    home_page: str | None
+    download_url: str | None
+    docs_url: str | None
+    package_url: str | None
+    release_url: str | None
+    requires_python: str | None
+    classifiers: list[str] | None
+    requires_dist: list[str] | None
+    project_urls: dict[str, str] | None
+    yanked: bool | None
+
+
+_File = TypedDict(  # functional form: two keys are not identifiers
+    "_File",
+    {
+        "filename": Required[str],
+        "url": str,
+        "packagetype": str | None,
+        "python_version": str | None,
+        "size": int | None,
+        "md5_digest": str | None,
+        "digests": dict[str, str] | None,
+        "has_sig": bool | None,
+        "upload_time": str | None,
+        "upload_time_iso_8601": str | None,
+        "comment_text": str | None,
+        "requires_python": str | None,
+        "yanked": bool | None,
+        "core-metadata": bool | dict[str, str] | None,
+        "data-dist-info-metadata": bool | dict[str, str] | None,
+    },
+    total=False,
+)
+_File.__pydantic_config__ = _STRICT  # type: ignore[attr-defined]
+
+
+@with_config(_STRICT)
+class _Role(TypedDict):
+    role: str
+    user: str
+
+
+@with_config(_STRICT)
+class _Ownership(TypedDict, total=False):
+    roles: list[_Role] | None
+
+
+@with_config(_STRICT)
+class _ProjectFields(TypedDict, total=False):
+    info: Required[_Info]
+    releases: dict[str, list[_File]] | None  # Warehouse calls the key deprecated; mirrors may drop it
+    urls: list[_File]
+    ownership: _Ownership | None
+
+
+@with_config(_STRICT)
+class _VersionFields(TypedDict, total=False):
+    info: Required[_Info]
+    urls: list[_File]
+
+
+_PROJECT = TypeAdapter(_ProjectFields)
+_VERSION = TypeAdapter(_VersionFields)
+
+
+def _check(adapter: TypeAdapter[Any], document: JSONObject, what: str) -> None:
+    try:
+        adapter.validate_python(document)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ValueError(f"{what}: {where}: {first['msg']}") from None
 
 
 @dataclass(frozen=True)
@@ -76,18 +164,14 @@ class ProjectDoc:
     def from_json(cls, body: bytes, url: str) -> ProjectDoc:
         """Raise ValueError for anything that is not a project document."""
         document = _load(body, "the project document")
-        releases = document.get("releases")
-        if releases is not None:
-            releases = {str(v): _files(files, f"releases[{v!r}]") for v, files in _object(releases, "releases").items()}
-        ownership = document.get("ownership")
-        serial = document.get("last_serial")
+        _check(_PROJECT, document, "the project document")
         return cls(
             url=url,
-            info=_info(document),
-            releases=releases,
-            urls=_files(document.get("urls", []), "urls"),
-            ownership=ownership if isinstance(ownership, dict) else None,
-            last_serial=serial if isinstance(serial, int) and not isinstance(serial, bool) else None,
+            info=document["info"],
+            releases=document.get("releases"),
+            urls=document.get("urls", []),
+            ownership=document.get("ownership"),
+            last_serial=serial_value(document.get("last_serial")),
         )
 
     @property
@@ -112,7 +196,8 @@ class VersionDoc:
     @classmethod
     def from_json(cls, body: bytes, url: str) -> VersionDoc:
         document = _load(body, "the release document")
-        return cls(url=url, info=_info(document), urls=_files(document.get("urls", []), "urls"))
+        _check(_VERSION, document, "the release document")
+        return cls(url=url, info=document["info"], urls=document.get("urls", []))
 
 
 @dataclass(frozen=True)
@@ -152,22 +237,30 @@ class CoreMetadata:
 
 @dataclass(frozen=True)
 class IndexListing:
-    """The Simple index: display names in the upstream's order, their serials where it publishes them."""
+    """The Simple index: display names in the upstream's order, their serials where it publishes them.
+
+    `serials` is None when the index publishes none; else it is aligned with `names`, and an entry is None
+    where that project's serial is malformed (`malformed` names those, with what the index gave).
+    """
 
     names: list[str]
-    serials: list[int] | None
+    serials: list[int | None] | None
     last_serial: int | None
+    malformed: dict[str, str] = field(default_factory=dict)
 
 
 _ANCHOR = re.compile(r"<a\b[^>]*>([^<]*)</a>", re.IGNORECASE)
+# A journal serial is what SQLite holds: a non-negative signed 64-bit integer.
+MAX_SERIAL = 2**63 - 1
+_DIGITS = re.compile(r"[0-9]{1,19}")
 
 
-def _int(value: Any) -> int | None:
-    # Mirrors send serials as strings; Warehouse as numbers.
-    if isinstance(value, int) and not isinstance(value, bool):
+def serial_value(value: Any) -> int | None:
+    """A serial as the upstream gave it (a number; mirrors send strings), or None when it is not one."""
+    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SERIAL:
         return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
     return None
 
 
@@ -179,22 +272,29 @@ def parse_simple_index(body: bytes, content_type: str, header_serial: int | None
         if not isinstance(projects, list):
             raise ValueError("the Simple index has no projects list")
         names: list[str] = []
-        serials: list[int] | None = []
+        serials: list[int | None] = []
+        malformed: dict[str, str] = {}
+        published = False  # an index without serials gives none at all; one entry without is malformed
         for project in projects:
             if not isinstance(project, dict) or not isinstance(project.get("name"), str):
                 raise ValueError("a Simple index entry has no name")
             names.append(project["name"])
-            serial = _int(project.get("_last-serial"))
-            if serials is not None and serial is not None:
-                serials.append(serial)
-            else:
-                serials = None
+            given = project.get("_last-serial", _ABSENT)
+            published |= given is not _ABSENT
+            serial = serial_value(given)
+            serials.append(serial)
+            if serial is None:
+                malformed[project["name"]] = "absent" if given is _ABSENT else repr(given)[:40]
         meta = document.get("meta") if isinstance(document.get("meta"), dict) else {}
-        last = _int(meta.get("_last-serial")) if meta else None
-        return IndexListing(names, serials, last if last is not None else header_serial)
+        last = serial_value(meta.get("_last-serial")) if meta else None
+        last = last if last is not None else serial_value(header_serial)
+        if not published and projects:
+            return IndexListing(names, None, last)
+        return IndexListing(names, serials, last, malformed)
     if "html" in content_type:
         text = body.decode("utf-8", "replace")
-        return IndexListing([unescape(m.strip()) for m in _ANCHOR.findall(text)], None, header_serial)
+        names = [unescape(m.strip()) for m in _ANCHOR.findall(text)]
+        return IndexListing(names, None, serial_value(header_serial))
     raise ValueError(f"the Simple index came as {content_type or 'no content type'}")
 
 

@@ -71,6 +71,7 @@ class ProjectIndex:
         self.snapshot: IndexSnapshot | None = None
         self._changed_at: dict[str, float] = {}
         self._loading: asyncio.Task[IndexSnapshot] | None = None
+        self._malformed: set[str] = set()  # projects whose malformed serial was logged (once, while it lasts)
 
     def changed_at(self, normalized: str) -> float | None:
         """When a refresh last saw `normalized` appear, go, or change serial (None: not since start)."""
@@ -115,6 +116,7 @@ class ProjectIndex:
             for name in await asyncio.to_thread(_changes, previous, snapshot):
                 self._changed_at[name] = now
         self.snapshot = snapshot
+        self._log_malformed(listing)
         logger.info(
             "Simple index loaded: %d projects, last serial %s (%s)",
             len(listing.names),
@@ -122,6 +124,16 @@ class ProjectIndex:
             "JSON" if snapshot.is_json else "HTML, no per-project serials",
         )
         return snapshot
+
+    def _log_malformed(self, listing: IndexListing) -> None:
+        fresh = [f"{name} ({given})" for name, given in listing.malformed.items() if name not in self._malformed]
+        if fresh:
+            logger.warning(
+                "the Simple index gives %d project(s) no valid _last-serial; they have no serial until it does: %s",
+                len(fresh),
+                ", ".join(fresh[:10]) + (", ..." if len(fresh) > 10 else ""),
+            )
+        self._malformed = set(listing.malformed)
 
     async def run(self) -> None:
         """Refresh for ever, every `refresh_every` seconds; a failure is logged and tried again later."""

@@ -18,6 +18,7 @@ from shim.config.settings import Settings
 from shim.errors import UpstreamError
 from shim.modes import FilesMode
 from shim.upstream.client import Upstream, passed_headers
+from shim.upstream.origins import FilesHost
 from shim.web.responses import not_found, unavailable
 
 __all__ = ["FileProxy"]
@@ -29,11 +30,15 @@ _FILE_PATH = re.compile(r"(?:[A-Za-z0-9_.+!~-]+/)*[A-Za-z0-9_.+!~-]+")
 
 
 class FileProxy:
-    def __init__(self, settings: Settings, upstream: Upstream) -> None:
+    def __init__(self, settings: Settings, upstream: Upstream, files_host: FilesHost) -> None:
         self.settings = settings
         self.upstream = upstream
-        # The upstream's files host, as `<base>packages/...` names it: configured, else learnt from documents.
-        self.files_base = settings.files_upstream.base if settings.files_upstream is not None else None
+        self.files_host = files_host
+
+    @property
+    def files_base(self) -> str | None:
+        """The upstream's files host, as `<base>packages/...` names it: configured, else learnt from documents."""
+        return self.files_host.base
 
     def file_url(self, url: str, document_url: str, service: str) -> str:
         """A file URL as the client must see it: absolute, and on this service when files are proxied."""
@@ -41,8 +46,7 @@ class FileProxy:
         head, marker, rest = absolute.partition("/packages/")
         if not marker:
             return absolute
-        if self.settings.files_upstream is None and self.files_base is None:
-            self.files_base = head + "/"
+        self.files_host.learn(absolute)
         if self.settings.files is FilesMode.PROXY and self.files_base == head + "/":
             return f"{service}packages/{rest}"
         return absolute

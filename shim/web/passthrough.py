@@ -22,12 +22,12 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from shim.config.settings import Settings
-from shim.errors import UpstreamError
+from shim.errors import UpstreamError, UpstreamMalformed
 from shim.modes import FilesMode
 from shim.upstream.cache import Entry
 from shim.upstream.client import SIMPLE_JSON, SITE_FEEDS
 from shim.upstream.names import normalize_name, path_segment
-from shim.upstream.parsers import ProjectDoc
+from shim.upstream.parsers import ProjectDoc, load_json
 from shim.web.endpoint import client_address
 from shim.web.files import FileProxy
 from shim.web.responses import not_found, unavailable
@@ -86,7 +86,8 @@ class Passthrough:
     def _rewrite(self, entry: Entry, service: str) -> bytes:
         """The body with every file URL made absolute (and proxied), or the upstream's bytes untouched."""
         if "json" in entry.content_type:
-            document = json.loads(entry.body)
+            # Parsed once already, but here deeper in the stack: a document nested near the limit may not load.
+            document = load_json(entry.body, "the document")
             changed = False
             for file in _files_in(document):
                 url = file.get("url")
@@ -96,7 +97,11 @@ class Passthrough:
                     file["url"] = new
             if not changed:
                 return entry.body
-            return (json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+            try:
+                text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            except RecursionError:
+                raise ValueError("the document is nested too deep to rewrite") from None
+            return (text + "\n").encode()
         if "html" in entry.content_type:
             text = entry.body.decode("utf-8", "replace")
 
@@ -118,7 +123,13 @@ class Passthrough:
             service = public_base(request, self.settings)
             # Direct file URLs do not depend on the service's URL: one copy serves every Host.
             name = service if self.settings.files is FilesMode.PROXY else ""
-            body = entry.variants.get(name) or self._rewrite(entry, service)
+            cached = entry.variants.get(name)
+            if cached is None:
+                try:
+                    cached = self._rewrite(entry, service)
+                except ValueError as exc:  # a document too deeply nested to rewrite: malformed, as on XML-RPC
+                    return unavailable(UpstreamMalformed(entry.url, str(exc)))
+            body = cached
             # Without a public URL each Host asks for its own copy: only a few are kept, all counted by the cache.
             keep = 1 if self.settings.public_url is not None else _COPIES_PER_DOCUMENT
             await self.services.store.cache.keep_variant(key, entry, name, body, keep=keep)
@@ -250,7 +261,7 @@ class Passthrough:
 def _simple_page(body: bytes, url: str) -> None:
     """A Simple page is JSON with its list, or HTML: a maintenance page or an error body is not one."""
     if body.lstrip()[:1] == b"{":
-        document = json.loads(body)
+        document = load_json(body, "the Simple page")
         if not isinstance(document, dict) or not isinstance(document.get("files", document.get("projects")), list):
             raise ValueError("a Simple JSON page without files or projects")
     elif b"<a" not in body and b"<html" not in body.lower()[:4096]:
@@ -263,7 +274,7 @@ def _feed(body: bytes, url: str) -> None:
 
 
 def _json_object(body: bytes, url: str) -> None:
-    if not isinstance(json.loads(body), dict):
+    if not isinstance(load_json(body, "the release document"), dict):
         raise ValueError("not a JSON object")
 
 
@@ -320,7 +331,7 @@ def _redirect(request: Request, settings: Settings, name: str, normalized: str) 
 
 def passthrough_routes(settings: Settings, services: Services, prefixes: list[str]) -> list[Route]:
     """The pass-through routes, under each mode prefix too (a client's base URL may carry one)."""
-    files = FileProxy(settings, services.store.upstream)
+    files = FileProxy(settings, services.store.upstream, services.store.files)
     handler = Passthrough(settings, services, files)
     shapes: list[tuple[str, Callable[[Request], Any]]] = [
         ("/pypi/{name}/json", handler.project_json),
