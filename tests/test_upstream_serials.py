@@ -100,3 +100,28 @@ def test_the_change_feed_keeps_every_other_project_and_logs_the_malformed_one_on
         assert "roundup" not in [row[0] for row in running.since(start) if row[3] == "remove project"]
     warned = [r.getMessage() for r in caplog.records if "roundup" in r.getMessage()]
     assert len(warned) == 1 and "_last-serial" in warned[0], warned
+
+
+class SerialHeader(httpx.AsyncBaseTransport):
+    """The fake index, with its X-PyPI-Last-Serial header on project documents replaced by `value`."""
+
+    def __init__(self, fake: FakeIndex, value: str) -> None:
+        self.inner, self.value = httpx.ASGITransport(app=fake), value
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if not request.url.path.startswith("/pypi/"):
+            return response
+        await response.aread()
+        # As bytes off the wire: httpx decodes a header as UTF-8 where it can.
+        headers = [(k, v) for k, v in response.headers.raw if k.lower() != b"x-pypi-last-serial"]
+        headers.append((b"x-pypi-last-serial", self.value.encode()))
+        return httpx.Response(response.status_code, headers=headers, content=response.content)
+
+
+@pytest.mark.parametrize("header", ["²", "٣", "1e3", "-1", str(2**70)])
+def test_a_malformed_serial_header_on_a_document_is_no_serial(header: str) -> None:
+    # "²" and "٣" are digits to str.isdigit() but not to int(); none of these is a serial.
+    fake = FakeIndex()
+    with served(fake, SerialHeader(fake, header)) as client:
+        assert rpc_for(client)("package_releases", "roundup") == ["1.6.1"]

@@ -22,6 +22,7 @@ import httpx
 from shim import __version__
 from shim.errors import UpstreamMalformed, UpstreamUnavailable
 from shim.upstream.names import path_segment
+from shim.upstream.parsers import serial_value
 from shim.upstream.resilience import Guard, retry_after
 from shim.upstream.urls import UpstreamURL, redact_url
 
@@ -80,8 +81,8 @@ def _origin(url: str) -> tuple[str, str]:
 
 
 def _serial(headers: httpx.Headers) -> int | None:
-    value = headers.get("x-pypi-last-serial", "").strip()
-    return int(value) if value.isdigit() else None
+    # The same rule as a serial in a document: ASCII digits, within SQLite's range; anything else is none.
+    return serial_value(headers.get("x-pypi-last-serial", ""))
 
 
 def passed_headers(headers: httpx.Headers) -> dict[str, str]:
