@@ -1,4 +1,4 @@
-"""`pypi-xmlrpc-shim` and `python -m shim`: options from the settings registry, then uvicorn.
+"""`pypi-xmlrpc-shim` and `python -m shim`: options from the settings registry, then the server (shim.web.server).
 
 pypi-xmlrpc-shim [OPTIONS]                      serve
 pypi-xmlrpc-shim catalog refresh [--once]       the catalog's one writer, as its own process
@@ -133,15 +133,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(
             asyncio.run(_catalog(settings, action, once=bool(arguments.get("once")), limit=arguments.get("limit")))
         )
-    import uvicorn
+    from shim.web.server import serve
 
-    from shim.app import create_app
-
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.value,
-        # The client address comes from SHIM_TRUSTED_PROXIES only: uvicorn must not rewrite it first.
-        proxy_headers=False,
-    )
+    raise SystemExit(serve(settings))

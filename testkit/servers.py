@@ -17,7 +17,7 @@ import httpx
 import uvicorn
 from starlette.types import ASGIApp
 
-__all__ = ["Served", "free_port", "serve_in_thread", "serving", "wait_until_answering"]
+__all__ = ["Served", "free_port", "serve_in_thread", "serving", "serving_config", "wait_until_answering"]
 
 T = TypeVar("T")
 
@@ -48,10 +48,11 @@ def wait_until_answering(
 
 @dataclass(frozen=True)
 class Served:
-    """An app served in a thread: its base URL, and its event loop."""
+    """An app served in a thread: its base URL, its event loop, and the server (its connections)."""
 
     url: str  # `http://127.0.0.1:<port>`, no trailing slash
     loop: asyncio.AbstractEventLoop
+    server: uvicorn.Server
 
     def run(self, step: Callable[[], Awaitable[T]], timeout: float = 30.0) -> T:
         """Run `step()` to its end on the server's event loop, the app's, and return its result."""
@@ -74,7 +75,17 @@ def serve_in_thread(app: ASGIApp, *, startup_timeout: float = 10.0, lifespan: Li
 
 @contextmanager
 def serving(app: ASGIApp, *, startup_timeout: float = 10.0, lifespan: Lifespan = "off") -> Iterator[Served]:
-    """Serve `app` in a thread until the block ends; yield its URL and loop.
+    """Serve `app` in a thread until the block ends; yield its URL and loop."""
+    # The service needs lifespan="on" (it closes its upstream client there); the fake index has none.
+    # As the service's own command runs it: the client address is the service's to work out (trusted proxies).
+    config = uvicorn.Config(app, log_level="warning", lifespan=lifespan, access_log=False, proxy_headers=False)
+    with serving_config(config, startup_timeout=startup_timeout) as served:
+        yield served
+
+
+@contextmanager
+def serving_config(config: uvicorn.Config, *, startup_timeout: float = 10.0) -> Iterator[Served]:
+    """Serve with this uvicorn config (its host and port are ignored) in a thread until the block ends.
 
     The socket is bound before uvicorn starts, so the port is known at once and never raced for.
     """
@@ -82,9 +93,6 @@ def serving(app: ASGIApp, *, startup_timeout: float = 10.0, lifespan: Lifespan =
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    # The service needs lifespan="on" (it closes its upstream client there); the fake index has none.
-    # As the service's own command runs it: the client address is the service's to work out (trusted proxies).
-    config = uvicorn.Config(app, log_level="warning", lifespan=lifespan, access_log=False, proxy_headers=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -94,7 +102,7 @@ def serving(app: ASGIApp, *, startup_timeout: float = 10.0, lifespan: Lifespan =
             if not thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("uvicorn did not start")
             time.sleep(0.01)
-        yield Served(f"http://127.0.0.1:{port}", server.servers[0].get_loop())
+        yield Served(f"http://127.0.0.1:{port}", server.servers[0].get_loop(), server)
     finally:
         server.should_exit = True
         thread.join(timeout=startup_timeout)

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from shim.config.settings import Settings
+from shim.upstream.urls import UpstreamURL
+from shim.web.server import RESERVED_DESCRIPTORS
 
 from .conftest import UPSTREAM
 
@@ -42,8 +44,12 @@ def test_the_catalog_lives_in_the_units_state_directory() -> None:
     assert settings.catalog_path == Path("/var/lib/pypi-xmlrpc-shim/catalog.sqlite3")
 
 
-def test_the_unit_raises_the_open_files_limit() -> None:
-    assert unit()["Service"]["LimitNOFILE"] == "65536"
+def test_the_unit_runs_the_command_with_descriptors_for_the_cap_and_time_for_a_drain() -> None:
+    service, defaults = unit()["Service"], Settings(upstream=UpstreamURL.parse(UPSTREAM))
+    assert service["ExecStart"].endswith("/bin/pypi-xmlrpc-shim")  # never uvicorn itself: it lacks the guards
+    assert int(service["LimitNOFILE"]) >= 4 * (defaults.max_connections + RESERVED_DESCRIPTORS)
+    drain = defaults.body_timeout + defaults.call_timeout + defaults.write_timeout
+    assert int(service["TimeoutStopSec"]) > drain
 
 
 @pytest.mark.e2e

@@ -53,6 +53,48 @@ REGISTRY: tuple[Setting[Any], ...] = (
         metavar="PORT",
     ),
     Setting(
+        "workers",
+        parsers.int_between(1, 256),
+        "Processes serving the port, each with its own connections, cache and limits; above 1, "
+        "SHIM_CATALOG_WRITER must be false (run `pypi-xmlrpc-shim catalog refresh` beside them).",
+        1,
+        metavar="COUNT",
+    ),
+    Setting(
+        "header_timeout",
+        parsers.seconds(0.1, 600),
+        "Seconds a client has, from the first byte of a request, to send the whole request line and headers; "
+        "past it the connection is closed.",
+        10.0,
+        metavar="SECONDS",
+    ),
+    Setting(
+        "idle_timeout",
+        parsers.seconds(0.1, 3600),
+        "Seconds an open connection may wait without a request, before the first one and between keep-alive "
+        "requests; past it the connection is closed. Behind a proxy that reuses idle connections, set it above "
+        "the proxy's own idle timeout.",
+        30.0,
+        metavar="SECONDS",
+    ),
+    Setting(
+        "write_timeout",
+        parsers.seconds(0.1, 3600),
+        "Seconds a client may leave an answer unread: when the connection's send buffer has not drained within "
+        "it, the connection is closed and the answer freed.",
+        30.0,
+        metavar="SECONDS",
+    ),
+    Setting(
+        "max_connections",
+        parsers.int_between(1, 1_000_000),
+        "Connections each process keeps open; a new one past it closes the longest-waiting idle connection, or, "
+        "when none is idle, is answered 503 and closed at once. Lowered at start to what the open-files limit "
+        "allows (with a warning).",
+        1000,
+        metavar="COUNT",
+    ),
+    Setting(
         "mode",
         parsers.choice(Mode),
         "Default answer mode: `restore` (the last working behaviour of every method), `pypi-today` "

@@ -70,6 +70,11 @@ class Settings:
     upstream: UpstreamURL
     host: str = _default("host")
     port: int = _default("port")
+    workers: int = _default("workers")
+    header_timeout: float = _default("header_timeout")
+    idle_timeout: float = _default("idle_timeout")
+    write_timeout: float = _default("write_timeout")
+    max_connections: int = _default("max_connections")
     mode: Mode = _default("mode")
     max_body_bytes: int = _default("max_body_bytes")
     body_timeout: int = _default("body_timeout")
