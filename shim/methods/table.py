@@ -20,6 +20,7 @@ from shim.methods.retired import (
     SEARCH_RETIRED,
     gone,
 )
+from shim.xmlrpc.dispatch import ONCE_PER_MULTICALL
 from shim.xmlrpc.table import Absent, Argument, Grade, MethodFunction, MethodSpec, MethodTable
 
 __all__ = ["METHODS"]
@@ -89,6 +90,7 @@ METHODS = MethodTable(
             note="From the catalog: real Simple-index serials; one row per observed change at least, in "
             "Warehouse's action words where the JSON/RSS show what changed, else `update` with a nil version; "
             "below the first serial seen, one `update` row per project above `serial`.",
+            whole_index=True,
         ),
         MethodSpec(
             "list_packages_with_serial",
@@ -98,6 +100,7 @@ METHODS = MethodTable(
             grade=Grade.NEAR,
             note="From the Simple index: quarantined projects are missing, members come in its order; a fault if "
             "the index is HTML only (no serials).",
+            whole_index=True,
         ),
         MethodSpec(
             "package_roles",
@@ -125,6 +128,7 @@ METHODS = MethodTable(
             grade=Grade.APPROXIMATE,
             note="Covers the latest release of each project the catalog has read (PyPI: every release); "
             "exact classifier strings; empty, unknown or repeated classifiers give `[]`.",
+            whole_index=True,
         ),
         MethodSpec(
             "search",
@@ -146,6 +150,7 @@ METHODS = MethodTable(
             grade=Grade.NEAR,
             note="From the Simple index: quarantined projects are missing, names sorted where PyPI had no order.",
             today=gone("list_packages", "Simple API"),
+            whole_index=True,
         ),
         MethodSpec(
             "package_releases",
@@ -187,6 +192,7 @@ METHODS = MethodTable(
             note="The same rows as changelog_since_serial, by timestamp (actions not cleaned, as PyPI). "
             "PyPI has refused it since 2023.",
             today=CHANGELOG_RETIRED,
+            whole_index=True,
         ),
         MethodSpec(
             "package_hosting_mode",
@@ -239,8 +245,10 @@ METHODS = MethodTable(
             returns="array",
             summary=f"Up to {MULTICALL_LIMIT} calls in one request; each slot `[result]` or a fault struct.",
             grade=Grade.EXACT,
-            note="Legacy PyPI's boxcarring; no nesting; each sub-call counts as a call. "
-            "Warehouse refuses it (pypi-today mode).",
+            note="Legacy PyPI's boxcarring; no nesting; each sub-call counts as a call; the whole-index methods "
+            "(list_packages, list_packages_with_serial, changelog_since_serial, changelog, browse) once each, a "
+            f"repeat answering `{ONCE_PER_MULTICALL.format(method='<method>')}` Warehouse refuses it (pypi-today "
+            "mode).",
             today=MULTICALL_RETIRED,
         ),
     )
