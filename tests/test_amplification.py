@@ -1,5 +1,5 @@
 """The work one request can cause is bounded: a multicall answers each whole-index method once and holds one
-copy of its answer, and a multicall's answers stop at SHIM_MAX_MULTICALL_BYTES."""
+copy of its answer, and a multicall's answers stop at MULTICALL_MAX_BYTES."""
 
 from __future__ import annotations
 
@@ -116,3 +116,22 @@ def test_the_multicall_help_names_every_whole_index_method() -> None:
     listed = re.search(r"the whole-index methods \(([^)]*)\) once each", text)
     assert listed is not None, text
     assert set(listed.group(1).split(", ")) == {spec.name for spec in METHODS if spec.whole_index}
+
+
+def test_a_multicall_stops_answering_past_its_byte_cap() -> None:
+    slots = [
+        {"methodName": "list_packages", "params": []},
+        {"methodName": "release_data", "params": ["roundup", "1.6.0"]},  # 3 kB: past the 2 kB cap
+        {"methodName": "package_hosting_mode", "params": ["roundup"]},
+    ]
+    too_big = {
+        "faultCode": -32500,
+        "faultString": "ValueError: The answers of this system.multicall would pass 2048 bytes; "
+        "use individual requests instead.",
+    }
+    with served(FakeIndex()) as client:
+        client.app.state.dispatcher.max_multicall_bytes = 2048  # type: ignore[attr-defined]  # MULTICALL_MAX_BYTES
+        names = call(client, "list_packages")
+        assert call(client, "system.multicall", slots) == [[names], too_big, too_big]
+        counted = client.app.state.dispatcher.calls  # type: ignore[attr-defined]
+    assert counted["release_data"] == 1 and "package_hosting_mode" not in counted  # past the cap, never called

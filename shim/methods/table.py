@@ -20,7 +20,7 @@ from shim.methods.retired import (
     SEARCH_RETIRED,
     gone,
 )
-from shim.xmlrpc.dispatch import ONCE_PER_MULTICALL
+from shim.xmlrpc.dispatch import MULTICALL_MAX_BYTES, ONCE_PER_MULTICALL, TOO_BIG
 from shim.xmlrpc.table import Absent, Argument, Grade, MethodFunction, MethodSpec, MethodTable
 
 __all__ = ["METHODS"]
@@ -247,8 +247,9 @@ METHODS = MethodTable(
             grade=Grade.EXACT,
             note="Legacy PyPI's boxcarring; no nesting; each sub-call counts as a call; the whole-index methods "
             "(list_packages, list_packages_with_serial, changelog_since_serial, changelog, browse) once each, a "
-            f"repeat answering `{ONCE_PER_MULTICALL.format(method='<method>')}` Warehouse refuses it (pypi-today "
-            "mode).",
+            f"repeat answering `{ONCE_PER_MULTICALL.format(method='<method>')}` The slot whose answer would take "
+            f"the total past {MULTICALL_MAX_BYTES // 2**20} MiB, and every later one, answers "
+            f"`{TOO_BIG.format(limit=MULTICALL_MAX_BYTES)}` Warehouse refuses it (pypi-today mode).",
             today=MULTICALL_RETIRED,
         ),
     )

@@ -25,7 +25,7 @@ from shim.xmlrpc.protocol import NotWellFormed, Raw, WireError, dump_fault, dump
 from shim.xmlrpc.ratelimit import RateLimiter
 from shim.xmlrpc.table import MethodSpec, MethodTable, Refuse
 
-__all__ = ["ONCE_PER_MULTICALL", "Answer", "Dispatcher"]
+__all__ = ["MULTICALL_MAX_BYTES", "ONCE_PER_MULTICALL", "TOO_BIG", "Answer", "Dispatcher"]
 
 logger = logging.getLogger("shim.dispatch")
 
@@ -41,6 +41,8 @@ class _Boxcar:
     """What one system.multicall has answered so far."""
 
     whole_index: set[str] = field(default_factory=set)  # the whole-index methods it has called
+    size: int = 0  # bytes of the answers it holds
+    full: bool = False  # an answer did not fit: the later slots are refused uncalled
 
 
 # One whole-index answer per request: a multicall of 100 of them was 100 copies of megabytes.
@@ -48,6 +50,9 @@ ONCE_PER_MULTICALL = (
     "ValueError: {method} answers the whole index and may appear only once in a system.multicall; "
     "use individual requests instead."
 )
+# A cap on what one multicall holds: 100 slots of a big release_data each would still be 100 big answers.
+MULTICALL_MAX_BYTES = 128 * 1024 * 1024
+TOO_BIG = "ValueError: The answers of this system.multicall would pass {limit} bytes; use individual requests instead."
 
 
 def _describe(spec: MethodSpec, error: ValidationError) -> str:
@@ -76,8 +81,10 @@ class Dispatcher:
         domain: str,
         allow_i8: bool = False,
         search_fill_timeout: float = 5.0,
+        max_multicall_bytes: int = MULTICALL_MAX_BYTES,
         limiter: RateLimiter | None = None,
     ) -> None:
+        self.max_multicall_bytes = max_multicall_bytes
         self.limiter = limiter
         self.table = table
         self.services = services
@@ -173,8 +180,16 @@ class Dispatcher:
         async def subcall(method: Any, params: Any) -> Raw:
             # A multicall slot: `[result]`, or the fault struct the call would have answered.
             try:
+                if boxcar.full:
+                    raise Fault.wrapped(TOO_BIG.format(limit=self.max_multicall_bytes))
                 value = await self.invoke(method, tuple(params), mode, boxcar=boxcar, client=client, answer=answer)
-                return encode_value([value], allow_i8=self.allow_i8)
+                slot = encode_value([value], allow_i8=self.allow_i8)
+                if boxcar.size + slot.size > self.max_multicall_bytes:
+                    boxcar.full = True
+                    logger.warning("a multicall's answers would pass %d bytes at %s", self.max_multicall_bytes, method)
+                    raise Fault.wrapped(TOO_BIG.format(limit=self.max_multicall_bytes))
+                boxcar.size += slot.size
+                return slot
             except Fault as fault:
                 self.faults[fault.code] += 1
                 return encode_value({"faultCode": fault.code, "faultString": fault.string})
