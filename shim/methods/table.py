@@ -138,7 +138,9 @@ METHODS = MethodTable(
             grade=Grade.APPROXIMATE,
             note="Names searched over every project (normalised substring); other fields over the catalog "
             "(every word as a prefix); ranked exact name, field weight (name 10, summary/description/"
-            "keywords 5), shorter name; top name matches filled from JSON within SHIM_SEARCH_FILL_TIMEOUT. "
+            "keywords 5), shorter name; top name matches filled from JSON within SHIM_SEARCH_FILL_TIMEOUT; at "
+            f"most {discovery.MAX_VALUES_PER_FIELD} values per field, {discovery.MAX_VALUES} in all, "
+            f"{discovery.MAX_VALUE_LENGTH} characters each, else `ValueError: Invalid spec, …`. "
             "PyPI has refused it since 2020.",
             today=SEARCH_RETIRED,
         ),
