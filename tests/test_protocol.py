@@ -114,6 +114,15 @@ def test_raw_fragments_are_spliced_as_they_are() -> None:
     assert value == [["slot"], {"a": 1}]
 
 
+def test_a_spliced_raw_is_shared_not_copied() -> None:
+    big = encode_value([f"project-{i}" for i in range(20_000)])
+    slot = encode_value([big])
+    assert all(any(part is piece for piece in slot.parts) for part in big.parts)
+    body = dump_response([slot, slot])
+    value: Any = xmlrpc.client.loads(body)[0][0]
+    assert body.count(big.parts[0]) == 2 and value[1][0][0] == "project-0"
+
+
 def test_a_call_is_read_with_its_method_and_params() -> None:
     body = xmlrpc.client.dumps(("roundup", "1.6.0", None), methodname="release_urls", allow_none=True)
     call = parse_call(body.encode())

@@ -6,15 +6,24 @@ version). Names are matched over every project (a normalised substring; an exact
 fields over the catalog's full-text table, every word of a value as a word prefix. Ranking: exact name,
 then by weight of the fields matched (name 10; summary, description, keywords 5; others 1), then shorter
 names. Hits whose summary and version the catalog lacks are filled from their JSON within a deadline.
+
+A search's work is bounded: at most 100 values per field, 200 in all, 200 characters each (past them, a
+`ValueError` fault in the words of PyPI's operator check). Names are matched and ranked in a worker thread, slice
+by slice, so that other calls are answered meanwhile and a call cut off at its deadline stops its matching too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import re
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from itertools import islice
+from typing import Any, TypeVar
 
 from pydantic import StrictStr
 
@@ -32,6 +41,19 @@ SEARCH_FIELDS = frozenset({"name", "version", *SEARCHED})
 WEIGHTS = {"name": 10, "summary": 5, "description": 5, "keywords": 5}
 MAX_HITS = 100
 EXACT_NAME = 1000
+MAX_VALUES_PER_FIELD = 100
+MAX_VALUES = 200
+MAX_VALUE_LENGTH = 200
+SLICE = 20_000  # substring checks (names times values) between two looks at whether the call still waits
+
+T = TypeVar("T")
+
+# The matching's own threads: searches queue here, never in front of the catalog's reads in asyncio's pool.
+_MATCHING = ThreadPoolExecutor(max_workers=2, thread_name_prefix="shim-search")
+
+
+class _Stopped(Exception):
+    """The call stopped waiting (cut off at its deadline): the matching stops too."""
 
 
 def clean_spec(spec: Mapping[str, str | list[str]]) -> dict[str, list[str]]:
@@ -39,8 +61,49 @@ def clean_spec(spec: Mapping[str, str | list[str]]) -> dict[str, list[str]]:
     return {k: [v] if isinstance(v, str) else list(v) for k, v in spec.items() if v and k in SEARCH_FIELDS}
 
 
+def _check_bounds(fields: Mapping[str, list[str]]) -> None:
+    """A bounded amount of matching per call: 25,000 values over every project held the event loop for minutes."""
+    for field, values in fields.items():
+        if len(values) > MAX_VALUES_PER_FIELD:
+            raise Refused(ValueError(f"Invalid spec, {field!r} must have at most {MAX_VALUES_PER_FIELD} values."))
+        if any(len(value) > MAX_VALUE_LENGTH for value in values):
+            raise Refused(
+                ValueError(f"Invalid spec, the values of {field!r} must be at most {MAX_VALUE_LENGTH} characters long.")
+            )
+    if sum(len(values) for values in fields.values()) > MAX_VALUES:
+        raise Refused(ValueError(f"Invalid spec, must have at most {MAX_VALUES} values in all."))
+
+
 def _name_form(text: str) -> str:
     return re.sub(r"[-_.]+", "-", text.strip().lower())
+
+
+async def _off_the_loop(work: Callable[[threading.Event], T]) -> T:
+    """Run `work` in a matching thread; once the call stops waiting for it, `work` sees its event set."""
+    stop = threading.Event()
+    try:
+        return await asyncio.get_running_loop().run_in_executor(_MATCHING, work, stop)
+    finally:
+        stop.set()
+
+
+def _slices(items: Iterable[T], stop: threading.Event, size: int) -> Iterable[list[T]]:
+    """`items` in lists of `size`; between two, stop if the call no longer waits, and hand the event loop's
+    thread the interpreter (sleep(0) lets it go at once, not at the next forced switch)."""
+    it = iter(items)
+    while batch := list(islice(it, size)):
+        if stop.is_set():
+            raise _Stopped
+        yield batch
+        time.sleep(0)
+
+
+def _names_containing(names: Collection[str], wanted: list[str], stop: threading.Event) -> set[str]:
+    found: set[str] = set()
+    for batch in _slices(names, stop, max(1, SLICE // max(1, len(wanted)))):
+        for part in wanted:
+            found.update([name for name in batch if part in name])
+    return found
 
 
 @dataclass
@@ -50,19 +113,30 @@ class _Candidate:
 
 
 async def _field_matches(context: CallContext, snapshot: IndexSnapshot, field: str, values: list[str]) -> set[str]:
+    if field == "name":
+        wanted = [part for part in dict.fromkeys(map(_name_form, values)) if part]  # each once
+        return await _off_the_loop(lambda stop: _names_containing(snapshot.positions.keys(), wanted, stop))
     catalog = context.services.catalog
     found: set[str] = set()
     for value in values:
-        if field == "name":
-            wanted = _name_form(value)
-            if wanted:
-                found |= {name for name in snapshot.positions if wanted in name}
-        elif field == "version":
+        if field == "version":
             found |= await catalog.run(catalog.with_version, value)
         else:
             words = re.findall(r"\w+", value.lower())
             found |= await catalog.run(catalog.text_matches, field, words)
     return found
+
+
+def _ranked(matches: Mapping[str, set[str]], exact: set[str], operator: str, stop: threading.Event) -> list[_Candidate]:
+    """The best MAX_HITS candidates: exact name, then the weight of the fields matched, then shorter names."""
+    sets = list(matches.values())
+    chosen = set.intersection(*sets) if operator == "and" else set.union(*sets)
+    candidates = []
+    for batch in _slices(chosen, stop, max(1, SLICE // len(matches))):
+        for name in batch:
+            score = sum(WEIGHTS.get(f, 1) for f, found in matches.items() if name in found and f != "version")
+            candidates.append(_Candidate(name, score + (EXACT_NAME if name in exact else 0)))
+    return heapq.nsmallest(MAX_HITS, candidates, key=lambda c: (-c.score, len(c.normalized), c.normalized))
 
 
 async def _search_hits(
@@ -73,20 +147,15 @@ async def _search_hits(
     fields = clean_spec(spec)
     if not fields:
         return []
+    _check_bounds(fields)
     snapshot = await context.services.index.current()
     matches = {field: await _field_matches(context, snapshot, field, values) for field, values in fields.items()}
-    sets = list(matches.values())
-    chosen = set.intersection(*sets) if operator == "and" else set.union(*sets)
     exact = {_name_form(v) for v in fields.get("name", [])}
-    candidates = []
-    for name in chosen:
-        score = sum(WEIGHTS.get(field, 1) for field, found in matches.items() if name in found and field != "version")
-        candidates.append(_Candidate(name, score + (EXACT_NAME if name in exact else 0)))
-    candidates.sort(key=lambda c: (-c.score, len(c.normalized), c.normalized))
-    details = await _details(context, [c.normalized for c in candidates[:MAX_HITS]])
+    best = await _off_the_loop(lambda stop: _ranked(matches, exact, operator, stop))
+    details = await _details(context, [c.normalized for c in best])
     versions = fields.get("version")
     hits = []
-    for candidate in candidates[:MAX_HITS]:
+    for candidate in best:
         found = details.get(candidate.normalized)
         if found is None:
             continue  # neither the index nor the upstream told its summary and version in time

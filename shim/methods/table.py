@@ -21,6 +21,7 @@ from shim.methods.retired import (
     SEARCH_RETIRED,
     gone,
 )
+from shim.xmlrpc.dispatch import MULTICALL_MAX_BYTES, ONCE_PER_MULTICALL, TOO_BIG
 from shim.xmlrpc.table import Absent, Argument, Grade, MethodFunction, MethodSpec, MethodTable
 
 __all__ = ["METHODS"]
@@ -98,6 +99,7 @@ METHODS = MethodTable(
             note="From the catalog: real Simple-index serials; one row per observed change at least, in "
             "Warehouse's action words where the JSON/RSS show what changed, else `update` with a nil version; "
             "below the first serial seen, one `update` row per project above `serial`.",
+            whole_index=True,
         ),
         MethodSpec(
             "list_packages_with_serial",
@@ -107,6 +109,7 @@ METHODS = MethodTable(
             grade=Grade.NEAR,
             note="From the Simple index: quarantined projects are missing, members come in its order; a fault if "
             "the index is HTML only (no serials).",
+            whole_index=True,
         ),
         MethodSpec(
             "package_roles",
@@ -134,6 +137,7 @@ METHODS = MethodTable(
             grade=Grade.APPROXIMATE,
             note="Covers the latest release of each project the catalog has read (PyPI: every release); "
             "exact classifier strings; empty, unknown or repeated classifiers give `[]`.",
+            whole_index=True,
         ),
         MethodSpec(
             "search",
@@ -143,7 +147,9 @@ METHODS = MethodTable(
             grade=Grade.APPROXIMATE,
             note="Names searched over every project (normalised substring); other fields over the catalog "
             "(every word as a prefix); ranked exact name, field weight (name 10, summary/description/"
-            "keywords 5), shorter name; top name matches filled from JSON within SHIM_SEARCH_FILL_TIMEOUT. "
+            "keywords 5), shorter name; top name matches filled from JSON within SHIM_SEARCH_FILL_TIMEOUT; at "
+            f"most {discovery.MAX_VALUES_PER_FIELD} values per field, {discovery.MAX_VALUES} in all, "
+            f"{discovery.MAX_VALUE_LENGTH} characters each, else `ValueError: Invalid spec, …`. "
             "PyPI has refused it since 2020.",
             today=SEARCH_RETIRED,
         ),
@@ -155,6 +161,7 @@ METHODS = MethodTable(
             grade=Grade.NEAR,
             note="From the Simple index: quarantined projects are missing, names sorted where PyPI had no order.",
             today=gone("list_packages", "Simple API"),
+            whole_index=True,
         ),
         MethodSpec(
             "package_releases",
@@ -196,6 +203,7 @@ METHODS = MethodTable(
             note="The same rows as changelog_since_serial, by timestamp (actions not cleaned, as PyPI). "
             "PyPI has refused it since 2023.",
             today=CHANGELOG_RETIRED,
+            whole_index=True,
         ),
         MethodSpec(
             "package_hosting_mode",
@@ -248,8 +256,11 @@ METHODS = MethodTable(
             returns="array",
             summary=f"Up to {MULTICALL_LIMIT} calls in one request; each slot `[result]` or a fault struct.",
             grade=Grade.EXACT,
-            note="Legacy PyPI's boxcarring; no nesting; each sub-call counts as a call. "
-            "Warehouse refuses it (pypi-today mode).",
+            note="Legacy PyPI's boxcarring; no nesting; each sub-call counts as a call; the whole-index methods "
+            "(list_packages, list_packages_with_serial, changelog_since_serial, changelog, browse) once each, a "
+            f"repeat answering `{ONCE_PER_MULTICALL.format(method='<method>')}` The slot whose answer would take "
+            f"the total past {MULTICALL_MAX_BYTES // 2**20} MiB, and every later one, answers "
+            f"`{TOO_BIG.format(limit=MULTICALL_MAX_BYTES)}` Warehouse refuses it (pypi-today mode).",
             today=MULTICALL_RETIRED,
         ),
     )

@@ -2,9 +2,10 @@
 every error into the fault PyPI would send. This is the only place errors become faults.
 
 Order, as in Warehouse (spec §2.3): unparsable body (-32700); no such method in this mode (-32601);
-argument types (-32602); the mode's fixed fault (-32500); the method; the upstream failing (-32403, as
-PyPI answered when its search backend failed); anything unexpected (-32500 "application error",
-logged with its traceback, never shown to the client).
+argument types (-32602); the mode's fixed fault (-32500); within a multicall, a whole-index method's
+repeat (-32500); the method; the upstream failing (-32403, as PyPI answered when its search backend
+failed); anything unexpected (-32500 "application error", logged with its traceback, never shown to
+the client).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from shim.xmlrpc.protocol import NotWellFormed, Raw, WireError, dump_fault, dump
 from shim.xmlrpc.ratelimit import RateLimiter
 from shim.xmlrpc.table import MethodSpec, MethodTable, Refuse
 
-__all__ = ["Answer", "Dispatcher"]
+__all__ = ["MULTICALL_MAX_BYTES", "ONCE_PER_MULTICALL", "TOO_BIG", "Answer", "Dispatcher"]
 
 logger = logging.getLogger("shim.dispatch")
 
@@ -33,6 +34,25 @@ logger = logging.getLogger("shim.dispatch")
 class Answer:
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Boxcar:
+    """What one system.multicall has answered so far."""
+
+    whole_index: set[str] = field(default_factory=set)  # the whole-index methods it has called
+    size: int = 0  # bytes of the answers it holds
+    full: bool = False  # an answer did not fit: the later slots are refused uncalled
+
+
+# One whole-index answer per request: a multicall of 100 of them was 100 copies of megabytes.
+ONCE_PER_MULTICALL = (
+    "ValueError: {method} answers the whole index and may appear only once in a system.multicall; "
+    "use individual requests instead."
+)
+# A cap on what one multicall holds: 100 slots of a big release_data each would still be 100 big answers.
+MULTICALL_MAX_BYTES = 128 * 1024 * 1024
+TOO_BIG = "ValueError: The answers of this system.multicall would pass {limit} bytes; use individual requests instead."
 
 
 def _describe(spec: MethodSpec, error: ValidationError) -> str:
@@ -61,8 +81,10 @@ class Dispatcher:
         domain: str,
         allow_i8: bool = False,
         search_fill_timeout: float = 5.0,
+        max_multicall_bytes: int = MULTICALL_MAX_BYTES,
         limiter: RateLimiter | None = None,
     ) -> None:
+        self.max_multicall_bytes = max_multicall_bytes
         self.limiter = limiter
         self.table = table
         self.services = services
@@ -97,11 +119,12 @@ class Dispatcher:
         params: Any,
         mode: Mode,
         *,
-        nested: bool = False,
+        boxcar: _Boxcar | None = None,
         client: str | None = None,
         answer: Answer | None = None,
     ) -> Any:
-        """Call `method` with `params` in `mode`; raise Fault for every failure."""
+        """Call `method` with `params` in `mode` (as a slot of `boxcar`, a multicall); raise Fault for every
+        failure."""
         spec = self.table.lookup(method, mode) if isinstance(method, str) else None
         if spec is None:
             raise METHOD_NOT_FOUND  # not counted as a call, as in Warehouse (spec §4.1 case 2)
@@ -120,7 +143,7 @@ class Dispatcher:
             self.services,
             self.domain,
             self._subcall_for(mode, client, answer),
-            nested,
+            boxcar is not None,
             self.allow_i8,
             self.search_fill_timeout,
         )
@@ -132,6 +155,10 @@ class Dispatcher:
         if isinstance(behaviour, Refuse):
             raise Fault.wrapped(behaviour.text(self.domain))
         assert spec.function is not None  # the table refuses a callable entry without one
+        if boxcar is not None and spec.whole_index:
+            if name in boxcar.whole_index:
+                raise Fault.wrapped(ONCE_PER_MULTICALL.format(method=name))
+            boxcar.whole_index.add(name)
         try:
             return await spec.function(context, *params)
         except Refused as exc:
@@ -148,11 +175,21 @@ class Dispatcher:
             raise APPLICATION_ERROR from None
 
     def _subcall_for(self, mode: Mode, client: str | None, answer: Answer | None) -> Any:
+        boxcar = _Boxcar()  # one per call: only a multicall's calls use it
+
         async def subcall(method: Any, params: Any) -> Raw:
             # A multicall slot: `[result]`, or the fault struct the call would have answered.
             try:
-                value = await self.invoke(method, tuple(params), mode, nested=True, client=client, answer=answer)
-                return encode_value([value], allow_i8=self.allow_i8)
+                if boxcar.full:
+                    raise Fault.wrapped(TOO_BIG.format(limit=self.max_multicall_bytes))
+                value = await self.invoke(method, tuple(params), mode, boxcar=boxcar, client=client, answer=answer)
+                slot = encode_value([value], allow_i8=self.allow_i8)
+                if boxcar.size + slot.size > self.max_multicall_bytes:
+                    boxcar.full = True
+                    logger.warning("a multicall's answers would pass %d bytes at %s", self.max_multicall_bytes, method)
+                    raise Fault.wrapped(TOO_BIG.format(limit=self.max_multicall_bytes))
+                boxcar.size += slot.size
+                return slot
             except Fault as fault:
                 self.faults[fault.code] += 1
                 return encode_value({"faultCode": fault.code, "faultString": fault.string})

@@ -36,7 +36,7 @@ __all__ = [
 INT32 = (-(2**31), 2**31 - 1)
 INT64 = (-(2**63), 2**63 - 1)
 
-_RESPONSE_HEAD = "<?xml version='1.0'?>\n<methodResponse>\n"
+_RESPONSE_HEAD = b"<?xml version='1.0'?>\n<methodResponse>\n"
 
 
 class NotWellFormed(Exception):
@@ -53,11 +53,24 @@ class Call:
     params: tuple[Any, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Raw:
-    """A value already encoded as a `<value>` element, spliced in as it is (multicall slots)."""
+    """A value already encoded as a `<value>` element (UTF-8), spliced in as it is: a whole-index answer, a
+    multicall slot. Kept in the pieces it was encoded in, so that splicing it shares them: a response holding a
+    Raw of megabytes copies it once, when the body is joined, never once per level of nesting."""
 
-    xml: str
+    parts: tuple[bytes, ...]
+    size: int
+
+    def __init__(self, *pieces: str | bytes) -> None:
+        parts = tuple(piece.encode() if isinstance(piece, str) else piece for piece in pieces)
+        object.__setattr__(self, "parts", parts)
+        object.__setattr__(self, "size", sum(len(part) for part in parts))
+
+    @property
+    def xml(self) -> str:
+        """The element as text: a copy, for tests and logs, never on an answer's way out."""
+        return b"".join(self.parts).decode()
 
 
 def parse_call(body: bytes) -> Call:
@@ -76,10 +89,35 @@ def parse_call(body: bytes) -> Call:
     return Call(method, tuple(params))
 
 
+class _Pieces:
+    """Where the marshaller writes: its strings gathered into UTF-8 chunks, a spliced Raw's pieces kept as they are."""
+
+    CHUNK = 4096  # strings per chunk: a whole-index answer is never a million small strings at once
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.text: list[str] = []
+
+    def write(self, text: str) -> None:
+        self.text.append(text)
+        if len(self.text) >= self.CHUNK:
+            self.flush()
+
+    def splice(self, raw: Raw) -> None:
+        self.flush()
+        self.parts.extend(raw.parts)
+
+    def flush(self) -> None:
+        if self.text:
+            self.parts.append("".join(self.text).encode())
+            self.text = []
+
+
 class _Marshaller(xmlrpc.client.Marshaller):
-    def __init__(self, allow_i8: bool) -> None:
+    def __init__(self, allow_i8: bool, pieces: _Pieces) -> None:
         super().__init__(encoding="utf-8", allow_none=True)
         self.int_range = INT64 if allow_i8 else INT32
+        self.pieces = pieces
 
     def dump_int(self, value: int, write: Callable[[str], Any]) -> None:
         low, high = self.int_range
@@ -122,7 +160,7 @@ class _Marshaller(xmlrpc.client.Marshaller):
         elif kind is float:
             self.dump_double(value, write)
         elif kind is Raw:
-            write(value.xml)
+            self.pieces.splice(value)
         elif kind in _STDLIB_TYPES:
             xmlrpc.client.Marshaller.dispatch[kind](self, value, write)
         else:
@@ -139,19 +177,24 @@ _STDLIB_TYPES = frozenset({bool, type(None), list, tuple, bytes, xmlrpc.client.D
 
 def encode_value(value: Any, *, allow_i8: bool = False) -> Raw:
     """Encode one value as a `<value>` element; raise WireError if it cannot go on the wire."""
-    parts: list[str] = []
-    marshaller = _Marshaller(allow_i8)
-    marshaller._dump(value, parts.append)
-    return Raw("".join(parts))
+    pieces = _Pieces()
+    _Marshaller(allow_i8, pieces)._dump(value, pieces.write)
+    pieces.flush()
+    return Raw(*pieces.parts)
+
+
+def _message(inner: bytes, value: Raw, outer: bytes) -> bytes:
+    # One join: the only copy of an answer's pieces, however big they are.
+    return b"".join((_RESPONSE_HEAD, inner, *value.parts, outer))
 
 
 def dump_response(value: Any, *, allow_i8: bool = False) -> bytes:
     """A `<methodResponse>` carrying `value`, as Warehouse renders it."""
-    body = encode_value(value, allow_i8=allow_i8).xml
-    return (_RESPONSE_HEAD + "<params>\n<param>\n" + body + "</param>\n</params>\n</methodResponse>\n").encode()
+    body = encode_value(value, allow_i8=allow_i8)
+    return _message(b"<params>\n<param>\n", body, b"</param>\n</params>\n</methodResponse>\n")
 
 
 def dump_fault(code: int, string: str) -> bytes:
     """A `<fault>` response: the struct holds faultCode, then faultString."""
-    body = encode_value({"faultCode": code, "faultString": string}).xml
-    return (_RESPONSE_HEAD + "<fault>\n" + body + "</fault>\n</methodResponse>\n").encode()
+    body = encode_value({"faultCode": code, "faultString": string})
+    return _message(b"<fault>\n", body, b"</fault>\n</methodResponse>\n")

@@ -116,6 +116,8 @@ class MethodSpec:
     restore: Behaviour = Serve()  # what the method does in each mode; most answer in both
     today: Behaviour = Serve()
     arguments: tuple[Argument, ...] = ()  # the parameters of a method without a function
+    # Its answer covers the whole index (megabytes): a system.multicall may call it once.
+    whole_index: bool = False
 
     def __post_init__(self) -> None:
         serves = any(isinstance(b, Serve) for b in (self.restore, self.today))
