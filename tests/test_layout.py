@@ -162,3 +162,19 @@ def test_the_readme_lists_the_layers_top_to_bottom_as_the_check_does() -> None:
     first = [re.findall(r"`(shim/[\w/.]*)`", row)[0] for row in rows]
     floors = [floor(path.removesuffix("/").removesuffix(".py").replace("/", ".")) for path in first]
     assert floors == sorted(floors), list(zip(first, floors, strict=True))
+
+
+def test_only_dispatch_turns_errors_into_faults() -> None:
+    # The fault definitions live in faults.py and the wire format in protocol.py; only dispatch puts one on the wire.
+    allowed = {"shim.xmlrpc.dispatch", "shim.xmlrpc.faults", "shim.xmlrpc.protocol"}
+    rendering = {"dump_fault", "Fault"}
+    users = {
+        name
+        for name, path in SHIM.items()
+        if name not in allowed
+        and any(
+            isinstance(node, ast.Name) and node.id in rendering
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        )
+    }
+    assert users == set()

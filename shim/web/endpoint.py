@@ -23,9 +23,7 @@ from starlette.routing import Route
 from shim.config.settings import Settings
 from shim.modes import Mode
 from shim.web.docs import docs_page
-from shim.xmlrpc.dispatch import Dispatcher
-from shim.xmlrpc.faults import APPLICATION_ERROR, NOT_WELL_FORMED, SERVICE_UNAVAILABLE
-from shim.xmlrpc.protocol import dump_fault
+from shim.xmlrpc.dispatch import Dispatcher, Unserved
 
 __all__ = ["MODE_PREFIXES", "client_address", "xmlrpc_routes"]
 
@@ -168,7 +166,7 @@ class XMLRPCEndpoint:
         is_xml = _media_type(request) in XML_TYPES
         if request.method != "POST":
             if is_xml:  # Warehouse answers another method on its XML-RPC route with this fault.
-                return _xmlrpc_bytes(dump_fault(APPLICATION_ERROR.code, APPLICATION_ERROR.string))
+                return _xmlrpc_bytes(self.dispatcher.unserved(Unserved.WRONG_HTTP_METHOD))
             if request.method in ("GET", "HEAD") and request.url.path.endswith("/"):
                 return HTMLResponse(docs_page(self.dispatcher.table, self.settings, mode))
             return PlainTextResponse(
@@ -181,7 +179,7 @@ class XMLRPCEndpoint:
                 body = await _read_body(request, self.settings.max_body_bytes)
         except BodyRefused as exc:
             logger.warning("request body refused (%s); SHIM_MAX_BODY_BYTES is %d", exc, self.settings.max_body_bytes)
-            return _xmlrpc_bytes(dump_fault(NOT_WELL_FORMED.code, NOT_WELL_FORMED.string))
+            return _xmlrpc_bytes(self.dispatcher.unserved(Unserved.BODY_REFUSED))
         except TimeoutError:
             logger.warning("request body not received within SHIM_BODY_TIMEOUT=%ds", self.settings.body_timeout)
             return PlainTextResponse("Request body timed out.\n", status_code=408)
@@ -190,14 +188,14 @@ class XMLRPCEndpoint:
         if self.calls.locked():
             # Past the cap on calls in progress: a quick, well-formed refusal rather than a queue.
             logger.warning("over SHIM_MAX_CONCURRENT_CALLS=%d: call refused", self.settings.max_concurrent_calls)
-            return _xmlrpc_bytes(dump_fault(SERVICE_UNAVAILABLE.code, SERVICE_UNAVAILABLE.string), {"Retry-After": "1"})
+            return _xmlrpc_bytes(self.dispatcher.unserved(Unserved.BUSY), {"Retry-After": "1"})
         async with self.calls:
             try:
                 async with asyncio.timeout(self.settings.call_timeout):
                     answer = await self.dispatcher.handle(body, mode, client_address(request, self.settings))
             except TimeoutError:
                 logger.warning("a call took longer than SHIM_CALL_TIMEOUT=%gs", self.settings.call_timeout)
-                return _xmlrpc_bytes(dump_fault(SERVICE_UNAVAILABLE.code, SERVICE_UNAVAILABLE.string))
+                return _xmlrpc_bytes(self.dispatcher.unserved(Unserved.TIMED_OUT))
         return _xmlrpc_bytes(answer.body, answer.headers)
 
 

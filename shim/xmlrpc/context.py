@@ -38,6 +38,7 @@ class CallContext:
     domain: str
     # Dispatches one sub-call of system.multicall and gives back its encoded slot.
     subcall: Callable[[Any, Any], Awaitable[Raw]]
-    nested: bool = False
-    allow_i8: bool = False
-    search_fill_timeout: float = 5.0
+    nested: bool
+    # The settings the methods read (SHIM_ALLOW_I8, SHIM_SEARCH_FILL_TIMEOUT): given by dispatch, never defaulted here.
+    allow_i8: bool
+    search_fill_timeout: float

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from pydantic import ValidationError
@@ -28,6 +29,23 @@ from shim.xmlrpc.table import MethodSpec, MethodTable, Refuse
 __all__ = ["MULTICALL_MAX_BYTES", "ONCE_PER_MULTICALL", "TOO_BIG", "Answer", "Dispatcher"]
 
 logger = logging.getLogger("shim.dispatch")
+
+
+class Unserved(Enum):
+    """Why the endpoint answers a request without dispatching it; which fault that is, is dispatch's to say."""
+
+    WRONG_HTTP_METHOD = "wrong-http-method"  # Warehouse maps HTTPMethodNotAllowed to its application error
+    BODY_REFUSED = "body-refused"  # too large, or in an encoding the service does not read: unparsable
+    BUSY = "busy"  # past the cap on calls in progress
+    TIMED_OUT = "timed-out"  # past SHIM_CALL_TIMEOUT
+
+
+_UNSERVED_FAULTS = {
+    Unserved.WRONG_HTTP_METHOD: APPLICATION_ERROR,
+    Unserved.BODY_REFUSED: NOT_WELL_FORMED,
+    Unserved.BUSY: SERVICE_UNAVAILABLE,
+    Unserved.TIMED_OUT: SERVICE_UNAVAILABLE,
+}
 
 
 @dataclass
@@ -79,8 +97,8 @@ class Dispatcher:
         services: Services,
         *,
         domain: str,
-        allow_i8: bool = False,
-        search_fill_timeout: float = 5.0,
+        allow_i8: bool,
+        search_fill_timeout: float,
         max_multicall_bytes: int = MULTICALL_MAX_BYTES,
         limiter: RateLimiter | None = None,
     ) -> None:
@@ -199,6 +217,10 @@ class Dispatcher:
                 return encode_value({"faultCode": APPLICATION_ERROR.code, "faultString": APPLICATION_ERROR.string})
 
         return subcall
+
+    def unserved(self, why: Unserved) -> bytes:
+        """The fault body for a request the endpoint answers without dispatching it (counted as any fault)."""
+        return self._fault_bytes(_UNSERVED_FAULTS[why])
 
     def _fault_bytes(self, fault: Fault) -> bytes:
         self.faults[fault.code] += 1
