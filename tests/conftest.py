@@ -7,6 +7,7 @@ import contextlib
 import gc
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -151,6 +152,11 @@ def rpc_for(client: TestClient) -> Rpc:
 @pytest.fixture
 def rpc(client: TestClient) -> Rpc:
     return rpc_for(client)
+
+
+def stable_id(value: object) -> str:
+    """A test id for a parameter that is the same in every process: its repr without object addresses."""
+    return re.sub(r" at 0x[0-9a-f]+", "", repr(value))
 
 
 def upstream_paths(fake: FakeIndex) -> list[str]:

@@ -31,7 +31,8 @@ TIMEOUT = 0.3
 BOUND = 10 * TIMEOUT
 BIG = 8 * 1024 * 1024  # more than the kernel's socket buffers take in on loopback (a few MB)
 
-pytestmark = pytest.mark.parametrize("parser", PARSERS)
+# Real sockets against a real server, waiting out real timeouts: the end-to-end stage.
+pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("parser", PARSERS)]
 
 
 @contextmanager

@@ -11,6 +11,8 @@ import pytest
 from shim.xmlrpc.protocol import NotWellFormed, Raw, WireError, dump_fault, dump_response, encode_value, parse_call
 from shim.xmlrpc.text import clean_for_xml, strip_illegal_xml
 
+from .conftest import stable_id
+
 SAMPLES = [
     "pypi-only",
     "",
@@ -32,7 +34,7 @@ SAMPLES = [
 ]
 
 
-@pytest.mark.parametrize("value", SAMPLES, ids=repr)
+@pytest.mark.parametrize("value", SAMPLES, ids=stable_id)
 def test_responses_are_byte_for_byte_what_warehouse_renders(value: Any) -> None:
     warehouse = xmlrpc.client.dumps((value,), methodresponse=True, allow_none=True).encode()
     assert dump_response(value) == warehouse
