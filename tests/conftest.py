@@ -1,82 +1,19 @@
-"""Shared fixtures: an app over the real method table, and an `rpc` helper that makes one real XML-RPC
-round trip (stdlib dumps, POST text/xml, stdlib loads), as Warehouse's functional tests do."""
+"""The fixtures every test module may ask for: an app over the real method table and the fake index, its client,
+and an `rpc` helper bound to it. Plain helpers are in tests/helpers.py."""
 
 from __future__ import annotations
 
-import contextlib
-import gc
-import json
-import os
-import re
-import subprocess
-import sys
-import tempfile
-import warnings
-import xmlrpc.client
-from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import Iterator
 
-import anyio
 import httpx
 import pytest
 from starlette.testclient import TestClient
 
 from shim.app import create_app
 from shim.config.settings import Settings
-from shim.upstream.resilience import Guard
-from shim.upstream.urls import UpstreamURL
 from testkit.fakeindex import FakeIndex
 
-from .clock import FakeClock
-
-UPSTREAM = "https://upstream.test/"
-
-Rpc = Callable[..., Any]
-T = TypeVar("T")
-
-
-# Every app a test builds gets a catalog of its own, in a directory removed at exit; a service a test
-# starts as a child process (which reads the default location) writes there too, never in the home directory.
-_STATE = tempfile.TemporaryDirectory(prefix="shim-tests-")
-os.environ["XDG_STATE_HOME"] = str(Path(_STATE.name) / "state")
-
-
-def make_settings(**overrides: Any) -> Settings:
-    catalog_path = Path(tempfile.mkdtemp(dir=_STATE.name)) / "catalog.sqlite3"
-    values: dict[str, Any] = {"upstream": UpstreamURL.parse(UPSTREAM), "catalog_path": catalog_path}
-    values.update(overrides)
-    return Settings(**values)
-
-
-def served(
-    fake: FakeIndex,
-    transport: httpx.AsyncBaseTransport | None = None,
-    *,
-    clock: FakeClock | None = None,
-    **settings: Any,
-) -> TestClient:
-    """A client of the service over `fake` (or over `transport`, which wraps it), with these settings; with
-    `clock`, its upstream guard runs on that fake clock (see `on_fake_clock`)."""
-    app = create_app(make_settings(**settings), transport=transport or httpx.ASGITransport(app=fake))
-    if clock is not None:
-        on_fake_clock(app, clock)
-    return TestClient(app)
-
-
-def guard_of(app: Any) -> Guard:
-    """The app's upstream guard: retries, back-off, the shared pause and the circuit."""
-    guard: Guard = app.state.services.store.upstream.guard
-    return guard
-
-
-def on_fake_clock(app: Any, clock: FakeClock | None = None) -> FakeClock:
-    """Put the app's upstream guard on a fake clock (a new one unless given), and return the clock: back-offs
-    and pauses pass at once (or when the test advances a held clock), the circuit cools down as it advances."""
-    clock = clock or FakeClock()
-    guard = guard_of(app)
-    guard.clock, guard.sleep = clock, clock.sleep
-    return clock
+from .helpers import Rpc, make_settings, rpc_for
 
 
 @pytest.fixture
@@ -103,102 +40,6 @@ def client(settings: Settings, fake_index: FakeIndex) -> Iterator[TestClient]:
         yield test_client
 
 
-def in_app(client: TestClient, step: Callable[[], Awaitable[T]]) -> T:
-    """Run `step()` to its end on the app's event loop (the running TestClient's portal); return its result."""
-
-    async def run() -> T:
-        return await step()
-
-    assert client.portal is not None, "the TestClient is not running: use it in a `with` block"
-    return client.portal.call(run)
-
-
-def refresh_index(client: TestClient) -> None:
-    """Refresh the Simple index the app holds, now: the background task's next turn, brought forward."""
-    in_app(client, client.app.state.services.index.refresh)  # type: ignore[attr-defined]
-
-
-def after_first_pass(client: TestClient) -> None:
-    """Wait until the app's refresher has made its first pass (whatever it found), as /readyz and the
-    change feed's first callers do; bounded, so that a test that goes wrong fails instead of hanging."""
-    ready: Any = client.app.state.services.changes_ready  # type: ignore[attr-defined]
-
-    async def wait() -> None:
-        with anyio.fail_after(10):
-            await ready.wait()
-
-    in_app(client, wait)
-
-
-def call(client: TestClient, method: str, *params: Any, path: str = "/pypi") -> Any:
-    """One XML-RPC call; returns the value or raises xmlrpc.client.Fault."""
-    body = xmlrpc.client.dumps(params, methodname=method, allow_none=True)
-    response = client.post(path, content=body.encode(), headers={"Content-Type": "text/xml"})
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"] == "text/xml; charset=UTF-8"
-    (value,), _ = xmlrpc.client.loads(response.content, use_builtin_types=False)
-    return value
-
-
-def rpc_for(client: TestClient) -> Rpc:
-    """`rpc(method, *params, path=...)` against `client`."""
-
-    def _rpc(method: str, *params: Any, path: str = "/pypi") -> Any:
-        return call(client, method, *params, path=path)
-
-    return _rpc
-
-
 @pytest.fixture
 def rpc(client: TestClient) -> Rpc:
     return rpc_for(client)
-
-
-def stable_id(value: object) -> str:
-    """A test id for a parameter that is the same in every process: its repr without object addresses."""
-    return re.sub(r" at 0x[0-9a-f]+", "", repr(value))
-
-
-def upstream_paths(fake: FakeIndex) -> list[str]:
-    """What the service asked the upstream for, the Simple index (loaded at start) left out."""
-    return [r.path for r in fake.requests if r.path != "/simple/"]
-
-
-def fault_of(rpc: Rpc, method: str, *params: Any, path: str = "/pypi") -> tuple[int, str]:
-    with pytest.raises(xmlrpc.client.Fault) as caught:
-        rpc(method, *params, path=path)
-    return caught.value.faultCode, caught.value.faultString
-
-
-def run_shim(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """`python -m shim ARGS` in a child process with exactly `env`; bounded in time."""
-    return subprocess.run(
-        [sys.executable, "-m", "shim", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def run_shim_json(*args: str, env: dict[str, str]) -> dict[str, Any]:
-    """`python -m shim ARGS` that must succeed and print one JSON object (the catalog verbs); that object."""
-    done = run_shim(*args, env=env)
-    assert done.returncode == 0, done.stderr
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
-
-
-@contextlib.contextmanager
-def client_leaks_collected() -> Iterator[None]:
-    """Run a third-party client that leaves its sockets to the garbage collector (qypi's requests session,
-    stdeb's streamed responses): collect them here, so their ResourceWarnings are theirs and stay quiet."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)  # stdeb still uses distutils' version classes
-        try:
-            yield
-        finally:
-            gc.collect()

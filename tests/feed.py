@@ -15,7 +15,7 @@ from shim.catalog.refresher import Refresher
 from shim.config.settings import Settings
 from testkit.fakeindex import FakeIndex
 
-from .conftest import in_app, on_fake_clock, rpc_for
+from .helpers import in_app, on_fake_clock, rpc_for
 
 
 def posix(text: str) -> int:

@@ -19,7 +19,7 @@ from shim.methods.table import METHODS
 from testkit.fakeindex import FakeIndex
 from testkit.fakeindex.state import IndexState, Project
 
-from .conftest import after_first_pass, call, fault_of, in_app, rpc_for, served
+from .helpers import after_first_pass, call, fault_of, in_app, rpc_for, served
 
 
 def many_projects(count: int) -> FakeIndex:

@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 
 from shim.app import create_app
 
-from .conftest import call, make_settings
+from .helpers import call, make_settings
 
 CALL = xmlrpc.client.dumps(("x",), methodname="package_hosting_mode").encode()
 PARSE_ERROR = (-32700, "parse error; not well formed")

@@ -19,7 +19,7 @@ from testkit.servers import serve_in_thread, serving
 from testkit.wheels import add_wheel
 
 from .bandersnatch_harness import run_bandersnatch
-from .conftest import make_settings
+from .helpers import make_settings
 
 pytestmark = pytest.mark.e2e
 

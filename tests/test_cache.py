@@ -16,7 +16,7 @@ from shim.upstream.cache import Entry, MemoryStorage
 from shim.upstream.simple_index import ProjectIndex
 from testkit.fakeindex import FakeIndex
 
-from .conftest import Rpc, after_first_pass, make_settings, refresh_index, rpc_for, served
+from .helpers import Rpc, after_first_pass, make_settings, refresh_index, rpc_for, served
 from .transports import Gate, Tampered
 
 PROJECT_JSON = "/pypi/roundup/json"

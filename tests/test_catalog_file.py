@@ -27,8 +27,8 @@ from shim.wiring import build_services
 from testkit.fakeindex import FakeIndex
 from testkit.wheels import wheel_file
 
-from .conftest import fault_of, make_settings, rpc_for, served
 from .feed import Feed
+from .helpers import fault_of, make_settings, rpc_for, served
 
 READ_ONLY = "is read-only to the service (the file, its directory or its file system)"
 FIX = "fix that, or set SHIM_CATALOG_PATH to a file the service can write"

@@ -25,8 +25,8 @@ from testkit.fakeindex import FakeIndex
 from testkit.servers import serve_in_thread
 from testkit.wheels import wheel_file
 
-from .conftest import call, make_settings, run_shim_json
 from .feed import Feed, crawl_all, posix
+from .helpers import call, make_settings, run_shim_json
 from .transports import Lagging
 
 

@@ -24,7 +24,7 @@ from shim.web.server import guarded_config
 from testkit.fakeindex import FakeIndex
 from testkit.servers import Served, serving_config
 
-from .conftest import make_settings
+from .helpers import make_settings
 
 PARSERS = ["h11", "httptools"]
 TIMEOUT = 0.3

@@ -9,7 +9,7 @@ import pytest
 
 from testkit.fakeindex import FakeIndex
 
-from .conftest import Rpc, upstream_paths
+from .helpers import Rpc, upstream_paths
 
 # Names and versions built to reach other URLs
 

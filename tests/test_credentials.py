@@ -25,7 +25,7 @@ from shim.modes import Mode
 from shim.upstream.urls import REDACTED, UpstreamURL, redact_url
 from shim.web.docs import docs_page
 
-from .conftest import on_fake_clock
+from .helpers import on_fake_clock
 from .tokens import (
     ENCODED_SECRET,
     MALFORMED_CREDENTIALS,

@@ -18,7 +18,7 @@ from shim.upstream.urls import REDACTED
 from shim.web.docs import settings_markdown
 from testkit.servers import free_port, wait_until_answering
 
-from .conftest import run_shim
+from .helpers import run_shim
 from .tokens import REDACTED_FORM, TOKEN, assert_none_has_token, files_under, token_env
 
 pytestmark = pytest.mark.e2e

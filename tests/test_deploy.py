@@ -17,7 +17,7 @@ from shim.config.settings import Settings
 from shim.upstream.urls import UpstreamURL
 from shim.web.server import RESERVED_DESCRIPTORS
 
-from .conftest import UPSTREAM
+from .helpers import UPSTREAM
 
 UNIT = Path(__file__).resolve().parent.parent / "deploy" / "pypi-xmlrpc-shim.service"
 

@@ -23,8 +23,8 @@ from shim.upstream.urls import UpstreamURL
 from testkit.fakeindex import FakeIndex
 from testkit.servers import serve_in_thread
 
-from .conftest import fault_of, make_settings
 from .feed import Feed, crawl_all
+from .helpers import fault_of, make_settings
 
 E = "Environment :: Other Environment"
 D = "Development Status :: 5 - Production/Stable"

@@ -19,7 +19,7 @@ from shim.web.docs import render_readme
 from shim.xmlrpc.faults import APPLICATION_ERROR, DOCUMENTED, METHOD_NOT_FOUND, NOT_WELL_FORMED, SERVICE_UNAVAILABLE
 from shim.xmlrpc.table import Refuse
 
-from .conftest import run_shim
+from .helpers import run_shim
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -21,7 +21,7 @@ from testkit.fakeindex import FakeIndex
 from testkit.servers import serve_in_thread
 from testkit.wheels import add_wheel
 
-from .conftest import client_leaks_collected, make_settings
+from .helpers import client_leaks_collected, make_settings
 
 pytestmark = pytest.mark.e2e
 

@@ -19,7 +19,7 @@ from shim.upstream.urls import UpstreamURL
 from testkit.fakeindex import FakeIndex
 from testkit.servers import free_port, serve_in_thread, wait_until_answering
 
-from .conftest import client_leaks_collected, make_settings
+from .helpers import client_leaks_collected, make_settings
 from .seed import ROUNDUP_160_URLS
 
 pytestmark = pytest.mark.e2e

@@ -14,7 +14,7 @@ from shim.errors import Refused
 from shim.methods.table import METHODS
 from shim.xmlrpc.table import Grade, MethodSpec, MethodTable, Serve
 
-from .conftest import Rpc, call, fault_of, make_settings, stable_id
+from .helpers import Rpc, call, fault_of, make_settings, stable_id
 
 # Spec §2.3, word for word. Types are checked before anything else, in every mode and for every
 # method, retired ones included (spec §0.2).

@@ -16,7 +16,7 @@ from shim.config.settings import Settings
 from shim.upstream.urls import UpstreamURL
 from testkit.fakeindex import FakeIndex
 
-from .conftest import UPSTREAM, call, run_shim_json
+from .helpers import UPSTREAM, call, run_shim_json
 
 BASE_ENV = {"SHIM_UPSTREAM": UPSTREAM}
 

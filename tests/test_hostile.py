@@ -21,7 +21,7 @@ from shim.app import create_app
 from shim.xmlrpc.protocol import Call, NotWellFormed, dump_response, parse_call
 from testkit.fakeindex import FakeIndex
 
-from .conftest import make_settings
+from .helpers import make_settings
 from .hostile_corpus import CORPUS, XML, Case
 
 

@@ -178,3 +178,9 @@ def test_only_dispatch_turns_errors_into_faults() -> None:
         )
     }
     assert users == set()
+
+
+def test_no_test_module_imports_conftest() -> None:
+    # pytest loads conftest.py itself; what tests share as plain code is in tests/helpers.py.
+    for path in sorted((ROOT / "tests").glob("*.py")):
+        assert not any(m.rpartition(".")[2] == "conftest" for m in imports_of(path)), path

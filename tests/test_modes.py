@@ -18,7 +18,7 @@ from shim.methods.table import METHODS
 from shim.modes import Mode
 from testkit.fakeindex import FIXTURES, FakeIndex
 
-from .conftest import Rpc, make_settings
+from .helpers import Rpc, make_settings
 from .seed import ROUNDUP_160_DATA, ROUNDUP_160_URLS
 
 URL = "https://warehouse.pypa.io/api-reference/xml-rpc.html#deprecated-methods"

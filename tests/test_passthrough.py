@@ -20,7 +20,7 @@ from shim.web.passthrough import negotiate_simple
 from testkit.fakeindex import FakeIndex
 from testkit.servers import serve_in_thread
 
-from .conftest import call, make_settings, refresh_index, served
+from .helpers import call, make_settings, refresh_index, served
 from .transports import Lagging, Tampered
 
 JSON_SIMPLE = "application/vnd.pypi.simple.v1+json"

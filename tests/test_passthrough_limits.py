@@ -16,7 +16,7 @@ from shim.config.settings import Settings, SettingsError
 from testkit.fakeindex import FakeIndex
 
 from .clock import FakeClock
-from .conftest import make_settings, refresh_index, served, upstream_paths
+from .helpers import make_settings, refresh_index, served, upstream_paths
 
 JUNK_PATHS = [
     "/pypi/{}/json",

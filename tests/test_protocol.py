@@ -11,7 +11,7 @@ import pytest
 from shim.xmlrpc.protocol import NotWellFormed, Raw, WireError, dump_fault, dump_response, encode_value, parse_call
 from shim.xmlrpc.text import clean_for_xml, strip_illegal_xml
 
-from .conftest import stable_id
+from .helpers import stable_id
 
 SAMPLES = [
     "pypi-only",

@@ -12,7 +12,7 @@ from shim.modes import FilesMode
 from shim.upstream.cache import Entry, MemoryStorage
 from testkit.fakeindex import FakeIndex
 
-from .conftest import in_app, served
+from .helpers import in_app, served
 
 SEED_FILE = "packages/77/13/25df55a3d0dc26067bd61407896a5cc09ccdc545b85f88413ccee07fd1fb/roundup-1.6.1.tar.gz"
 PUBLIC = "https://mirror.test/shim/"

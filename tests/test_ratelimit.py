@@ -22,7 +22,7 @@ from testkit.fakeindex import FakeIndex
 from testkit.servers import serve_in_thread
 
 from .clock import FakeClock
-from .conftest import make_settings
+from .helpers import make_settings
 from .transports import Gate
 
 CALL = xmlrpc.client.dumps(("x",), methodname="package_hosting_mode").encode()

@@ -11,7 +11,7 @@ import pytest
 
 from testkit.fakeindex import FIXTURES, FakeIndex
 
-from .conftest import Rpc, call, fault_of, rpc_for, served, upstream_paths
+from .helpers import Rpc, call, fault_of, rpc_for, served, upstream_paths
 from .seed import ROUNDUP_160_DATA, ROUNDUP_160_URLS
 
 

@@ -21,7 +21,7 @@ from testkit.fakeindex import FakeIndex
 from testkit.servers import serve_in_thread
 
 from .clock import FakeClock
-from .conftest import after_first_pass, guard_of, make_settings, on_fake_clock, rpc_for, served
+from .helpers import after_first_pass, guard_of, make_settings, on_fake_clock, rpc_for, served
 from .transports import Gate, Tampered
 
 PROJECT_JSON = "/pypi/roundup/json"

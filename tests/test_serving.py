@@ -24,7 +24,7 @@ import pytest
 from testkit.fakeindex import FakeIndex
 from testkit.servers import free_port, serve_in_thread, wait_until_answering
 
-from .conftest import run_shim
+from .helpers import run_shim
 
 pytestmark = pytest.mark.e2e
 

@@ -21,7 +21,7 @@ from shim.config.settings import Settings, SettingsError
 from shim.modes import Mode
 from shim.upstream.urls import UpstreamURL
 
-from .conftest import run_shim
+from .helpers import run_shim
 
 UPSTREAM = "https://upstream.test/"
 BASE_ENV = {"SHIM_UPSTREAM": UPSTREAM}

@@ -20,7 +20,7 @@ from shim.wiring import guard_config, upstream_for
 from testkit.fakeindex import FakeIndex
 
 from .clock import FakeClock
-from .conftest import call, make_settings
+from .helpers import call, make_settings
 
 
 def upstream_over(handler: Any, base: str = "https://user:s3cret@upstream.test/") -> Upstream:

@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 from shim.modes import FilesMode
 from testkit.fakeindex import FakeIndex
 
-from .conftest import call, fault_of, rpc_for, served
+from .helpers import call, fault_of, rpc_for, served
 from .transports import Tampered
 
 UNAVAILABLE = (-32403, "server error; service unavailable")

@@ -24,7 +24,7 @@ from shim.wiring import guard_config, upstream_for
 from testkit.fakeindex import FakeIndex
 
 from .clock import FakeClock
-from .conftest import after_first_pass, guard_of, make_settings, rpc_for, served
+from .helpers import after_first_pass, guard_of, make_settings, rpc_for, served
 
 UNAVAILABLE = (-32403, "server error; service unavailable")
 APPLICATION_ERROR = (-32500, "application error")

@@ -13,7 +13,7 @@ from shim.upstream.urls import UpstreamURL
 from testkit.fakeindex import FakeIndex
 from testkit.wheels import wheel_file
 
-from .conftest import call, served
+from .helpers import call, served
 from .transports import Tampered
 
 FILES = "https://files.upstream.test/"

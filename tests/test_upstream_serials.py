@@ -13,8 +13,8 @@ import pytest
 from testkit.fakeindex import FakeIndex
 from testkit.wheels import wheel_file
 
-from .conftest import make_settings, rpc_for, served
 from .feed import Feed, crawl_all
+from .helpers import make_settings, rpc_for, served
 
 MISSING = object()
 # Serials no journal has: past SQLite's 64-bit integers, negative, not integers, not digits.
