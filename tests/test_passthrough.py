@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
 import tracemalloc
-from collections.abc import AsyncIterator, Iterator
-from typing import cast
+from collections.abc import AsyncIterator, Iterator, MutableMapping
+from typing import Any, cast
 
+import anyio
 import httpx
 import pytest
 from starlette.testclient import TestClient
@@ -368,3 +370,48 @@ def test_a_malformed_document_is_a_502_and_never_cached(fake: FakeIndex, path: s
     with served(fake, Tampered(fake, path, body)) as client:
         assert client.get(path).status_code == 502
         assert client.get(path).content == upstream_response(fake, path).content
+
+
+class TrackedFile(httpx.AsyncBaseTransport):
+    """A files host whose every file is a stream that records whether the service closed it."""
+
+    def __init__(self) -> None:
+        self.closed: list[bool] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        closed = self.closed
+        closed.append(False)
+        index = len(closed) - 1
+
+        class Body(httpx.AsyncByteStream):
+            async def __aiter__(self) -> AsyncIterator[bytes]:
+                yield b"wheel bytes"
+
+            async def aclose(self) -> None:
+                closed[index] = True
+
+        return httpx.Response(200, headers={"Content-Length": "11"}, stream=Body())
+
+
+def test_a_file_whose_client_is_gone_before_the_first_byte_closes_its_upstream_stream() -> None:
+    transport = TrackedFile()
+    settings = make_settings(files=FilesMode.PROXY, files_upstream=UpstreamURL.parse("https://files.upstream.test/"))
+    app = create_app(settings, transport=transport)
+    scope = {
+        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"}, "http_version": "1.1", "method": "GET",
+        "scheme": "http", "path": "/packages/ab/cd/x-1.0-py3-none-any.whl", "raw_path": b"", "query_string": b"",
+        "headers": [(b"host", b"shim.test")], "client": ("127.0.0.1", 5000), "server": ("shim.test", 80),
+    }  # fmt: skip
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def gone(message: MutableMapping[str, Any]) -> None:
+        raise OSError("the client hung up")  # as a server reports a closed socket (ASGI spec 2.4)
+
+    async def request() -> list[bool]:
+        with contextlib.suppress(Exception):
+            await app(scope, receive, gone)
+        return list(transport.closed)  # when the app returns: not left to a finalizer that runs at some later turn
+
+    assert anyio.run(request) == [True]

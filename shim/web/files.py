@@ -13,6 +13,7 @@ from urllib.parse import urljoin
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from shim.config.settings import Settings
 from shim.errors import UpstreamError
@@ -97,7 +98,24 @@ class FileProxy:
             finally:
                 await stack.aclose()
 
-        return StreamingResponse(body(), status_code=upstream.status_code, headers=headers)
+        return _Streamed(body(), stack, status_code=upstream.status_code, headers=headers)
+
+
+class _Streamed(StreamingResponse):
+    """A streamed file whose upstream stream closes however the response ends: sent, cut off, or never started
+    because the client had gone (then the body's own `finally` never runs)."""
+
+    def __init__(
+        self, body: AsyncIterator[bytes], stack: contextlib.AsyncExitStack, *, status_code: int, headers: dict[str, str]
+    ) -> None:
+        super().__init__(body, status_code=status_code, headers=headers)
+        self.stack = stack
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.stack.aclose()
 
 
 def _conditional(request: Request) -> dict[str, str]:
