@@ -139,7 +139,7 @@ def test_an_unexpected_exception_is_an_application_error_logged_and_never_leaked
 
     with caplog.at_level(logging.ERROR, logger="shim"):
         assert _probe(probe) == (-32500, "application error")
-    record = next(r for r in caplog.records if r.name == "shim.dispatch")
+    record = next(r for r in caplog.records if r.name == "shim.xmlrpc.dispatch")
     assert record.exc_info is not None and "internal detail" in caplog.text
 
 

@@ -19,7 +19,7 @@ from shim.upstream.documents import DocumentStore
 
 __all__ = ["Crawler"]
 
-logger = logging.getLogger("shim.catalog")
+logger = logging.getLogger(__name__)
 
 
 class Crawler:

@@ -17,7 +17,7 @@ from shim.upstream.parsers import FeedItem, parse_feed
 
 __all__ = ["SiteFeeds", "read_site_feeds", "release_times"]
 
-logger = logging.getLogger("shim.catalog")
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

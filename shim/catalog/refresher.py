@@ -26,7 +26,7 @@ from shim.upstream.simple_index import IndexSnapshot, ProjectIndex
 
 __all__ = ["Refresher"]
 
-logger = logging.getLogger("shim.catalog")
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ __all__ = [
     "open_sqlite",
 ]
 
-logger = logging.getLogger("shim.catalog")
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 P = ParamSpec("P")

@@ -21,7 +21,7 @@ from shim.xmlrpc.protocol import Raw, encode_value
 
 __all__ = ["index_snapshot", "memo", "project", "read_catalog"]
 
-logger = logging.getLogger("shim.methods")
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 

@@ -27,7 +27,7 @@ from shim.errors import UpstreamError
 
 __all__ = ["DocumentCache", "Entry", "MemoryStorage", "Storage"]
 
-logger = logging.getLogger("shim.cache")
+logger = logging.getLogger(__name__)
 
 # What an entry costs beyond its body: keys, headers, the parsed form kept beside it (about 4x JSON text).
 _OVERHEAD = 512

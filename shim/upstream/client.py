@@ -37,7 +37,7 @@ __all__ = [
     "passed_headers",
 ]
 
-logger = logging.getLogger("shim.upstream")
+logger = logging.getLogger(__name__)
 
 USER_AGENT = f"pypi-xmlrpc-shim/{__version__} httpx/{httpx.__version__}"
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"

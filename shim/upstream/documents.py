@@ -25,7 +25,7 @@ __all__ = ["Capabilities", "DocumentStore"]
 # Turns a fetched body (and its URL) into a document; raises ValueError for a malformed one.
 Parse = Callable[[bytes, str], Any]
 
-logger = logging.getLogger("shim.documents")
+logger = logging.getLogger(__name__)
 
 
 @dataclass

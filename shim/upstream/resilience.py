@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 __all__ = ["Guard", "GuardConfig", "retry_after"]
 
-logger = logging.getLogger("shim.resilience")
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from shim.upstream.parsers import IndexListing, parse_simple_index
 
 __all__ = ["IndexSnapshot", "ProjectIndex"]
 
-logger = logging.getLogger("shim.index")
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from shim.xmlrpc.table import MethodTable
 
 __all__ = ["create_app"]
 
-logger = logging.getLogger("shim.web")
+logger = logging.getLogger(__name__)
 
 
 class CollapseSlashes:

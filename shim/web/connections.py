@@ -42,7 +42,7 @@ __all__ = [
     "guarded_protocol",
 ]
 
-logger = logging.getLogger("shim.web.connections")
+logger = logging.getLogger(__name__)
 
 WRITE_HIGH_WATER = 64 * 1024  # past it the answer waits; below the low-water mark it goes on
 WRITE_LOW_WATER = 16 * 1024

@@ -27,7 +27,7 @@ from shim.xmlrpc.dispatch import Dispatcher, Unserved
 
 __all__ = ["MODE_PREFIXES", "client_address", "xmlrpc_routes"]
 
-logger = logging.getLogger("shim.web")
+logger = logging.getLogger(__name__)
 
 XML_TYPES = ("text/xml", "application/xml")
 XMLRPC_CONTENT_TYPE = "text/xml; charset=UTF-8"

@@ -24,7 +24,7 @@ from shim.web.responses import not_found, unavailable
 
 __all__ = ["FileProxy"]
 
-logger = logging.getLogger("shim.web")
+logger = logging.getLogger(__name__)
 
 # A file path under /packages/: Warehouse's hash directories and a distribution's file name.
 _FILE_PATH = re.compile(r"(?:[A-Za-z0-9_.+!~-]+/)*[A-Za-z0-9_.+!~-]+")

@@ -36,7 +36,7 @@ from shim.xmlrpc.ratelimit import RateLimiter
 
 __all__ = ["passthrough_routes"]
 
-logger = logging.getLogger("shim.passthrough")
+logger = logging.getLogger(__name__)
 
 SIMPLE_HTML = "text/html"
 _SIMPLE_TYPES = {

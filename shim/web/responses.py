@@ -10,7 +10,7 @@ from shim.errors import UpstreamError
 
 __all__ = ["not_found", "unavailable"]
 
-logger = logging.getLogger("shim.web")
+logger = logging.getLogger(__name__)
 
 
 def not_found(kind: str) -> Response:

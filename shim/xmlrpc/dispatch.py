@@ -28,7 +28,7 @@ from shim.xmlrpc.table import MethodSpec, MethodTable, Refuse
 
 __all__ = ["MULTICALL_MAX_BYTES", "ONCE_PER_MULTICALL", "TOO_BIG", "Answer", "Dispatcher"]
 
-logger = logging.getLogger("shim.dispatch")
+logger = logging.getLogger(__name__)
 
 
 class Unserved(Enum):
