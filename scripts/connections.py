@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from testkit.attack import Attack  # noqa: E402
 from testkit.fakeindex import FakeIndex  # noqa: E402
 from testkit.proc import proc_status  # noqa: E402
 from testkit.servers import free_port, serve_in_thread, wait_until_answering  # noqa: E402
@@ -53,60 +54,6 @@ class Sample:
     normal_answers: int
     normal_failures: int
     normal_slowest_s: float
-
-
-class Attack:
-    """The attack's connections, each counted open until the service closes it."""
-
-    def __init__(self) -> None:
-        self.open: dict[str, int] = {"slowloris": 0, "silent": 0, "non_readers": 0}
-
-    async def hold(self, kind: str, port: int, request: bytes, line_every: float | None) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if kind == "non_readers":  # a small window: the answer stays on the service's side
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.setblocking(False)
-        try:
-            await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
-            reader, writer = await asyncio.open_connection(sock=sock)
-        except OSError:
-            sock.close()
-            return
-        self.open[kind] += 1
-        try:
-            writer.write(request)
-            if kind == "non_readers":
-                await _closed_by_peer(sock)
-            elif line_every is not None:
-                while True:
-                    try:
-                        if not await asyncio.wait_for(reader.read(65536), timeout=line_every):
-                            break
-                    except TimeoutError:
-                        writer.write(b"X-Slow: 1\r\n")
-                        await writer.drain()
-            else:
-                await reader.read()
-        except OSError:
-            pass
-        finally:
-            self.open[kind] -= 1
-            writer.close()
-
-
-async def _closed_by_peer(sock: socket.socket) -> None:
-    """Wait, never reading, until the peer has closed or reset the connection."""
-    while True:
-        await asyncio.sleep(0.5)
-        try:
-            error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            peer = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            continue
-        except OSError:
-            return
-        if error or peer == b"":
-            return
 
 
 class Normal:

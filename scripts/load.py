@@ -1,14 +1,24 @@
-"""Load the service: many concurrent XML-RPC clients over a fake upstream that fails a set fraction of requests.
+"""Load the service: many concurrent XML-RPC clients over a fake upstream that fails a set fraction of requests,
+then the same run with a fraction of the clients hostile, side by side.
 
-    python scripts/load.py --clients 200 --seconds 60 --failure-rate 0.1 [--seed 1] [--json]
+    python scripts/load.py --clients 200 --seconds 60 --failure-rate 0.1 --hostile 0.1 [--seed 1] [--json]
 
-Run from the repository's root. Everything stays on 127.0.0.1: the fake index (testkit/fakeindex) is served in this
-process behind a wrapper that fails the set fraction of its requests (503, a truncated body, or a slow answer;
-seeded), and the service runs as its own process (`python -m shim`), whose memory is read from /proc. Clients loop
-until the deadline or the call cap. Every answer is classified: a well-formed value, a fault (by code), or
-malformed (for XML-RPC anything but HTTP 200 text/xml that xmlrpc.client reads; for the pass-through GETs, a status
-other than 200/304/404/502, or no body). Exits 1 when any answer was malformed or the service died; the whole run is
-bounded by `--seconds` + 30.
+Run from the repository's root. Everything stays on 127.0.0.1: the fake index (testkit/fakeindex, grown by
+`--index-projects` projects and one whose description is `--answer-mb` MB) is served in this process behind a
+wrapper that fails the set fraction of its requests (503, a truncated body, or a slow answer; seeded), and the
+service runs as its own process (`python -m shim`, a fresh one per run), whose memory is read from /proc. The
+service keeps its default settings, rate limits included, but for the short cache TTL below: each client calls
+from a loopback address of its own (127.1.x.y; the hostile ones 127.2.x.y), so that each stays within the default
+per-client limits. Clients loop until the deadline or the call cap. Every answer is classified: a well-formed
+value, a fault (by code), or malformed (for XML-RPC anything but HTTP 200 text/xml that xmlrpc.client reads; for the
+pass-through GETs, a status other than 200/304/404/429/502, or no body); a rate-limit refusal is counted apart.
+
+With `--hostile F`, a second run replaces that fraction of the clients by hostile ones, a third each: slowloris
+connections (a header line every 2 s, never ending the head), clients that ask for the large answer and never read
+it, and clients sending one multicall of every whole-index method again and again. It prints the well-behaved
+clients' calls and p50/p99 latency and the service's RSS (start, peak, end) for both runs. Exits 1 when any answer
+was malformed, a well-behaved client was rate limited, the service died, or a bound (`--max-p99-ratio`,
+`--min-calls-ratio`, `--max-rss-mb`) is broken; each run is bounded by `--seconds` + 30.
 """
 
 from __future__ import annotations
@@ -18,15 +28,13 @@ import asyncio
 import contextlib
 import json
 import os
-import random
 import subprocess
 import sys
 import tempfile
 import time
 import xmlrpc.client
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,46 +44,37 @@ if str(ROOT) not in sys.path:
 
 import httpx  # noqa: E402
 
+from testkit.attack import Attack, loopback  # noqa: E402
 from testkit.fakeindex import FakeIndex  # noqa: E402
 from testkit.flaky import FlakyIndex  # noqa: E402
+from testkit.loadclients import REQUEST_TIMEOUT, Tally, client_loop, percentile, whole_index_loop  # noqa: E402
 from testkit.proc import cpu_seconds, proc_status  # noqa: E402
 from testkit.servers import free_port, serve_in_thread, wait_until_answering  # noqa: E402
 
 READY_TIMEOUT = 15.0  # seconds for the service to load its first Simple index
-REQUEST_TIMEOUT = 10.0  # seconds a client waits for one answer (also the drain after the deadline)
 STOP_TIMEOUT = 5.0  # seconds the service has to exit on SIGTERM before it is killed
+LINE_EVERY = 2.0  # seconds between a slowloris connection's header lines
+HOSTILE_KINDS = ("slowloris", "non_readers", "whole_index")
 
-# The fixture projects and their versions (plus a name and a version the index lacks, as real clients ask).
-PROJECTS: dict[str, tuple[str, ...]] = {
-    "roundup": ("1.5.1", "1.6.0", "1.6.1"),
-    "httpx": ("0.0.1", "0.28.1", "1.0.dev6"),
-    "starlette": ("0.1.0", "1.9.0", "1.10.0"),
-    "defusedxml": ("0.3", "0.7.1", "0.8.0rc2"),
-    "oddversions": ("1.0-beta", "2004d", "0.9.8-r1", "3.0.0"),
-    "nofiles": ("0.1", "1.0"),
-    "case-owners": ("1.0",),
-    "pypi-simple": ("1.6.1", "1.8.0"),
-    "all-yanked": ("1.0", "3.0"),
-    "no-such-project": ("1.0",),
-}
-SEARCH_TERMS = ("http", "xml", "round", "star", "simple", "async", "zzz-nothing")
-
+# The bounds a run with 10% hostile clients shows (README, "Load"): the well-behaved clients' p99 latency at most
+# this many times the plain run's, their calls per client at least this share of the plain run's, the peak RSS.
+MAX_P99_RATIO = 2.0
+MIN_CALLS_RATIO = 0.6
+MAX_RSS_MB = 250.0
 
 # --- the service, as its own process ------------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
-def service(upstream: str, state: Path, cache_soft_ttl: float) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+def service(upstream: str, state: Path, changed: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """The service with its defaults, but for where it serves from and the `changed` settings."""
     port = free_port()
     environ = {
         **os.environ,
         "SHIM_HOST": "127.0.0.1",
         "SHIM_UPSTREAM": upstream,
         "SHIM_CATALOG_PATH": str(state / "catalog.sqlite3"),
-        "SHIM_RATE_LIMIT": "off",
-        "SHIM_PASSTHROUGH_RATE_LIMIT": "off",
-        "SHIM_LOG_LEVEL": "warning",
-        "SHIM_CACHE_SOFT_TTL": f"{cache_soft_ttl:g}",
+        **changed,
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
     }
@@ -103,175 +102,73 @@ def service(upstream: str, state: Path, cache_soft_ttl: float) -> Iterator[tuple
 # --- the clients ---------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Tally:
-    calls: int = 0
-    values: int = 0
-    gets: int = 0
-    malformed: Counter[str] = field(default_factory=Counter)
-    faults: Counter[int] = field(default_factory=Counter)
-    latencies_ms: list[float] = field(default_factory=list)
-    examples: list[str] = field(default_factory=list)
-
-    def bad(self, kind: str, detail: str) -> None:
-        self.malformed[kind] += 1
-        if len(self.examples) < 5:
-            self.examples.append(f"{kind}: {detail[:200]}")
+async def _again(kind: str, attack: Attack, port: int, request: bytes, source: str, deadline: float) -> None:
+    """One hostile connection after another from `source`, until the deadline: the service closes each in turn."""
+    while time.monotonic() < deadline:
+        started = time.monotonic()
+        await attack.hold(kind, port, request, LINE_EVERY if kind == "slowloris" else None, source)
+        if time.monotonic() - started < 0.1:  # refused at once: no busy loop
+            await asyncio.sleep(0.1)
 
 
-Call = tuple[str, tuple[Any, ...]]
+def _big_request() -> bytes:
+    call = xmlrpc.client.dumps(("big", "1.0"), "release_data").encode()
+    head = f"POST /pypi HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: {len(call)}\r\n\r\n"
+    return head.encode() + call
 
 
-def pick_call(rng: random.Random) -> Call:
-    name = rng.choice(list(PROJECTS))
-    version = rng.choice(PROJECTS[name])
-    query = rng.choice(SEARCH_TERMS)
-    choices: list[tuple[int, Callable[[], Call]]] = [
-        (20, lambda: ("package_releases", (name,))),
-        (8, lambda: ("package_releases", (name, True))),
-        (14, lambda: ("release_urls", (name, version))),
-        (14, lambda: ("release_data", (name, version))),
-        (8, lambda: ("package_roles", (name,))),
-        (3, lambda: ("list_packages_with_serial", ())),
-        (8, lambda: ("changelog_last_serial", ())),
-        (6, lambda: ("search", ({"name": query, "summary": query}, "or"))),
-        (
-            8,
-            lambda: (
-                "system.multicall",
-                (
-                    [
-                        {"methodName": "package_releases", "params": [name]},
-                        {"methodName": "release_urls", "params": [name, version]},
-                        {"methodName": "package_roles", "params": [name]},
-                    ],
-                ),
-            ),
-        ),
-        (3, lambda: ("GET", (f"/pypi/{name}/json",))),
-        (2, lambda: ("GET", (f"/simple/{name}/",))),
-    ]
-    weights = [w for w, _ in choices]
-    return rng.choices([c for _, c in choices], weights)[0]()
-
-
-def classify_xmlrpc(tally: Tally, method: str, response: httpx.Response) -> None:
-    if response.status_code != 200:
-        tally.bad(f"http {response.status_code}", f"{method}: {response.text}")
-        return
-    if not response.headers.get("content-type", "").startswith("text/xml"):
-        tally.bad("content type", f"{method}: {response.headers.get('content-type')}")
-        return
-    try:
-        (value,), _ = xmlrpc.client.loads(response.content)
-    except xmlrpc.client.Fault as fault:
-        code: object = fault.faultCode  # whatever the wire said, typeshed's int notwithstanding
-        text: object = fault.faultString
-        if isinstance(code, int) and isinstance(text, str):
-            tally.faults[code] += 1
-        else:
-            tally.bad("fault shape", f"{method}: {fault!r}")
-        return
-    except Exception as exc:  # an unreadable body, whatever the parser raises
-        tally.bad("unparseable", f"{method}: {type(exc).__name__}: {exc}; {response.content[:120]!r}")
-        return
-    if method == "system.multicall":
-        if not isinstance(value, list) or len(value) != 3:
-            tally.bad("multicall shape", repr(value)[:200])
-            return
-        for entry in value:
-            if isinstance(entry, list) and len(entry) == 1:
-                continue
-            if isinstance(entry, dict) and isinstance(entry.get("faultCode"), int):
-                tally.faults[entry["faultCode"]] += 1  # a sub-call's fault, counted with the others
-                continue
-            tally.bad("multicall entry", repr(entry)[:200])
-            return
-    tally.values += 1
-
-
-def classify_get(tally: Tally, path: str, response: httpx.Response) -> None:
-    tally.gets += 1
-    if response.status_code not in (200, 304, 404, 502):
-        tally.bad(f"GET http {response.status_code}", f"{path}: {response.text}")
-        return
-    if response.status_code != 304 and not response.content:
-        tally.bad("GET empty body", f"{path}: {response.status_code}")
-        return
-    if response.status_code == 200 and path.endswith("/json"):
-        try:
-            json.loads(response.content)
-        except ValueError:
-            tally.bad("GET bad JSON", f"{path}: {response.content[:120]!r}")
-            return
-    tally.values += 1
-
-
-async def client_loop(base: str, seed: int, deadline: float, budget: list[int], tally: Tally) -> None:
-    rng = random.Random(seed)
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    async with httpx.AsyncClient(base_url=base, timeout=REQUEST_TIMEOUT, trust_env=False, limits=limits) as client:
-        while time.monotonic() < deadline and budget[0] > 0:
-            budget[0] -= 1
-            method, params = pick_call(rng)
-            started = time.perf_counter()
-            try:
-                if method == "GET":
-                    response = await client.get(params[0])
-                else:
-                    body = xmlrpc.client.dumps(params, methodname=method).encode()
-                    response = await client.post("/pypi", content=body, headers={"Content-Type": "text/xml"})
-            except httpx.HTTPError as exc:
-                tally.calls += 1
-                tally.bad(f"transport {type(exc).__name__}", f"{method}{params!r}: {exc}")
-                continue
-            tally.latencies_ms.append((time.perf_counter() - started) * 1000)
-            tally.calls += 1
-            if method == "GET":
-                classify_get(tally, params[0], response)
-            else:
-                classify_xmlrpc(tally, method, response)
-
-
-async def drive(base: str, clients: int, seconds: float, max_calls: int, seed: int) -> tuple[Tally, float]:
-    tally = Tally()
-    budget = [max_calls]
+async def drive(base: str, port: int, args: argparse.Namespace, hostile: int) -> tuple[Tally, Tally, Attack, float]:
+    """`args.clients - hostile` well-behaved clients and `hostile` hostile ones (a third of each kind)."""
+    tally, whole = Tally(), Tally()
+    attack = Attack()
+    budget = [args.max_calls]
     started = time.monotonic()
-    deadline = started + seconds
-    loops = [client_loop(base, seed * 100_003 + i, deadline, budget, tally) for i in range(clients)]
+    deadline = started + args.seconds
+    loops = [
+        client_loop(base, loopback(1, i), args.seed * 100_003 + i, deadline, budget, tally)
+        for i in range(args.clients - hostile)
+    ]
+    requests = {"slowloris": b"POST /pypi HTTP/1.1\r\nHost: x\r\n", "non_readers": _big_request()}
+    attackers: list[Coroutine[Any, Any, None]] = []
+    for j in range(hostile):
+        kind, source = HOSTILE_KINDS[j % 3], loopback(2, j)
+        if kind == "whole_index":
+            attackers.append(whole_index_loop(base, source, deadline, whole))
+        else:
+            attackers.append(_again(kind, attack, port, requests[kind], source, deadline))
     tasks = [asyncio.create_task(loop) for loop in loops]
+    hostile_tasks = [asyncio.create_task(loop) for loop in attackers]
     try:
-        async with asyncio.timeout(seconds + REQUEST_TIMEOUT + 2):  # the last calls' answers, then no more
+        async with asyncio.timeout(args.seconds + REQUEST_TIMEOUT + 2):  # the last calls' answers, then no more
             await asyncio.gather(*tasks)
     except TimeoutError:
         tally.bad("client cancelled at the hard deadline", "")
-    return tally, time.monotonic() - started
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+    elapsed = time.monotonic() - started
+    for task in hostile_tasks:  # a whole-index answer or a held connection in progress is dropped
+        task.cancel()
+    await asyncio.gather(*hostile_tasks, return_exceptions=True)
+    return tally, whole, attack, elapsed
 
 
 # --- the run -------------------------------------------------------------------------------------------------------
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    fake = FakeIndex()
-    flaky = FlakyIndex(fake, args.failure_rate, args.seed)
-    with (
-        tempfile.TemporaryDirectory(prefix="shim-load-") as tmp,
-        serve_in_thread(flaky) as upstream,
-    ):
-        fake.set_urls(upstream + "/")
-        with service(upstream + "/", Path(tmp), args.cache_soft_ttl) as (process, base):
+def changed_settings(args: argparse.Namespace) -> dict[str, str]:
+    """The settings the runs change from the service's defaults (and only these)."""
+    # A short cache TTL, so that the flaky upstream is asked all along rather than once per document.
+    return {"SHIM_CACHE_SOFT_TTL": f"{args.cache_soft_ttl:g}"}
+
+
+def one_run(args: argparse.Namespace, flaky: FlakyIndex, upstream: str, hostile: int) -> dict[str, Any]:
+    requests_before, failures_before = flaky.stats.requests, Counter(flaky.stats.failures)
+    with tempfile.TemporaryDirectory(prefix="shim-load-") as tmp:
+        with service(upstream, Path(tmp), changed_settings(args)) as (process, base):
             ready = wait_until_answering(base, process, path="/readyz", timeout=READY_TIMEOUT)
             rss_start = proc_status(process.pid, "VmRSS")
-            tally, elapsed = Tally(), 0.0
+            tally, whole, attack, elapsed = Tally(), Tally(), Attack(), 0.0
             if ready:
-                tally, elapsed = asyncio.run(drive(base, args.clients, args.seconds, args.max_calls, args.seed))
+                port = int(base.rsplit(":", 1)[1])
+                tally, whole, attack, elapsed = asyncio.run(drive(base, port, args, hostile))
             alive = process.poll() is None
             rss_end = proc_status(process.pid, "VmRSS")
             rss_peak = proc_status(process.pid, "VmHWM")
@@ -284,11 +181,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         log = (Path(tmp) / "service.log").read_text(errors="replace")
     errors = [line for line in log.splitlines() if "Traceback" in line or " ERROR" in line or "ERROR:" in line]
     return {
-        "clients": args.clients,
-        "seconds": args.seconds,
-        "failure_rate": args.failure_rate,
-        "seed": args.seed,
         "ready": ready,
+        "well_behaved_clients": args.clients - hostile,
+        "hostile_clients": hostile,
+        "source_addresses": args.clients - hostile,
         "elapsed_s": round(elapsed, 1),
         "calls": tally.calls,
         "calls_per_s": round(tally.calls / elapsed, 1) if elapsed else 0.0,
@@ -297,10 +193,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "malformed": sum(tally.malformed.values()),
         "malformed_by_kind": dict(tally.malformed),
         "malformed_examples": tally.examples,
+        "rate_limited": tally.rate_limited,
         "faults_by_code": {str(code): n for code, n in sorted(tally.faults.items())},
         "p50_ms": round(percentile(tally.latencies_ms, 0.50), 1),
         "p99_ms": round(percentile(tally.latencies_ms, 0.99), 1),
         "max_ms": round(max(tally.latencies_ms, default=0.0), 1),
+        "hostile": {
+            "slowloris": {"connections": attack.opened["slowloris"]},
+            "non_readers": {"connections": attack.opened["non_readers"]},
+            "whole_index": {
+                "answers": whole.values,
+                "calls": whole.calls,
+                "faults_by_code": {str(code): n for code, n in sorted(whole.faults.items())},
+                "rate_limited": whole.rate_limited,
+                "malformed": sum(whole.malformed.values()),
+                "malformed_examples": whole.examples,
+            },
+        },
         "service_alive": alive,
         "service_exit_code": exit_code,
         "service_rss_mb_start": round(rss_start or 0.0, 1),
@@ -311,60 +220,135 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "service_error_examples": errors[:5],
         "stale_served": health.get("stale_served"),
         "upstream_health": health.get("upstream_health"),
-        "upstream_requests": flaky.stats.requests,
-        "upstream_failures": dict(flaky.stats.failures),
+        "upstream_requests": flaky.stats.requests - requests_before,
+        "upstream_failures": dict(Counter(flaky.stats.failures) - failures_before),
     }
 
 
+def fake_index(args: argparse.Namespace) -> FakeIndex:
+    """The fixtures, `--index-projects` more (so that a whole-index answer is large) and one large answer."""
+    fake = FakeIndex()
+    for i in range(args.index_projects):
+        fake.add_release(f"load-{i:06d}", "1.0", info={"summary": f"Load project {i}"})
+    fake.add_release("big", "1.0", info={"description": "x" * int(args.answer_mb * 1024 * 1024)})
+    return fake
+
+
+def broken_bounds(args: argparse.Namespace, plain: dict[str, Any], hostile: dict[str, Any]) -> list[str]:
+    broken = []
+    if hostile["p99_ms"] > args.max_p99_ratio * max(plain["p99_ms"], 1.0):
+        broken.append(f"p99 {hostile['p99_ms']} ms > {args.max_p99_ratio:g} x the plain run's {plain['p99_ms']} ms")
+    if hostile["calls"] < args.min_calls_ratio * plain["calls"] * hostile["well_behaved_clients"] / args.clients:
+        broken.append(f"calls {hostile['calls']} < {args.min_calls_ratio:g} x the plain run's {plain['calls']}")
+    if hostile["service_rss_mb_peak"] > args.max_rss_mb:
+        broken.append(f"peak RSS {hostile['service_rss_mb_peak']} MB > {args.max_rss_mb:g} MB")
+    return broken
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    fake = fake_index(args)
+    flaky = FlakyIndex(fake, args.failure_rate, args.seed)
+    result: dict[str, Any] = {
+        "clients": args.clients,
+        "seconds": args.seconds,
+        "failure_rate": args.failure_rate,
+        "hostile_fraction": args.hostile,
+        "seed": args.seed,
+        "service_settings": changed_settings(args),
+    }
+    with serve_in_thread(flaky) as upstream:
+        fake.set_urls(upstream + "/")
+        result["plain"] = one_run(args, flaky, upstream + "/", 0)
+        if args.hostile > 0:
+            result["hostile"] = one_run(args, flaky, upstream + "/", max(3, round(args.clients * args.hostile)))
+    if "hostile" in result:
+        result["bounds"] = {"max_p99_ratio": args.max_p99_ratio, "min_calls_ratio": args.min_calls_ratio}
+        result["bounds"]["max_rss_mb"] = args.max_rss_mb
+        result["broken_bounds"] = broken_bounds(args, result["plain"], result["hostile"])
+    return result
+
+
+def well(run: dict[str, Any]) -> bool:
+    whole = run["hostile"]["whole_index"]["malformed"]
+    return bool(
+        run["ready"] and run["service_alive"] and not run["malformed"] and not run["rate_limited"] and not whole
+    )
+
+
 def summary(result: dict[str, Any]) -> str:
-    faults = ", ".join(f"{code}: {n}" for code, n in result["faults_by_code"].items()) or "none"
-    failures = ", ".join(f"{kind} {n}" for kind, n in sorted(result["upstream_failures"].items())) or "none"
+    runs = [("plain", result["plain"])] + ([("hostile", result["hostile"])] if "hostile" in result else [])
     lines = [
-        f"load: {result['clients']} clients for {result['seconds']:g} s, upstream failing "
-        f"{result['failure_rate']:.0%} (seed {result['seed']})",
-        f"  calls served      {result['calls']} in {result['elapsed_s']} s ({result['calls_per_s']} calls/s); "
-        f"{result['gets']} of them pass-through GETs",
-        f"  well-formed       {result['values']} values",
-        f"  malformed         {result['malformed']}"
-        + (f"  {result['malformed_by_kind']}" if result["malformed"] else ""),
-        f"  faults by code    {faults}",
-        f"  latency           p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, max {result['max_ms']} ms",
-        f"  service RSS       {result['service_rss_mb_start']} MB at start, {result['service_rss_mb_end']} MB at end "
-        f"(peak {result['service_rss_mb_peak']} MB); {result['service_cpu_s']} s CPU",
-        f"  service           {'alive to the end' if result['service_alive'] else 'DIED'}; stopped with exit code "
-        f"{result['service_exit_code']}; {result['service_error_lines']} error lines logged; "
-        f"{result['stale_served']} stale copies served",
-        f"  upstream          {result['upstream_requests']} requests, failures injected: {failures}",
+        f"load: {result['clients']} clients for {result['seconds']:g} s per run, upstream failing "
+        f"{result['failure_rate']:.0%} (seed {result['seed']}); settings changed: {result['service_settings']}",
+        f"  {'':24}" + "".join(f"{name:>28}" for name, _ in runs),
     ]
-    lines += [f"  malformed example {e}" for e in result["malformed_examples"]]
-    lines += [f"  service error     {e}" for e in result["service_error_examples"]]
-    if not result["ready"]:
-        lines.append(f"  the service was not ready within {READY_TIMEOUT:g} s")
+
+    def row(label: str, cell: Any) -> None:
+        lines.append(f"  {label:24}" + "".join(f"{cell(r):>28}" for _, r in runs))
+
+    row("clients (hostile)", lambda r: f"{r['well_behaved_clients']} ({r['hostile_clients']})")
+    row("calls (per s)", lambda r: f"{r['calls']} ({r['calls_per_s']})")
+    row("well-formed / GETs", lambda r: f"{r['values']} / {r['gets']}")
+    row("malformed", lambda r: str(r["malformed"]))
+    row("rate limited", lambda r: str(r["rate_limited"]))
+    row("faults by code", lambda r: ", ".join(f"{c}: {n}" for c, n in r["faults_by_code"].items()) or "none")
+    row("p50 / p99 / max ms", lambda r: f"{r['p50_ms']:g} / {r['p99_ms']:g} / {r['max_ms']:g}")
+    row(
+        "RSS MB start/peak/end",
+        lambda r: f"{r['service_rss_mb_start']}/{r['service_rss_mb_peak']}/{r['service_rss_mb_end']}",
+    )
+    row("service CPU s", lambda r: str(r["service_cpu_s"]))
+    row("service", lambda r: ("alive" if r["service_alive"] else "DIED") + f", exit {r['service_exit_code']}")
+    row("error lines / stale", lambda r: f"{r['service_error_lines']} / {r['stale_served']}")
+    row("upstream req (failed)", lambda r: f"{r['upstream_requests']} ({sum(r['upstream_failures'].values())})")
+    row("slowloris connections", lambda r: str(r["hostile"]["slowloris"]["connections"]))
+    row("non-reader connections", lambda r: str(r["hostile"]["non_readers"]["connections"]))
+    row(
+        "whole-index answers",
+        lambda r: f"{r['hostile']['whole_index']['answers']} of {r['hostile']['whole_index']['calls']}",
+    )
+    for name, r in runs:
+        lines += [f"  {name} malformed example {e}" for e in r["malformed_examples"]]
+        lines += [f"  {name} whole-index malformed {e}" for e in r["hostile"]["whole_index"]["malformed_examples"]]
+        lines += [f"  {name} service error {e}" for e in r["service_error_examples"]]
+        if not r["ready"]:
+            lines.append(f"  {name}: the service was not ready within {READY_TIMEOUT:g} s")
+    if "broken_bounds" in result:
+        lines.append(f"  bounds {result['bounds']}: " + ("; ".join(result["broken_bounds"]) or "all kept"))
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--clients", type=int, default=200, help="concurrent clients (default 200)")
-    parser.add_argument("--seconds", type=float, default=60.0, help="how long the clients call (default 60)")
+    parser.add_argument("--seconds", type=float, default=60.0, help="how long the clients call, per run (default 60)")
     parser.add_argument("--failure-rate", type=float, default=0.1, help="fraction of upstream requests failed")
+    parser.add_argument("--hostile", type=float, default=0.0, help="fraction of clients hostile in a second run")
     parser.add_argument("--seed", type=int, default=1, help="seed of the failures and of the call mix")
     parser.add_argument("--max-calls", type=int, default=1_000_000, help="stop after this many calls in all")
+    parser.add_argument("--index-projects", type=int, default=5000, help="projects added to the fake index")
+    parser.add_argument("--answer-mb", type=float, default=5.0, help="size of the answer non-readers ask for")
     parser.add_argument(
         "--cache-soft-ttl",
         type=float,
         default=1.0,
         help="the service's SHIM_CACHE_SOFT_TTL (default 1 s, so that the flaky upstream is asked all along)",
     )
+    parser.add_argument("--max-p99-ratio", type=float, default=MAX_P99_RATIO, help="bound: hostile p99 / plain p99")
+    parser.add_argument("--min-calls-ratio", type=float, default=MIN_CALLS_RATIO, help="bound: calls, hostile/plain")
+    parser.add_argument("--max-rss-mb", type=float, default=MAX_RSS_MB, help="bound: the hostile run's peak RSS")
     parser.add_argument("--json", action="store_true", help="print one JSON line after the summary")
     args = parser.parse_args(argv)
-    if not (1 <= args.clients <= 5000 and 0 < args.seconds <= 3600 and 0 <= args.failure_rate <= 1):
-        parser.error("--clients 1..5000, --seconds 0..3600, --failure-rate 0..1")
+    if not (10 <= args.clients <= 5000 and 0 < args.seconds <= 3600 and 0 <= args.failure_rate <= 1):
+        parser.error("--clients 10..5000, --seconds 0..3600, --failure-rate 0..1")
+    if not (0 <= args.hostile <= 0.5 and 0 <= args.index_projects <= 200_000 and 0 < args.answer_mb <= 100):
+        parser.error("--hostile 0..0.5, --index-projects 0..200000, --answer-mb 0..100")
     result = run(args)
     print(summary(result), flush=True)
     if args.json:
         print(json.dumps(result), flush=True)
-    return 0 if result["ready"] and result["malformed"] == 0 and result["service_alive"] else 1
+    runs = [result["plain"]] + ([result["hostile"]] if "hostile" in result else [])
+    return 0 if all(well(r) for r in runs) and not result.get("broken_bounds") else 1
 
 
 if __name__ == "__main__":
