@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shim.errors import UpstreamMalformed
-from shim.upstream.cache import DocumentCache, Entry
+from shim.upstream.cache import DocumentCache, Entry, footprint
 from shim.upstream.client import Fetched, Upstream
 from shim.upstream.origins import FilesHost
 from shim.upstream.parsers import CoreMetadata, ProjectDoc, VersionDoc
@@ -111,6 +111,7 @@ class DocumentStore:
             content_type=fetched.content_type,
             headers=fetched.headers,
             parsed=parsed,
+            parsed_bytes=footprint(parsed) if parsed is not None else 0,
         )
 
     async def project(self, normalized: str, *, stale_ok: bool = True) -> ProjectDoc | None:

@@ -1,0 +1,103 @@
+"""The document cache's memory: its byte budget holds as tracemalloc measures what it keeps, whatever the shape of
+the documents, and parsing a large document leaves the event loop free for other calls."""
+
+from __future__ import annotations
+
+import gc
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from shim.upstream.cache import MemoryStorage, footprint
+from shim.upstream.parsers import CoreMetadata, ProjectDoc, VersionDoc
+from testkit.fakeindex import FakeIndex, IndexState, render_json
+from testkit.wheels import wheel_file
+
+from .conftest import in_app, rpc_for, served
+
+BUDGET = 1024 * 1024
+
+
+def many_releases(fake: FakeIndex, name: str, releases: int, files: int) -> None:
+    for i in range(releases):
+        version = f"1.{i}"
+        fake.add_release(name, version, files=[wheel_file(name, version, tag=f"py{t}") for t in range(files)])
+
+
+# Releases without files (many small objects: about 12 bytes in memory per byte of JSON), with one, with a few.
+SHAPES = {"bare": (1500, 0, 12), "one file": (120, 1, 8), "three files": (40, 3, 8)}
+
+
+def _document(fake: FakeIndex, name: str, with_releases: bool) -> bytes:
+    project = fake.project(name)
+    release = project.latest()
+    assert release is not None
+    return render_json.encode(render_json.release_document(fake.urls, project, release, with_releases=with_releases))
+
+
+METADATA = "Metadata-Version: 2.1\nName: meta\nVersion: 1.0\n" + "".join(
+    f"Requires-Dist: dep{i} (>=1.{i})\nClassifier: Topic :: {i}\n" for i in range(200)
+)
+
+
+@pytest.mark.parametrize(
+    "parse",
+    [
+        lambda fake: ProjectDoc.from_json(_document(fake, "many-0", True), "u"),
+        lambda fake: ProjectDoc.from_json(_document(fake, "many-1", True), "u"),
+        lambda fake: VersionDoc.from_json(_document(fake, "many-1", False), "u"),
+        lambda fake: CoreMetadata.from_text(METADATA),
+    ],
+    ids=["project, bare releases", "project, files", "release", "core metadata"],
+)
+def test_a_parsed_documents_footprint_is_what_tracemalloc_measures(parse: Callable[[FakeIndex], Any]) -> None:
+    fake = FakeIndex(IndexState())
+    many_releases(fake, "many-0", 1500, 0)
+    many_releases(fake, "many-1", 100, 3)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        parsed = parse(fake)
+        gc.collect()
+        measured = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert footprint(parsed) == pytest.approx(measured, rel=0.05)
+
+
+@pytest.mark.parametrize(("releases", "files", "projects"), SHAPES.values(), ids=SHAPES.keys())
+def test_the_cache_holds_no_more_than_its_budget_as_tracemalloc_measures_it(
+    releases: int, files: int, projects: int
+) -> None:
+    fake = FakeIndex(IndexState())
+    names = [f"many-{i}" for i in range(projects)]
+    for name in names:
+        many_releases(fake, name, releases, files)
+    with served(fake, cache_max_bytes=BUDGET) as client:
+        rpc = rpc_for(client)
+        storage = client.app.state.services.store.cache.storage  # type: ignore[attr-defined]
+        assert isinstance(storage, MemoryStorage)
+        tracemalloc.start()
+        try:
+            for name in names:  # more than the budget keeps: the least recently used go
+                assert len(rpc("package_releases", name)) == 1
+
+            async def held() -> int:
+                # What the cache keeps is what emptying it frees: entries, bodies, parsed forms, bookkeeping.
+                gc.collect()
+                before = tracemalloc.get_traced_memory()[0]
+                for key in list(storage._entries):
+                    await storage.delete(key)
+                gc.collect()
+                return before - tracemalloc.get_traced_memory()[0]
+
+            kept = len(storage)
+            measured = in_app(client, held)
+        finally:
+            tracemalloc.stop()
+    assert 1 < kept < projects
+    assert measured <= BUDGET, f"{measured / BUDGET:.2f}x the budget"
+    assert measured >= BUDGET * 0.7, f"{measured / BUDGET:.2f}x the budget: counted beyond what it holds"
