@@ -3,21 +3,28 @@ the documents, and parsing a large document leaves the event loop free for other
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import tracemalloc
+import xmlrpc.client
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 
+from shim.app import create_app
 from shim.upstream.cache import MemoryStorage, footprint
 from shim.upstream.parsers import CoreMetadata, ProjectDoc, VersionDoc
 from testkit.fakeindex import FakeIndex, IndexState, render_json
 from testkit.wheels import wheel_file
 
-from .conftest import in_app, rpc_for, served
+from .conftest import in_app, make_settings, rpc_for, served
+from .transports import Tampered
 
 BUDGET = 1024 * 1024
+XML = {"Content-Type": "text/xml"}
+ARRIVALS = 0.005
 
 
 def many_releases(fake: FakeIndex, name: str, releases: int, files: int) -> None:
@@ -101,3 +108,39 @@ def test_the_cache_holds_no_more_than_its_budget_as_tracemalloc_measures_it(
     assert 1 < kept < projects
     assert measured <= BUDGET, f"{measured / BUDGET:.2f}x the budget"
     assert measured >= BUDGET * 0.7, f"{measured / BUDGET:.2f}x the budget: counted beyond what it holds"
+
+
+@pytest.mark.anyio
+async def test_a_large_document_is_parsed_while_other_calls_are_answered() -> None:
+    fake = FakeIndex()
+    many_releases(fake, "huge", 2000, 2)
+    body = _document(fake, "huge", True)  # about 3 MB: a parse of tens of milliseconds
+    app = create_app(make_settings(rate_limit=None), transport=Tampered(fake, "/pypi/huge/json", body))
+    loop = asyncio.get_running_loop()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://shim.test") as client:
+
+        async def call(method: str, *params: Any) -> float:
+            """One call; when it was answered (the loop's time)."""
+            sent = xmlrpc.client.dumps(params, method).encode()
+            xmlrpc.client.loads((await client.post("/pypi", content=sent, headers=XML)).content)
+            return loop.time()
+
+        async def arriving(at: float) -> tuple[float, float]:
+            """A call that arrives at `at`: when it was answered, and how long after it came."""
+            await asyncio.sleep(at - loop.time())
+            answered = await call("changelog_last_serial")
+            return answered, answered - at
+
+        await call("changelog_last_serial")  # the Simple index, loaded
+        start = loop.time()
+        large = asyncio.create_task(call("package_roles", "huge"))
+        others: list[asyncio.Task[tuple[float, float]]] = []
+        while not large.done():  # a call arrives every few milliseconds, answered from memory
+            while start + len(others) * ARRIVALS <= loop.time():  # those that came while the loop was held
+                others.append(asyncio.create_task(arriving(start + len(others) * ARRIVALS)))
+            await asyncio.sleep(ARRIVALS / 2)
+        answers = await asyncio.gather(*others)
+    end = await large
+    # Parsed on the event loop, the document would hold every call that came meanwhile until it was done.
+    assert len([answered for answered, _ in answers if answered < end]) >= 3, answers
+    assert max(wait for _, wait in answers) < 0.8 * (end - start), (answers, end - start)
