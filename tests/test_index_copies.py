@@ -1,0 +1,59 @@
+"""A Simple index served from two copies (a CDN whose nodes disagree): the older copy answering again never
+lowers the serial the service reports, nor sends it back to the upstream for documents it holds."""
+
+from __future__ import annotations
+
+import httpx
+from starlette.testclient import TestClient
+
+from testkit.fakeindex import FakeIndex
+
+from .conftest import after_first_pass, make_settings
+from .feed import Feed
+
+PROJECT_JSON = "/pypi/roundup/json"
+
+
+def simple_index(fake: FakeIndex) -> httpx.Response:
+    """The fake's Simple index (PEP 691 JSON) as it is now: a copy a CDN node may go on serving."""
+    with TestClient(fake, base_url="https://upstream.test") as upstream:
+        response: httpx.Response = upstream.get("/simple/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+        return response
+
+
+class Flapping(httpx.AsyncBaseTransport):
+    """The fake index behind two CDN nodes: requests for its Simple index get its current copy and `old` in turn."""
+
+    def __init__(self, fake: FakeIndex, old: httpx.Response) -> None:
+        self.inner = httpx.ASGITransport(app=fake)
+        self.old = old
+        self.asked = 0
+        self.old_served = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/simple/":
+            self.asked += 1
+            if self.asked % 2 == 0:
+                self.old_served += 1
+                return httpx.Response(200, content=self.old.content, headers=self.old.headers)
+        return await self.inner.handle_async_request(request)
+
+
+def test_an_older_copy_of_the_simple_index_neither_lowers_the_last_serial_nor_refetches_documents() -> None:
+    fake = FakeIndex()
+    old = simple_index(fake)
+    fake.add_release("roundup", "1.7.0", files=[])  # the current copy has it; the old one has roundup before it
+    flapping = Flapping(fake, old)
+    running = Feed(fake, make_settings(cache_soft_ttl=3600), flapping)
+    with running.client:
+        after_first_pass(running.client)
+        assert running.rpc("package_releases", "roundup") == ["1.7.0"]
+        reported = []
+        for _ in range(7):  # the refresher's passes, each re-reading the Simple index: the last gets the old copy
+            running.refresh()
+            reported.append(running.rpc("changelog_last_serial"))
+            assert running.rpc("package_releases", "roundup") == ["1.7.0"]
+        assert running.rpc("list_packages_with_serial")["roundup"] == fake.project("roundup").last_serial
+    assert flapping.old_served >= 4  # the old copy came back again and again
+    assert reported == [fake.state.serial] * 7
+    assert [r.path for r in fake.requests].count(PROJECT_JSON) == 1
