@@ -8,8 +8,9 @@ from starlette.testclient import TestClient
 
 from testkit.fakeindex import FakeIndex
 
-from .conftest import after_first_pass, make_settings
+from .conftest import after_first_pass, make_settings, refresh_index, rpc_for, served
 from .feed import Feed
+from .transports import Lagging
 
 PROJECT_JSON = "/pypi/roundup/json"
 
@@ -57,3 +58,20 @@ def test_an_older_copy_of_the_simple_index_neither_lowers_the_last_serial_nor_re
     assert flapping.old_served >= 4  # the old copy came back again and again
     assert reported == [fake.state.serial] * 7
     assert [r.path for r in fake.requests].count(PROJECT_JSON) == 1
+
+
+def test_a_document_as_new_as_the_index_shows_is_kept_until_the_index_goes_past_it() -> None:
+    fake = FakeIndex()
+    old = simple_index(fake)
+    fake.add_release("roundup", "1.7.0", files=[])
+    # The first load gets the old copy: the project's JSON is ahead of the Simple index for a while.
+    with served(fake, Lagging(fake, "/simple/", old), cache_soft_ttl=3600) as client:
+        rpc = rpc_for(client)
+        after_first_pass(client)
+        assert rpc("package_releases", "roundup") == ["1.7.0"]
+        refresh_index(client)  # the index catches up with the document held: nothing to fetch again
+        assert rpc("package_releases", "roundup") == ["1.7.0"]
+        fake.add_release("roundup", "1.8.0", files=[])
+        refresh_index(client)  # and goes past it
+        assert rpc("package_releases", "roundup") == ["1.8.0"]
+    assert [r.path for r in fake.requests].count(PROJECT_JSON) == 2

@@ -3,7 +3,9 @@
 Policy, in `DocumentCache.get`:
 - an entry younger than the soft TTL is served as it is; an older one is revalidated with a
   conditional request (its ETag), and one older than the hard TTL is fetched afresh;
-- an entry fetched before the project last changed in the Simple index (`changed_at`) is stale;
+- an entry with a serial is stale when the Simple index shows a higher one for its project (`floor`); one
+  without (a not-found, a metadata file, or no serial in the index) when it was fetched before the project
+  last changed there (`changed_at`);
 - a genuine 404 is remembered for its own, short, TTL;
 - errors, timeouts and malformed bodies are never stored (the loader raises, nothing is written);
 - concurrent misses for one key share one upstream request.
@@ -179,6 +181,9 @@ class DocumentCache:
         if floor is not None and entry.serial is not None and entry.serial < floor:
             # Older than the serial the index (and so XML-RPC) reports: fetch once more for that serial.
             return lag_ok and entry.floor is not None and entry.floor >= floor
+        if floor is not None and entry.serial is not None:
+            # As new as the index says the project is: a change it showed since is one this copy has.
+            return True
         # Fetched before the Simple index showed the project change: only a full fetch will do.
         return changed_at is None or entry.fetched_at >= changed_at
 
