@@ -3,12 +3,16 @@ lowers the serial the service reports, nor sends it back to the upstream for doc
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import httpx
 from starlette.testclient import TestClient
 
+from shim.app import create_app
 from testkit.fakeindex import FakeIndex
 
-from .conftest import after_first_pass, make_settings, refresh_index, rpc_for, served
+from .conftest import after_first_pass, call, make_settings, refresh_index, rpc_for, served
 from .feed import Feed
 from .transports import Lagging
 
@@ -75,3 +79,44 @@ def test_a_document_as_new_as_the_index_shows_is_kept_until_the_index_goes_past_
         refresh_index(client)  # and goes past it
         assert rpc("package_releases", "roundup") == ["1.8.0"]
     assert [r.path for r in fake.requests].count(PROJECT_JSON) == 2
+
+
+def test_a_restart_starts_no_lower_than_its_catalog_unless_the_catalog_is_new() -> None:
+    fake = FakeIndex()
+    old = simple_index(fake)
+    fake.add_release("roundup", "1.7.0", files=[])
+    settings = make_settings()
+    with TestClient(create_app(settings, transport=httpx.ASGITransport(app=fake))) as first:
+        after_first_pass(first)  # the catalog starts at the current serial
+        assert call(first, "changelog_last_serial") == fake.state.serial
+    # Restarted behind a CDN node that still has the old copy: the catalog remembers the serial reported.
+    with TestClient(create_app(settings, transport=OldCopy(fake, old))) as restarted:
+        after_first_pass(restarted)
+        assert call(restarted, "changelog_last_serial") == fake.state.serial
+    # A new catalog has nothing to remember: the old copy's serial is all there is.
+    with TestClient(create_app(make_settings(), transport=OldCopy(fake, old))) as fresh:
+        assert call(fresh, "changelog_last_serial") == int(old.headers["x-pypi-last-serial"])
+
+
+class OldCopy(httpx.AsyncBaseTransport):
+    """The fake index behind a CDN node whose Simple index is `old`."""
+
+    def __init__(self, fake: FakeIndex, old: httpx.Response) -> None:
+        self.inner, self.old = httpx.ASGITransport(app=fake), old
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/simple/":
+            return httpx.Response(200, content=self.old.content, headers=self.old.headers)
+        return await self.inner.handle_async_request(request)
+
+
+def test_a_catalog_that_cannot_be_read_leaves_the_last_serial_to_the_simple_index(tmp_path: Path) -> None:
+    fake = FakeIndex()
+    settings = make_settings(catalog_path=tmp_path / "missing.sqlite3", catalog_writer=False)
+
+    def cannot_open(path: Path) -> sqlite3.Connection:  # SQLITE_CANTOPEN: a missing file it may not create
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+
+    app = create_app(settings, transport=httpx.ASGITransport(app=fake), catalog_connection_factory=cannot_open)
+    with TestClient(app) as client:
+        assert call(client, "changelog_last_serial") == fake.state.serial
