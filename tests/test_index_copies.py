@@ -90,24 +90,12 @@ def test_a_restart_starts_no_lower_than_its_catalog_unless_the_catalog_is_new() 
         after_first_pass(first)  # the catalog starts at the current serial
         assert call(first, "changelog_last_serial") == fake.state.serial
     # Restarted behind a CDN node that still has the old copy: the catalog remembers the serial reported.
-    with TestClient(create_app(settings, transport=OldCopy(fake, old))) as restarted:
+    with TestClient(create_app(settings, transport=Lagging(fake, "/simple/", old, times=100))) as restarted:
         after_first_pass(restarted)
         assert call(restarted, "changelog_last_serial") == fake.state.serial
     # A new catalog has nothing to remember: the old copy's serial is all there is.
-    with TestClient(create_app(make_settings(), transport=OldCopy(fake, old))) as fresh:
+    with TestClient(create_app(make_settings(), transport=Lagging(fake, "/simple/", old, times=100))) as fresh:
         assert call(fresh, "changelog_last_serial") == int(old.headers["x-pypi-last-serial"])
-
-
-class OldCopy(httpx.AsyncBaseTransport):
-    """The fake index behind a CDN node whose Simple index is `old`."""
-
-    def __init__(self, fake: FakeIndex, old: httpx.Response) -> None:
-        self.inner, self.old = httpx.ASGITransport(app=fake), old
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/simple/":
-            return httpx.Response(200, content=self.old.content, headers=self.old.headers)
-        return await self.inner.handle_async_request(request)
 
 
 def test_a_catalog_that_cannot_be_read_leaves_the_last_serial_to_the_simple_index(tmp_path: Path) -> None:
