@@ -63,6 +63,7 @@ def test_a_parsed_documents_footprint_is_what_tracemalloc_measures(parse: Callab
     fake = FakeIndex(IndexState())
     many_releases(fake, "many-0", 1500, 0)
     many_releases(fake, "many-1", 100, 3)
+    parse(fake)  # what a first parse creates and keeps (compiled patterns, caches) is no part of a document
     gc.collect()
     tracemalloc.start()
     try:
@@ -72,7 +73,8 @@ def test_a_parsed_documents_footprint_is_what_tracemalloc_measures(parse: Callab
         measured = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
-    assert footprint(parsed) == pytest.approx(measured, rel=0.05)
+    # No less (the budget holds), a little more where the parser's keys are its code's own strings.
+    assert measured * 0.98 <= footprint(parsed) <= measured * 1.1
 
 
 @pytest.mark.parametrize(("releases", "files", "projects"), SHAPES.values(), ids=SHAPES.keys())
