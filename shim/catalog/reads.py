@@ -66,6 +66,24 @@ class CatalogReader(CatalogFile):
         return None if row is None else int(row[0])
 
     @locked
+    def last_serial(self) -> int | None:
+        """The highest serial the catalog holds: a project's, a change row's, or the one it started at (None: no
+        catalog yet, or a file its writer will rebuild). Each is one the Simple index gave."""
+        try:
+            (serial,) = (
+                self.connect()
+                .execute(
+                    "SELECT MAX(serial) FROM (SELECT MAX(serial) AS serial FROM projects "
+                    "UNION ALL SELECT MAX(serial) FROM events "
+                    "UNION ALL SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'oldest_serial')"
+                )
+                .fetchone()
+            )
+        except sqlite3.DatabaseError:
+            return None
+        return None if serial is None else int(serial)
+
+    @locked
     def rows_since(self, serial: int, limit: int = MAX_ROWS) -> list[ChangeRow]:
         """The rows above `serial`, by serial. Below the oldest change seen, a row per project whose serial
         is above `serial` stands for what happened there (the catalog cannot know more)."""

@@ -19,12 +19,17 @@ __all__ = ["changelog", "changelog_last_serial", "changelog_since_serial", "list
 
 
 async def changelog_last_serial(context: CallContext) -> int | None:
-    """The index's last serial: the Simple index's `meta._last-serial` (or its X-PyPI-Last-Serial header)."""
+    """The index's last serial: the Simple index's `meta._last-serial` (or its X-PyPI-Last-Serial header), or the
+    catalog's highest serial when that is higher: one reported before a restart (the Simple index may answer from
+    an older copy now), or one its writer in another process has seen. It never goes back while either holds."""
     listing = (await index_snapshot(context)).listing
-    if listing.last_serial is None:
+    catalog = context.services.catalog
+    known = [s for s in (listing.last_serial, await catalog.run(catalog.last_serial)) if s is not None]
+    if not known:
         raise Refused(RuntimeError("The upstream index publishes no serials, so there is no last serial to give."))
+    last = max(known)
     # PyPI answers nil for an empty journal, where the Simple index says 0.
-    return None if listing.last_serial == 0 and not listing.names else listing.last_serial
+    return None if last == 0 and not listing.names else last
 
 
 async def _rows(context: CallContext, read: Callable[[int], list[ChangeRow]], value: int) -> list[ChangeRow]:

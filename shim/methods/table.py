@@ -86,7 +86,8 @@ METHODS = MethodTable(
             summary="The serial of the index's last change (`<nil/>` for an empty index).",
             grade=Grade.EXACT,
             note="The Simple index's `_last-serial` (or its X-PyPI-Last-Serial header), as of the last index "
-            "refresh; a fault if the upstream publishes no serial.",
+            "refresh, never below the highest serial the catalog holds: no lower after a restart, nor when a CDN "
+            "node answers an older copy (which is not taken); a fault if the upstream publishes no serial.",
         ),
         MethodSpec(
             "changelog_since_serial",

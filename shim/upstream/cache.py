@@ -3,7 +3,9 @@
 Policy, in `DocumentCache.get`:
 - an entry younger than the soft TTL is served as it is; an older one is revalidated with a
   conditional request (its ETag), and one older than the hard TTL is fetched afresh;
-- an entry fetched before the project last changed in the Simple index (`changed_at`) is stale;
+- an entry with a serial is stale when the Simple index shows a higher one for its project (`floor`); one
+  without (a not-found, a metadata file, or no serial in the index) when it was fetched before the project
+  last changed there (`changed_at`);
 - a genuine 404 is remembered for its own, short, TTL;
 - errors, timeouts and malformed bodies are never stored (the loader raises, nothing is written);
 - concurrent misses for one key share one upstream request.
@@ -16,8 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -25,13 +28,59 @@ from cachetools import LRUCache
 
 from shim.errors import UpstreamError
 
-__all__ = ["DocumentCache", "Entry", "MemoryStorage", "Storage"]
+__all__ = ["DocumentCache", "Entry", "MemoryStorage", "Storage", "footprint"]
 
 logger = logging.getLogger(__name__)
 
-# What an entry costs beyond its body: keys, headers, the parsed form kept beside it (about 4x JSON text).
+# What an entry costs beyond what `Entry.size` measures: the entry object, its key, the store's bookkeeping.
 _OVERHEAD = 512
-_PARSED_FACTOR = 4
+
+
+def footprint(value: object) -> int:
+    """The bytes `value` holds in memory, as tracemalloc counts them: every object reachable through containers and
+    instance attributes, each once.
+
+    A parsed document is many small objects, from 2x its JSON text (files with long URLs and digests) to 12x (many
+    releases without files): no factor of the body's length fits every shape. The walk costs less than the parse
+    did, once per fetched document (`DocumentStore` measures a large one off the event loop, with its parse)."""
+    seen: set[int] = set()  # containers, and keys: json.loads shares one string per key among a document's objects
+    total = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        total += sys.getsizeof(item)
+        children: Iterable[Any]
+        if type(item) is dict:
+            for key in item:
+                if id(key) not in seen:
+                    seen.add(id(key))
+                    total += sys.getsizeof(key)
+            children = item.values()
+        elif type(item) is list or type(item) is tuple:
+            children = item
+        elif isinstance(item, str | bytes | int | float):
+            continue
+        elif isinstance(item, Mapping):
+            children = [*item.keys(), *item.values()]
+        elif isinstance(item, list | tuple | set | frozenset):
+            children = item
+        elif hasattr(item, "__dict__") and not isinstance(item, type):  # a dataclass such as ProjectDoc
+            children = [vars(item)]
+        else:
+            continue
+        # Leaves inline, as the walk's cost is mostly per object: a value's string is its own, never shared.
+        for child in children:
+            kind = type(child)
+            if kind is str or kind is float:
+                total += sys.getsizeof(child)
+            elif child is None or kind is bool or (kind is int and -5 <= child <= 256):
+                pass  # the interpreter's own objects, shared by everyone
+            else:
+                stack.append(child)
+    return total
 
 
 @dataclass
@@ -52,11 +101,14 @@ class Entry:
     variants: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
     # The parsed document, kept in process beside its bytes; a shared store keeps only the bytes.
     parsed: Any = field(default=None, compare=False, repr=False)
+    # The footprint of `parsed`, measured once when it was made (measuring again at every store would cost a walk).
+    parsed_bytes: int = field(default=0, compare=False, repr=False)
 
     def size(self) -> int:
-        factor = 1 + (_PARSED_FACTOR if self.parsed is not None else 0)
+        """The bytes this entry holds: its body, its parsed form, what it derived, and its own fields."""
         derived = sum(_OVERHEAD + (len(body) if body is not self.body else 0) for body in self.variants.values())
-        return _OVERHEAD + len(self.body) * factor + derived
+        own = footprint((self.url, self.etag, self.content_type, self.headers))
+        return _OVERHEAD + own + sys.getsizeof(self.body) + self.parsed_bytes + derived
 
 
 class Storage(Protocol):
@@ -129,6 +181,9 @@ class DocumentCache:
         if floor is not None and entry.serial is not None and entry.serial < floor:
             # Older than the serial the index (and so XML-RPC) reports: fetch once more for that serial.
             return lag_ok and entry.floor is not None and entry.floor >= floor
+        if floor is not None and entry.serial is not None:
+            # As new as the index says the project is: a change it showed since is one this copy has.
+            return True
         # Fetched before the Simple index showed the project change: only a full fetch will do.
         return changed_at is None or entry.fetched_at >= changed_at
 

@@ -7,13 +7,14 @@ fallback used from then on; the method table's notes say what each fallback cost
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from shim.errors import UpstreamMalformed
-from shim.upstream.cache import DocumentCache, Entry
+from shim.upstream.cache import DocumentCache, Entry, footprint
 from shim.upstream.client import Fetched, Upstream
 from shim.upstream.origins import FilesHost
 from shim.upstream.parsers import CoreMetadata, ProjectDoc, VersionDoc
@@ -26,6 +27,23 @@ __all__ = ["Capabilities", "DocumentStore"]
 Parse = Callable[[bytes, str], Any]
 
 logger = logging.getLogger(__name__)
+
+# A body this large is parsed (and measured) in a worker thread: a project of thousands of releases is megabytes of
+# JSON, tens of milliseconds of parsing that would hold every other call on the event loop. A small one is parsed
+# where it is, cheaper than the hand-over to a thread.
+PARSE_INLINE_BYTES = 64 * 1024
+
+
+def _parse_and_measure(parse: Parse, body: bytes, url: str) -> tuple[Any, int]:
+    parsed = parse(body, url)
+    return parsed, footprint(parsed)
+
+
+async def parse_document(parse: Parse, body: bytes, url: str) -> tuple[Any, int]:
+    """The document `parse` makes of `body`, and its footprint in memory; ValueError for a malformed one."""
+    if len(body) < PARSE_INLINE_BYTES:
+        return _parse_and_measure(parse, body, url)
+    return await asyncio.to_thread(_parse_and_measure, parse, body, url)
 
 
 @dataclass
@@ -70,7 +88,7 @@ class DocumentStore:
             fetched = await self.upstream.get(url, accept=accept, etag=previous.etag if previous else None)
             if fetched.status == 304 and previous is not None:
                 return previous
-            return self._entry(fetched, parse)
+            return await self._entry(fetched, parse)
 
         changed_at = floor = None
         if project is not None:
@@ -88,19 +106,21 @@ class DocumentStore:
         if entry.status == 404:
             return None
         if entry.parsed is None:  # read back from a store that keeps only bytes
-            entry.parsed = parse(entry.body, entry.url)
+            entry.parsed, entry.parsed_bytes = await parse_document(parse, entry.body, entry.url)
         return entry.parsed
 
-    def _entry(self, fetched: Fetched, parse: Parse | None) -> Entry:
+    async def _entry(self, fetched: Fetched, parse: Parse | None) -> Entry:
         now = self.cache.clock()
         if fetched.status == 404:
             return Entry(status=404, body=b"", url=fetched.url, fetched_at=now)
         if fetched.status != 200:
             raise UpstreamMalformed(fetched.url, f"HTTP {fetched.status} without a request for it")
-        try:
-            parsed = parse(fetched.body, fetched.url) if parse is not None else None
-        except ValueError as exc:
-            raise UpstreamMalformed(fetched.url, str(exc)) from None
+        parsed, parsed_bytes = None, 0
+        if parse is not None:
+            try:
+                parsed, parsed_bytes = await parse_document(parse, fetched.body, fetched.url)
+            except ValueError as exc:
+                raise UpstreamMalformed(fetched.url, str(exc)) from None
         return Entry(
             status=200,
             body=fetched.body,
@@ -111,6 +131,7 @@ class DocumentStore:
             content_type=fetched.content_type,
             headers=fetched.headers,
             parsed=parsed,
+            parsed_bytes=parsed_bytes,
         )
 
     async def project(self, normalized: str, *, stale_ok: bool = True) -> ProjectDoc | None:

@@ -2,8 +2,9 @@
 
 Loaded in the background at start and refreshed with conditional requests, so that list_packages,
 list_packages_with_serial and changelog_last_serial answer from memory, and a call never waits for a
-full download while a usable copy exists. A refresh that sees a project's serial move records when,
-so the document cache drops what it holds for that project.
+full download while a usable copy exists. A refresh that sees a project's serial rise records when,
+so the document cache drops what it holds for that project. A copy older than the one held (a CDN node
+that lags another, answering in turn) is not taken: what it lists, the held copy lists as new or newer.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from packaging.utils import canonicalize_name
@@ -57,10 +58,22 @@ class IndexSnapshot:
 
 
 def _changes(old: IndexSnapshot, new: IndexSnapshot) -> list[str]:
-    """Projects that appeared, disappeared or moved serial between two snapshots."""
-    changed = [name for name in new.positions if old.serial_of(name) != new.serial_of(name) or name not in old]
+    """Projects that appeared, disappeared or rose in serial between two snapshots (a serial that fell, or that
+    is malformed now, says nothing newer about the project than the old snapshot did)."""
+    changed = []
+    for name in new.positions:
+        before, after = old.serial_of(name), new.serial_of(name)
+        if name not in old or (after is not None and (before is None or after > before)):
+            changed.append(name)
     changed += [name for name in old.positions if name not in new]
     return changed
+
+
+def _reach(listing: IndexListing) -> int | None:
+    """The serial a copy of the index has got to: its own, else its projects' highest (None: it gives none)."""
+    if listing.last_serial is not None or listing.serials is None:
+        return listing.last_serial
+    return max((serial for serial in listing.serials if serial is not None), default=None)
 
 
 class ProjectIndex:
@@ -72,6 +85,8 @@ class ProjectIndex:
         self._changed_at: dict[str, float] = {}
         self._loading: asyncio.Task[IndexSnapshot] | None = None
         self._malformed: set[str] = set()  # projects whose malformed serial was logged (once, while it lasts)
+        self._reach: int | None = None  # how far the held copy goes
+        self._older: int | None = None  # the older copy last logged (once, while copies take turns)
 
     def changed_at(self, normalized: str) -> float | None:
         """When a refresh last saw `normalized` appear, go, or change serial (None: not since start)."""
@@ -98,9 +113,7 @@ class ProjectIndex:
         )
         now = self.clock()
         if fetched.status == 304 and previous is not None:
-            self.snapshot = IndexSnapshot(
-                previous.listing, previous.etag, now, previous.is_json, previous.positions, previous.answers
-            )
+            self.snapshot = replace(previous, fetched_at=now)
             return self.snapshot
         if fetched.status != 200:
             raise UpstreamMalformed(fetched.url, f"the Simple index answered HTTP {fetched.status}")
@@ -112,10 +125,22 @@ class ProjectIndex:
             )
         except ValueError as exc:
             raise UpstreamMalformed(fetched.url, str(exc)) from None
+        reach = await asyncio.to_thread(_reach, listing)
+        if previous is not None and reach is not None and self._reach is not None and reach < self._reach:
+            if reach != self._older:
+                logger.warning(
+                    "the Simple index answered an older copy (serial %d, %d held): the one held is kept",
+                    reach,
+                    self._reach,
+                )
+                self._older = reach
+            self.snapshot = replace(previous, fetched_at=now)  # the upstream answers, and nothing newer came
+            return self.snapshot
         if previous is not None:
             for name in await asyncio.to_thread(_changes, previous, snapshot):
                 self._changed_at[name] = now
         self.snapshot = snapshot
+        self._reach = reach
         self._log_malformed(listing)
         logger.info(
             "Simple index loaded: %d projects, last serial %s (%s)",
