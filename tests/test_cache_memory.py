@@ -19,7 +19,7 @@ from shim.upstream.parsers import CoreMetadata, ProjectDoc, VersionDoc
 from testkit.fakeindex import FakeIndex, IndexState, render_json
 from testkit.wheels import wheel_file
 
-from .conftest import in_app, make_settings, rpc_for, served
+from .helpers import in_app, make_settings, rpc_for, served
 from .transports import Tampered
 
 BUDGET = 1024 * 1024

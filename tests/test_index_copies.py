@@ -12,8 +12,8 @@ from starlette.testclient import TestClient
 from shim.app import create_app
 from testkit.fakeindex import FakeIndex
 
-from .conftest import after_first_pass, call, make_settings, refresh_index, rpc_for, served
 from .feed import Feed
+from .helpers import after_first_pass, call, in_app, make_settings, refresh_index, rpc_for, served
 from .transports import Lagging
 
 PROJECT_JSON = "/pypi/roundup/json"
@@ -96,6 +96,26 @@ def test_a_restart_starts_no_lower_than_its_catalog_unless_the_catalog_is_new() 
     # A new catalog has nothing to remember: the old copy's serial is all there is.
     with TestClient(create_app(make_settings(), transport=Lagging(fake, "/simple/", old, times=100))) as fresh:
         assert call(fresh, "changelog_last_serial") == int(old.headers["x-pypi-last-serial"])
+
+
+def test_a_restart_behind_an_older_copy_records_no_change_back_to_older_serials() -> None:
+    fake = FakeIndex()
+    old = simple_index(fake)
+    settings = make_settings()
+    with TestClient(create_app(settings, transport=httpx.ASGITransport(app=fake))) as first:
+        after_first_pass(first)
+        start = call(first, "changelog_last_serial")
+        fake.add_release("roundup", "1.7.0", files=[])
+        fake.add_release("newcomer", "0.1", files=[])  # a project the old copy does not list
+        refresher = first.app.state.refresher  # type: ignore[attr-defined]
+        in_app(first, refresher.refresh)
+        assert {row[0] for row in call(first, "changelog_since_serial", start)} >= {"roundup", "newcomer"}
+        recorded = call(first, "changelog_since_serial", 0)
+    # Restarted behind a CDN node that still has the copy from before: it is behind the catalog, so nothing in it
+    # is a change: no project went back to an older serial, none was removed.
+    with TestClient(create_app(settings, transport=Lagging(fake, "/simple/", old, times=100))) as restarted:
+        after_first_pass(restarted)
+        assert call(restarted, "changelog_since_serial", 0) == recorded
 
 
 def test_a_catalog_that_cannot_be_read_leaves_the_last_serial_to_the_simple_index(tmp_path: Path) -> None:

@@ -56,6 +56,7 @@ class Refresher:
         self._semaphore = asyncio.Semaphore(concurrency)
         self._serials: dict[str, int] | None = None
         self._warned = False
+        self._behind: int | None = None  # the serial of the lagging copy last logged (once while it lasts)
         # The listing whose every change is recorded: an unchanged index (a 304) needs no pass over it.
         self._settled: IndexListing | None = None
         self._pass = asyncio.Lock()
@@ -91,10 +92,23 @@ class Refresher:
             logger.info("catalog started at serial %d with %d projects", last, len(baseline))
             self._settled = listing
             return 0
+        recorded_to = await self.catalog.run(self.catalog.last_serial)
+        if listing.last_serial is not None and recorded_to is not None and listing.last_serial < recorded_to:
+            # A copy older than what the catalog recorded (a CDN node behind, seen after a restart): nothing in it
+            # is news, and its older serials and missing projects would be recorded as changes that never were.
+            if self._behind != listing.last_serial:
+                logger.warning(
+                    "the Simple index copy (serial %d) is behind the catalog (%d): not read for changes",
+                    listing.last_serial,
+                    recorded_to,
+                )
+                self._behind = listing.last_serial
+            return 0
+        # A project's serial only ever rises: a lower one is a lagging copy of that project, not a change.
         changes = [
             _Change(name, display, self._serials.get(name), serial)
             for name, (display, serial) in current.items()
-            if self._serials.get(name) != serial
+            if serial is not None and (self._serials.get(name) is None or serial > self._serials[name])
         ]
         # A project still listed, but with a malformed serial, has not gone: it waits for a readable one.
         gone = [name for name in self._serials if name not in current and name not in snapshot]
