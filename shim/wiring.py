@@ -25,7 +25,7 @@ from shim.upstream.cache import DocumentCache, MemoryStorage
 from shim.upstream.client import Upstream, build_client
 from shim.upstream.documents import DocumentStore
 from shim.upstream.resilience import Guard, GuardConfig
-from shim.upstream.simple_index import ProjectIndex
+from shim.upstream.simple_index import SimpleIndex
 from shim.xmlrpc.context import Services
 
 __all__ = [
@@ -83,7 +83,7 @@ def build_services(
     `catalog_connection_factory` opens the catalog's file."""
     client = build_client(timeout=settings.upstream_timeout, ca_bundle=settings.ca_bundle, transport=transport)
     upstream = upstream_for(settings, client)
-    index = ProjectIndex(upstream, refresh_every=settings.index_refresh)
+    index = SimpleIndex(upstream, refresh_every=settings.index_refresh)
     cache = DocumentCache(
         MemoryStorage(settings.cache_max_bytes),
         soft_ttl=settings.cache_soft_ttl,

@@ -13,7 +13,7 @@ import pytest
 
 from shim.app import create_app
 from shim.upstream.cache import Entry, MemoryStorage
-from shim.upstream.simple_index import ProjectIndex
+from shim.upstream.simple_index import SimpleIndex
 from testkit.fakeindex import FakeIndex
 
 from .helpers import Rpc, after_first_pass, make_settings, refresh_index, rpc_for, served
@@ -176,7 +176,7 @@ async def test_the_store_is_bounded_in_bytes_least_recently_used_first_out() -> 
 def test_the_simple_index_loads_at_start_without_any_call(fake: FakeIndex) -> None:
     with served(fake) as client:
         after_first_pass(client)
-        index: ProjectIndex = client.app.state.services.index  # type: ignore[attr-defined]
+        index: SimpleIndex = client.app.state.services.index  # type: ignore[attr-defined]
         assert index.snapshot is not None
     assert [r.path for r in fake.requests] == ["/simple/"]
 
@@ -188,7 +188,7 @@ def test_a_refresh_in_flight_never_delays_calls_while_a_usable_copy_exists(fake:
         assert "roundup" in rpc("list_packages")  # the first load
         fake.add_release("late-comer", "1.0", files=[])
         gate.holding = True
-        index: ProjectIndex = client.app.state.services.index  # type: ignore[attr-defined]
+        index: SimpleIndex = client.app.state.services.index  # type: ignore[attr-defined]
         assert client.portal is not None
         pending = client.portal.start_task_soon(index.refresh)
         # The refresh is stuck upstream; the calls answer from the copy held.
@@ -215,7 +215,7 @@ def test_a_failed_first_load_is_service_unavailable_and_tried_again(fake: FakeIn
     with served(fake, upstream_retries=0) as client:  # the guard's retries have tests of their own
         rpc = rpc_for(client)
         after_first_pass(client)  # the first load failed
-        index: ProjectIndex = client.app.state.services.index  # type: ignore[attr-defined]
+        index: SimpleIndex = client.app.state.services.index  # type: ignore[attr-defined]
         assert index.snapshot is None and client.get("/readyz").status_code == 503
         assert rpc("changelog_last_serial") == fake.state.serial  # no copy yet: this call loads it
     assert [r.path for r in fake.requests] == ["/simple/", "/simple/"]

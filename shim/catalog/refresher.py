@@ -22,7 +22,7 @@ from shim.catalog.writes import CatalogWriter
 from shim.errors import UpstreamError, UpstreamUnavailable
 from shim.upstream.documents import DocumentStore
 from shim.upstream.parsers import IndexListing
-from shim.upstream.simple_index import IndexSnapshot, ProjectIndex
+from shim.upstream.simple_index import IndexSnapshot, SimpleIndex
 
 __all__ = ["Refresher"]
 
@@ -42,7 +42,7 @@ class Refresher:
         self,
         catalog: CatalogWriter,
         store: DocumentStore,
-        index: ProjectIndex,
+        index: SimpleIndex,
         *,
         concurrency: int = 4,
         clock: Callable[[], float] = time.time,

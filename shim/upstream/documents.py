@@ -18,7 +18,7 @@ from shim.upstream.cache import DocumentCache, Entry, footprint
 from shim.upstream.client import Fetched, Upstream
 from shim.upstream.origins import FilesHost
 from shim.upstream.parsers import CoreMetadata, ProjectDoc, VersionDoc
-from shim.upstream.simple_index import ProjectIndex
+from shim.upstream.simple_index import SimpleIndex
 from shim.upstream.urls import redact_url
 
 __all__ = ["Capabilities", "DocumentStore"]
@@ -55,7 +55,7 @@ class Capabilities:
 
 class DocumentStore:
     def __init__(
-        self, upstream: Upstream, cache: DocumentCache, index: ProjectIndex, *, files_base: str | None = None
+        self, upstream: Upstream, cache: DocumentCache, index: SimpleIndex, *, files_base: str | None = None
     ) -> None:
         self.upstream = upstream
         self.cache = cache

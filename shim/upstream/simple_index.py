@@ -22,7 +22,7 @@ from shim.errors import UpstreamError, UpstreamMalformed
 from shim.upstream.client import SIMPLE_JSON, Upstream
 from shim.upstream.parsers import IndexListing, parse_simple_index
 
-__all__ = ["IndexSnapshot", "ProjectIndex"]
+__all__ = ["IndexSnapshot", "SimpleIndex"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def _reach(listing: IndexListing) -> int | None:
     return max((serial for serial in listing.serials if serial is not None), default=None)
 
 
-class ProjectIndex:
+class SimpleIndex:
     def __init__(self, upstream: Upstream, *, refresh_every: float, clock: Callable[[], float] = time.time) -> None:
         self.upstream = upstream
         self.refresh_every = refresh_every

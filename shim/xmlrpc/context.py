@@ -10,7 +10,7 @@ from typing import Any
 from shim.catalog.reads import CatalogReader
 from shim.modes import Mode
 from shim.upstream.documents import DocumentStore
-from shim.upstream.simple_index import ProjectIndex
+from shim.upstream.simple_index import SimpleIndex
 from shim.xmlrpc.protocol import Raw
 from shim.xmlrpc.table import MethodTable
 
@@ -22,7 +22,7 @@ class Services:
     """The upstream's data, as the methods read it."""
 
     store: DocumentStore
-    index: ProjectIndex
+    index: SimpleIndex
     base_url: str  # the upstream's base URL, for links PyPI built on its own domain
     catalog: CatalogReader  # read-only here: the refresher is its one writer
     # Set once the in-process refresher has made its first pass (None: the writer runs elsewhere).
