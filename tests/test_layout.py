@@ -22,7 +22,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("shim.config",),
     ("shim.catalog",),
     ("shim.upstream",),
-    ("shim", "shim.errors", "shim.modes", "shim.versions"),
+    ("shim", "shim.encodings", "shim.errors", "shim.modes", "shim.versions"),
 )
 
 

@@ -11,7 +11,6 @@ import asyncio
 import logging
 import ssl
 import time
-import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from shim import __version__
+from shim import __version__, encodings
 from shim.errors import UpstreamMalformed, UpstreamUnavailable
 from shim.upstream.names import path_segment
 from shim.upstream.parsers import serial_value
@@ -45,8 +44,6 @@ SITE_FEEDS = ("updates", "packages")
 MAX_REDIRECTS = 3
 # The encodings a document may come in, each with the zlib window that undoes it; asked for by name, so that
 # the upstream sends none we would refuse (httpx would offer br or zstd as soon as their decoders were installed).
-_CODINGS = {"gzip": zlib.MAX_WBITS | 16, "deflate": zlib.MAX_WBITS}
-ACCEPT_ENCODING = "gzip, deflate"
 # What a client of a passed-through document or file sees of the upstream's answer.
 PASSED_HEADERS = (
     "content-type",
@@ -113,40 +110,6 @@ class _Retryable(Exception):
         self.retry_after = retry_after
 
 
-class _Inflater:
-    """A body's one Content-Encoding undone read by read, never more than `limit` bytes out of one call: the
-    decoded size is bounded as it grows, so a small compressed bomb stops at the cap instead of past it."""
-
-    def __init__(self, url: str, header: str) -> None:
-        self.url = url
-        codings = [c.strip().lower() for c in header.split(",") if c.strip().lower() not in ("", "identity")]
-        if len(codings) > 1:
-            raise UpstreamMalformed(url, f"stacked content encodings: {header[:80]!r}")
-        if codings and codings[0] not in _CODINGS:
-            raise UpstreamMalformed(url, f"a content encoding not asked for: {codings[0][:40]!r}")
-        self.coding = codings[0] if codings else None
-        self._zlib = zlib.decompressobj(_CODINGS[self.coding]) if self.coding else None
-        self._started = False
-
-    def inflate(self, data: bytes, limit: int) -> tuple[bytes, bytes]:
-        """Up to `limit` (at least 1) bytes decoded from `data`, and what of `data` is left to decode."""
-        if self._zlib is None:
-            return data, b""
-        first, self._started = not self._started, True
-        try:
-            return self._zlib.decompress(data, limit), self._zlib.unconsumed_tail
-        except zlib.error as exc:
-            if first and self.coding == "deflate":
-                # "deflate" is meant zlib-wrapped; some servers send it raw, which httpx reads too.
-                self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
-                return self.inflate(data, limit)
-            raise UpstreamMalformed(self.url, f"undecodable {self.coding}: {exc}") from None
-
-    def finish(self) -> None:
-        if self._zlib is not None and not self._zlib.eof:
-            raise UpstreamMalformed(self.url, f"truncated {self.coding}")
-
-
 class _RedirectRefused(UpstreamUnavailable):
     """A redirect not followed (another origin, too many): that document's fault, not an outage."""
 
@@ -198,7 +161,7 @@ class Upstream:
         start_origin = _origin(url)
         if start_origin[0] not in ("http", "https"):
             raise UpstreamUnavailable(redact_url(url), "not an http(s) URL")
-        headers = {"Accept-Encoding": ACCEPT_ENCODING}
+        headers = {"Accept-Encoding": encodings.ACCEPTED}
         if accept:
             headers["Accept"] = accept
         if etag:
@@ -299,19 +262,14 @@ class Upstream:
             if len(response.content) > self.max_bytes:
                 raise UpstreamMalformed(url, "a body over SHIM_MAX_DOCUMENT_BYTES")
             return response.content
-        inflater = _Inflater(url, response.headers.get("content-encoding", ""))
-        parts: list[bytes] = []
-        size = 0
-        async for raw in response.aiter_raw():
-            while raw:
-                # One byte past the cap is enough to know it is passed (and a limit of 0 would mean none).
-                chunk, raw = inflater.inflate(raw, self.max_bytes - size + 1)
-                size += len(chunk)
-                if size > self.max_bytes:
-                    raise UpstreamMalformed(url, "a body over SHIM_MAX_DOCUMENT_BYTES")
-                parts.append(chunk)
-        inflater.finish()
-        return b"".join(parts)
+        try:
+            return await encodings.read_decoded(
+                response.aiter_raw(), response.headers.get("content-encoding", ""), self.max_bytes
+            )
+        except encodings.TooLarge:
+            raise UpstreamMalformed(url, "a body over SHIM_MAX_DOCUMENT_BYTES") from None
+        except encodings.Undecodable as exc:
+            raise UpstreamMalformed(url, str(exc)) from None
 
     @asynccontextmanager
     async def stream(self, url: str, *, headers: dict[str, str] | None = None) -> AsyncIterator[httpx.Response]:

@@ -12,14 +12,12 @@ import asyncio
 import ipaddress
 import logging
 import re
-import zlib
-from collections.abc import AsyncIterator
-from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from shim import encodings
 from shim.config.settings import Settings
 from shim.modes import Mode
 from shim.web.docs import docs_page
@@ -122,32 +120,10 @@ async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise BodyRefused(f"Content-Length {declared}")
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
-    if encoding in ("gzip", "x-gzip"):
-        decoder: Any = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    elif encoding == "deflate":
-        decoder = zlib.decompressobj()
-    elif encoding in ("identity", ""):
-        decoder = None
-    else:
-        raise BodyRefused(f"Content-Encoding {encoding!r}")
-    parts: list[bytes] = []
-    size = 0
-    chunks: AsyncIterator[bytes] = request.stream()
-    async for chunk in chunks:
-        if decoder is not None:
-            try:
-                # max_length bounds what one chunk may expand to: a small bomb never grows past the cap.
-                chunk = decoder.decompress(chunk, limit + 1 - size)
-            except zlib.error as exc:
-                raise BodyRefused(f"bad {encoding} data: {exc}") from None
-            if decoder.unconsumed_tail:
-                raise BodyRefused("decompressed body over the limit")
-        size += len(chunk)
-        if size > limit:
-            raise BodyRefused("body over the limit")
-        parts.append(chunk)
-    return b"".join(parts)
+    try:
+        return await encodings.read_decoded(request.stream(), request.headers.get("content-encoding", ""), limit)
+    except (encodings.TooLarge, encodings.Undecodable) as exc:
+        raise BodyRefused(str(exc)) from None
 
 
 class XMLRPCEndpoint:
