@@ -21,6 +21,7 @@ from shim import encodings
 from shim.config.settings import Settings
 from shim.modes import Mode
 from shim.web.docs import docs_page
+from shim.web.responses import not_found
 from shim.xmlrpc.dispatch import Dispatcher, Unserved
 
 __all__ = ["MODE_PREFIXES", "client_address", "xmlrpc_routes"]
@@ -106,11 +107,6 @@ def _trusted(address: IPAddress, settings: Settings) -> bool:
     return any(address in network for network in settings.trusted_proxies)
 
 
-def _not_found() -> Response:
-    # The index answers an unknown path this way; "removed" mode is the endpoint gone.
-    return PlainTextResponse("404 Not Found", status_code=404)
-
-
 def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
@@ -138,7 +134,7 @@ class XMLRPCEndpoint:
     async def handle(self, request: Request) -> Response:
         mode = self.mode or self.settings.mode
         if mode is Mode.REMOVED:
-            return _not_found()
+            return not_found("text")  # "removed" mode is the endpoint gone, as the index answers an unknown path
         is_xml = _media_type(request) in XML_TYPES
         if request.method != "POST":
             if is_xml:  # Warehouse answers another method on its XML-RPC route with this fault.

@@ -209,18 +209,21 @@ class Dispatcher:
                 boxcar.size += slot.size
                 return slot
             except Fault as fault:
-                self.faults[fault.code] += 1
-                return encode_value({"faultCode": fault.code, "faultString": fault.string})
+                return self._fault_slot(fault)
             except WireError:
                 logger.exception("the answer of %s cannot be put on the wire", method)
-                self.faults[APPLICATION_ERROR.code] += 1
-                return encode_value({"faultCode": APPLICATION_ERROR.code, "faultString": APPLICATION_ERROR.string})
+                return self._fault_slot(APPLICATION_ERROR)
 
         return subcall
 
     def unserved(self, why: Unserved) -> bytes:
         """The fault body for a request the endpoint answers without dispatching it (counted as any fault)."""
         return self._fault_bytes(_UNSERVED_FAULTS[why])
+
+    def _fault_slot(self, fault: Fault) -> Raw:
+        """A multicall slot holding `fault`, as the call alone would have answered it (counted as any fault)."""
+        self.faults[fault.code] += 1
+        return encode_value({"faultCode": fault.code, "faultString": fault.string})
 
     def _fault_bytes(self, fault: Fault) -> bytes:
         self.faults[fault.code] += 1
