@@ -170,14 +170,23 @@ class Passthrough:
             return False
         return normalized not in snapshot
 
+    def _project(self, request: Request, kind: str) -> str | Response:
+        """The normalised project name of the path, or the answer when it is not one: 404 for a name no index can
+        hold, a 301 to the normalised name, 404 for one the Simple index does not list."""
+        name = request.path_params["name"]
+        normalized = normalize_name(name)
+        if normalized is None:
+            return not_found(kind)
+        if normalized != name:
+            return _redirect(request, self.settings, name, normalized)
+        return not_found(kind) if self._unlisted(normalized) else normalized
+
     # --- routes -------------------------------------------------------------------------------------
 
     async def project_json(self, request: Request) -> Response:
-        normalized = _project(request, self.settings, "json")
+        normalized = self._project(request, "json")
         if isinstance(normalized, Response):
             return normalized
-        if self._unlisted(normalized):
-            return not_found("json")
         upstream = self.services.store.upstream
         return await self._serve(
             request,
@@ -190,10 +199,10 @@ class Passthrough:
 
     async def release_json(self, request: Request) -> Response:
         version = request.path_params["version"]
-        normalized = _project(request, self.settings, "json")
+        normalized = self._project(request, "json")
         if isinstance(normalized, Response):
             return normalized
-        if version in (".", "..") or self._unlisted(normalized):
+        if version in (".", ".."):
             return not_found("json")
         upstream = self.services.store.upstream
         # The upstream looks the version up (3.0 may answer 3.0.0): the key is the version as asked.
@@ -223,11 +232,9 @@ class Passthrough:
         return response
 
     async def simple_project(self, request: Request) -> Response:
-        normalized = _project(request, self.settings, "text")
+        normalized = self._project(request, "text")
         if isinstance(normalized, Response):
             return normalized
-        if self._unlisted(normalized):
-            return not_found("text")
         kind = negotiate_simple(request.headers.get("accept", ""))
         upstream = self.services.store.upstream
         response = await self._serve(
@@ -302,17 +309,6 @@ def _not_modified(request: Request, headers: dict[str, str]) -> bool:
         return etag is not None and ("*" in tags or etag.removeprefix("W/") in tags)
     since = request.headers.get("if-modified-since")
     return since is not None and since == headers.get("last-modified")
-
-
-def _project(request: Request, settings: Settings, kind: str) -> str | Response:
-    """The normalised project name of the path, or the answer when it is not one: 404, or a 301 to it."""
-    name = request.path_params["name"]
-    normalized = normalize_name(name)
-    if normalized is None:
-        return not_found(kind)
-    if normalized != name:
-        return _redirect(request, settings, name, normalized)
-    return normalized
 
 
 def public_base(request: Request, settings: Settings) -> str:
