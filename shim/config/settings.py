@@ -23,7 +23,7 @@ from shim.config.setting import LogLevel, Setting
 from shim.modes import FilesMode, Mode
 from shim.upstream.urls import REDACTED, Credentials, Secret, UpstreamURL, redact_url
 
-__all__ = ["Settings", "SettingsError"]
+__all__ = ["Settings", "SettingsError", "warn"]
 
 
 class SettingsError(ValueError):
@@ -40,7 +40,8 @@ def _default(name: str) -> Any:
     return dataclasses.field(default_factory=lambda: setting.default_for(os.environ))
 
 
-def _warn(message: str) -> None:
+def warn(message: str) -> None:
+    """Tell the operator, on standard error, of something that does not stop start-up."""
     print(f"pypi-xmlrpc-shim: warning: {message}", file=sys.stderr)
 
 
@@ -118,7 +119,7 @@ class Settings:
         environ: Mapping[str, str] | None = None,
         options: Mapping[str, str | None] | None = None,
         *,
-        warn: Callable[[str], None] = _warn,
+        warn: Callable[[str], None] = warn,
     ) -> Settings:
         """Read every setting from `options` (CLI, by setting name), else `environ`, else its default."""
         environ = os.environ if environ is None else environ

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
-from shim.config.settings import Settings
+from shim.config.settings import Settings, warn
 from shim.web.connections import MAX_HEAD_BYTES, ChunkedAnswers, Guards, guarded_protocol
 
 __all__ = ["AppFactory", "GracefulServer", "GuardedConfig", "connection_budget", "guarded_config", "serve"]
@@ -127,10 +127,6 @@ def connection_budget(wanted: int, warn: Callable[[str], None]) -> int:
     return budget
 
 
-def _warn(message: str) -> None:
-    print(f"pypi-xmlrpc-shim: warning: {message}", file=sys.stderr)
-
-
 def serve(settings: Settings, *, parser: str = "httptools") -> int:
     """Serve until a SIGTERM or SIGINT has drained the connections; the process's exit status."""
     if settings.workers > 1 and settings.catalog_writer:
@@ -141,7 +137,7 @@ def serve(settings: Settings, *, parser: str = "httptools") -> int:
             file=sys.stderr,
         )
         return 2
-    budget = connection_budget(settings.max_connections, _warn)  # the workers inherit the raised limit
+    budget = connection_budget(settings.max_connections, warn)  # the workers inherit the raised limit
     config = guarded_config(
         AppFactory(settings), settings, parser=parser, factory=True, workers=settings.workers, max_connections=budget
     )
