@@ -70,7 +70,13 @@ def guard_config(settings: Settings) -> GuardConfig:
 def upstream_for(settings: Settings, client: httpx.AsyncClient, guard: Guard | None = None) -> Upstream:
     """The upstream client over `client`, with the settings' limits (and `guard`, else one of its own)."""
     guard = guard if guard is not None else Guard(guard_config(settings))
-    return Upstream(client, settings.upstream, guard=guard, max_bytes=settings.max_document_bytes)
+    return Upstream(
+        client,
+        settings.upstream,
+        guard=guard,
+        max_bytes=settings.max_document_bytes,
+        optional_deadline=settings.upstream_timeout,
+    )
 
 
 def build_services(

@@ -7,7 +7,7 @@ import httpx
 
 from testkit.fakeindex import FakeIndex
 
-__all__ = ["Gate", "Lagging", "Tampered"]
+__all__ = ["Gate", "Lagging", "Tampered", "Unreachable"]
 
 
 class Tampered(httpx.AsyncBaseTransport):
@@ -54,4 +54,21 @@ class Lagging(httpx.AsyncBaseTransport):
         if request.url.path == self.path and self.times > 0:
             self.times -= 1
             return httpx.Response(200, content=self.stale.content, headers=self.stale.headers)
+        return await self.inner.handle_async_request(request)
+
+
+class Unreachable(httpx.AsyncBaseTransport):
+    """The fake index, but `host` cannot be reached (a name that does not resolve, a firewall that drops it):
+    every request to it fails to connect. `asked` counts the requests each host was sent."""
+
+    def __init__(self, fake: FakeIndex, host: str) -> None:
+        self.inner = httpx.ASGITransport(app=fake)
+        self.host = host
+        self.asked: dict[str, int] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        self.asked[host] = self.asked.get(host, 0) + 1
+        if host == self.host:
+            raise httpx.ConnectError(f"[Errno -2] Name or service not known: {host}", request=request)
         return await self.inner.handle_async_request(request)

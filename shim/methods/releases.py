@@ -8,7 +8,7 @@ from urllib.parse import urljoin
 
 from pydantic import StrictBool, StrictStr
 
-from shim.errors import Refused
+from shim.errors import Refused, UpstreamUnavailable
 from shim.methods.reading import project
 from shim.methods.structs import file_struct, release_data_struct
 from shim.upstream.parsers import ProjectDoc
@@ -52,6 +52,12 @@ async def release_urls(context: CallContext, package_name: StrictStr, version: S
     return [file_struct(f, doc.url) for f in files or []]
 
 
+def _declares_metadata(file: dict[str, Any]) -> bool | None:
+    """Whether a file says it has a core metadata file (`core-metadata`, or its older name); None: it says nothing."""
+    flag = file.get("core-metadata", file.get("data-dist-info-metadata"))
+    return None if flag is None else bool(flag)
+
+
 def _metadata_file(files: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The file whose metadata PyPI's release fields came from: the first upload that has a metadata file.
 
@@ -62,8 +68,8 @@ def _metadata_file(files: list[dict[str, Any]]) -> dict[str, Any] | None:
     def offers(file: dict[str, Any]) -> bool:
         if not isinstance(file.get("url"), str):
             return False  # nowhere to fetch it from
-        flag = file.get("core-metadata", file.get("data-dist-info-metadata"))
-        return bool(flag) if flag is not None else str(file["filename"]).endswith(".whl")
+        declared = _declares_metadata(file)
+        return declared if declared is not None else str(file["filename"]).endswith(".whl")
 
     candidates = [f for f in files if offers(f)]
     return min(candidates, key=lambda f: str(f.get("upload_time_iso_8601") or ""), default=None)
@@ -80,17 +86,26 @@ async def release_data(context: CallContext, package_name: StrictStr, version: S
         return {}  # a version the project does not have: answered without asking the upstream
     store = context.services.store
     chosen = _metadata_file(files or [])
-    core = await store.core_metadata(normalized, urljoin(doc.url, chosen["url"])) if chosen else None
+    core = None
+    if chosen is not None:
+        declared = _declares_metadata(chosen) is True
+        core = await store.core_metadata(normalized, urljoin(doc.url, chosen["url"]), declared=declared)
     if doc.version == version:
         info = doc.info
     else:
-        release = await store.release(normalized, version)
+        # Optional: core metadata (or the files) can answer for it when it cannot be read.
+        release = await store.release(normalized, version, optional=True)
         if release is not None:
             if release.info["version"] != version:
                 return {}
             info = release.info
         elif core is not None and core.info["version"] == version:
             info = {**core.info, "name": doc.name}
+        elif store.release_unreadable(normalized, version):
+            raise UpstreamUnavailable(
+                store.upstream.version_url(normalized, version),
+                "its per-release JSON cannot be read now, and no other source has this release's metadata",
+            )
         else:
             raise Refused(
                 RuntimeError(

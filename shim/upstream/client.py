@@ -21,6 +21,7 @@ import httpx
 from shim import __version__, encodings
 from shim.errors import UpstreamMalformed, UpstreamUnavailable
 from shim.upstream.names import path_segment
+from shim.upstream.optional import OptionalReads
 from shim.upstream.parsers import serial_value
 from shim.upstream.resilience import Guard, retry_after
 from shim.upstream.urls import UpstreamURL, redact_url
@@ -33,6 +34,7 @@ __all__ = [
     "Fetched",
     "Upstream",
     "build_client",
+    "origin_label",
     "passed_headers",
 ]
 
@@ -114,6 +116,17 @@ class _RedirectRefused(UpstreamUnavailable):
     """A redirect not followed (another origin, too many): that document's fault, not an outage."""
 
 
+def origin_label(url: str) -> str:
+    """`scheme://host[:port]` of a URL, credentials left out: the key of its origin's guard, as /healthz shows it."""
+    scheme, netloc = _origin(url)
+    return f"{scheme}://{netloc}"
+
+
+# Origins with a guard of their own; any further one (only redirects within an origin and the files host are
+# ever asked, so this is a bound, not a limit met) shares the last guard.
+MAX_GUARDED_ORIGINS = 16
+
+
 class Upstream:
     """GETs of the index's documents, by kind, with conditional requests."""
 
@@ -124,11 +137,19 @@ class Upstream:
         *,
         guard: Guard,
         max_bytes: int,
+        optional_deadline: float | None = None,
     ) -> None:
         self.client = client
         self.base = upstream.base
-        self.guard = guard
+        self.guard = guard  # the index's own origin
+        if not guard.origin:
+            guard.origin = origin_label(self.base)
+        self.guards: dict[str, Guard] = {guard.origin: guard}
         self.max_bytes = max_bytes
+        # An optional read (one the answer does without) gets one attempt, within this: never the retries and
+        # the whole deadline a document the answer needs may take.
+        self.optional_deadline = optional_deadline if optional_deadline is not None else guard.config.deadline
+        self.optional = OptionalReads(lambda: self.guard.clock(), pause=guard.config.cooldown)
         self._auth: httpx.Auth | None = None
         if upstream.credentials is not None:
             creds = upstream.credentials
@@ -153,11 +174,24 @@ class Upstream:
     def project_feed_url(self, normalized: str) -> str:
         return f"{self.base}rss/project/{path_segment(normalized)}/releases.xml"
 
-    async def get(self, url: str, *, accept: str | None = None, etag: str | None = None) -> Fetched:
+    def guard_for(self, url: str) -> Guard:
+        """The guard of `url`'s origin: its own retries, pauses and circuit."""
+        label = origin_label(url)
+        guard = self.guards.get(label)
+        if guard is None:
+            if len(self.guards) >= MAX_GUARDED_ORIGINS:
+                return next(reversed(self.guards.values()))
+            guard = self.guards[label] = self.guard.sibling(label)
+        return guard
+
+    async def get(
+        self, url: str, *, accept: str | None = None, etag: str | None = None, optional: bool = False
+    ) -> Fetched:
         """GET `url`; a 304 answers a matching `etag`. Credentials go only to the upstream's own origin.
 
-        Retried, paced and cut off by the guard (shim.resilience); every failure is UpstreamUnavailable,
-        raised within the guard's deadline."""
+        Retried, paced and cut off by the guard of the URL's origin (shim.upstream.resilience); every failure is
+        UpstreamUnavailable, raised within the guard's deadline. An `optional` read is tried once, within
+        `optional_deadline`."""
         start_origin = _origin(url)
         if start_origin[0] not in ("http", "https"):
             raise UpstreamUnavailable(redact_url(url), "not an http(s) URL")
@@ -166,51 +200,60 @@ class Upstream:
             headers["Accept"] = accept
         if etag:
             headers["If-None-Match"] = etag
-        config = self.guard.config
-        deadline = self.guard.clock() + config.deadline
+        guard = self.guard_for(url)
+        budget = min(guard.config.deadline, self.optional_deadline) if optional else guard.config.deadline
+        retries = 0 if optional else guard.config.retries
+        deadline = guard.clock() + budget
         try:
-            async with asyncio.timeout(config.deadline) as timeout:
-                return await self._guarded(url, headers, deadline, timeout)
+            async with asyncio.timeout(budget) as timeout:
+                return await self._guarded(guard, url, headers, deadline, timeout, retries)
         except TimeoutError:
-            self.guard.count("deadline")
-            raise UpstreamUnavailable(redact_url(url), f"no answer within {config.deadline:g} s") from None
+            guard.count("deadline")
+            raise UpstreamUnavailable(redact_url(url), f"no answer within {budget:g} s") from None
 
-    async def _guarded(self, url: str, headers: dict[str, str], deadline: float, timeout: asyncio.Timeout) -> Fetched:
-        retries = self.guard.config.retries
+    async def _guarded(
+        self,
+        guard: Guard,
+        url: str,
+        headers: dict[str, str],
+        deadline: float,
+        timeout: asyncio.Timeout,
+        retries: int,
+    ) -> Fetched:
         for attempt in range(retries + 1):
             # The pause is waited out before the circuit admits: a request it refuses is never the probe.
-            refused = self.guard.refusal() or await self.guard.pause(deadline) or self.guard.admit()
+            refused = guard.refusal() or await guard.pause(deadline) or guard.admit()
             if refused:
                 raise UpstreamUnavailable(redact_url(url), refused)
-            probe = self.guard.probing
+            probe = guard.probing
             # Every ending of an admitted request settles the circuit, or a probe that never settles
             # would keep it half-open, refusing everyone, for ever.
             try:
-                async with self.guard.slots:
+                async with guard.slots:
                     fetched = await self._once(url, headers)
             except _Retryable as exc:
-                self.guard.failed()
+                guard.failed()
                 if exc.retry_after is not None:
-                    self.guard.throttled(exc.retry_after)
+                    guard.throttled(exc.retry_after)
                 if attempt == retries:
                     raise UpstreamUnavailable(redact_url(url), exc.reason) from None
-                self.guard.count("retries")
-                await self.guard.sleep(self.guard.backoff(attempt))
+                guard.count("retries")
+                await guard.sleep(guard.backoff(attempt))
                 continue
             except (UpstreamMalformed, _RedirectRefused):
-                self.guard.succeeded()  # an answer, if not a usable one: the upstream is up
+                guard.succeeded()  # an answer, if not a usable one: the upstream is up
                 raise
             except asyncio.CancelledError:
                 # Cut off by the deadline: no answer in time. Cancelled from outside (shutting down): no word.
                 if timeout.expired():
-                    self.guard.failed()
+                    guard.failed()
                 elif probe:
-                    self.guard.released()
+                    guard.released()
                 raise
             except BaseException:
-                self.guard.failed()  # UpstreamUnavailable, and whatever else a broken upstream brings
+                guard.failed()  # UpstreamUnavailable, and whatever else a broken upstream brings
                 raise
-            self.guard.succeeded()
+            guard.succeeded()
             return fetched
         raise AssertionError("unreachable: the last attempt returns or raises")
 
@@ -279,11 +322,25 @@ class Upstream:
         if _origin(url)[0] not in ("http", "https"):
             raise UpstreamUnavailable(redact_url(url), "not an http(s) URL")
         auth = self._auth if _origin(url) == _origin(self.base) else None
+        # Not retried (a client's download is the client's to retry), but its origin's circuit is honoured
+        # and fed: a files host that is down is refused at once, and never trips the index's circuit.
+        guard = self.guard_for(url)
+        refused = guard.admit()
+        if refused:
+            raise UpstreamUnavailable(redact_url(url), refused)
         request = self.client.build_request("GET", url, headers=headers or {})
         try:
             response = await self.client.send(request, auth=auth or httpx.USE_CLIENT_DEFAULT, stream=True)
         except httpx.HTTPError as exc:
+            guard.failed()
             raise UpstreamUnavailable(redact_url(url), f"{type(exc).__name__}: {exc}") from None
+        except BaseException:
+            guard.released()
+            raise
+        if response.status_code >= 500:
+            guard.failed()
+        else:
+            guard.succeeded()
         try:
             yield response
         finally:

@@ -10,18 +10,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from shim.errors import UpstreamMalformed
 from shim.upstream.cache import DocumentCache, Entry, footprint
-from shim.upstream.client import Fetched, Upstream
+from shim.upstream.capabilities import Capabilities
+from shim.upstream.client import Fetched, Upstream, origin_label
 from shim.upstream.origins import FilesHost
 from shim.upstream.parsers import CoreMetadata, ProjectDoc, VersionDoc
 from shim.upstream.simple_index import SimpleIndex
 from shim.upstream.urls import redact_url
 
-__all__ = ["Capabilities", "DocumentStore"]
+__all__ = ["DocumentStore"]
 
 # Turns a fetched body (and its URL) into a document; raises ValueError for a malformed one.
 Parse = Callable[[bytes, str], Any]
@@ -44,13 +44,6 @@ async def parse_document(parse: Parse, body: bytes, url: str) -> tuple[Any, int]
     if len(body) < PARSE_INLINE_BYTES:
         return _parse_and_measure(parse, body, url)
     return await asyncio.to_thread(_parse_and_measure, parse, body, url)
-
-
-@dataclass
-class Capabilities:
-    """What the upstream offers, learnt as it answers (None: not known yet)."""
-
-    per_version_json: bool | None = None
 
 
 class DocumentStore:
@@ -77,6 +70,7 @@ class DocumentStore:
         parse: Parse | None = None,
         accept: str | None = None,
         stale_ok: bool = True,
+        optional: bool = False,
     ) -> Entry:
         """The cached entry for `url` (a 404 included), fetched or revalidated as the cache's policy says.
 
@@ -85,7 +79,8 @@ class DocumentStore:
         """
 
         async def load(previous: Entry | None) -> Entry:
-            fetched = await self.upstream.get(url, accept=accept, etag=previous.etag if previous else None)
+            etag = previous.etag if previous else None
+            fetched = await self.upstream.get(url, accept=accept, etag=etag, optional=optional)
             if fetched.status == 304 and previous is not None:
                 return previous
             return await self._entry(fetched, parse)
@@ -100,9 +95,11 @@ class DocumentStore:
             floor = max((f for f in floors if f is not None), default=None)
         return await self.cache.get(key, load, changed_at=changed_at, floor=floor, stale_ok=stale_ok)
 
-    async def _document(self, key: str, url: str, parse: Parse, project: str, *, stale_ok: bool = True) -> Any:
+    async def _document(
+        self, key: str, url: str, parse: Parse, project: str, *, stale_ok: bool = True, optional: bool = False
+    ) -> Any:
         """The parsed document at `url`, or None for a genuine not-found."""
-        entry = await self.entry(key, url, project, parse=parse, stale_ok=stale_ok)
+        entry = await self.entry(key, url, project, parse=parse, stale_ok=stale_ok, optional=optional)
         if entry.status == 404:
             return None
         if entry.parsed is None:  # read back from a store that keeps only bytes
@@ -147,28 +144,43 @@ class DocumentStore:
         )
         return doc
 
-    async def release(self, normalized: str, version: str) -> VersionDoc | None:
-        """`/pypi/<name>/<version>/json` for a version the project document lists; None if not offered."""
-        if self.capabilities.per_version_json is False:
+    async def release(self, normalized: str, version: str, *, optional: bool = False) -> VersionDoc | None:
+        """`/pypi/<name>/<version>/json` for a version the project document lists; None if not offered.
+
+        `optional`: the caller has other sources for it, so a failure to read it is None too (see
+        shim.upstream.optional; `release_unreadable` then says so)."""
+        capability = self.capabilities.per_version_json
+        if not capability.usable:
             return None
-        doc: VersionDoc | None = await self._document(
-            f"release:{normalized}:{version}",
-            self.upstream.version_url(normalized, version),
-            VersionDoc.from_json,
-            normalized,
-        )
-        if doc is None:
-            # The project document lists this version, so a 404 here means the route is missing.
-            if self.capabilities.per_version_json is None:
-                logger.warning("the upstream has no per-release JSON; release_data falls back to core metadata")
-            self.capabilities.per_version_json = False
+        url = self.upstream.version_url(normalized, version)
+
+        async def fetch() -> VersionDoc | None:
+            found: VersionDoc | None = await self._document(
+                f"release:{normalized}:{version}", url, VersionDoc.from_json, normalized, optional=optional
+            )
+            return found
+
+        if optional:
+            doc = await self.upstream.optional.read("per-release JSON", origin_label(url), fetch)
         else:
-            self.capabilities.per_version_json = True
+            doc = await fetch()
+        if doc is not None:
+            capability.answered()
+        elif not self.release_unreadable(normalized, version):
+            # The project document lists this version: a 404 here is a miss of the route (or of this one document).
+            capability.missed(f"{normalized} {version}")
         return doc
 
-    async def core_metadata(self, normalized: str, file_url: str) -> CoreMetadata | None:
-        """A file's PEP 658 metadata, or None if the upstream has none for it, or if `file_url` (absolute, as a
-        document names it) is not a file of the upstream's (see shim.upstream.origins): then nothing is asked."""
+    def release_unreadable(self, normalized: str, version: str) -> bool:
+        """Whether per-release JSON failed to be read (rather than was not there) the last time it was asked."""
+        origin = origin_label(self.upstream.version_url(normalized, version))
+        return self.upstream.optional.failing("per-release JSON", origin)
+
+    async def core_metadata(self, normalized: str, file_url: str, *, declared: bool = True) -> CoreMetadata | None:
+        """A file's PEP 658 metadata, or None if the upstream has none for it, if it cannot be read now (an optional
+        read), or if `file_url` (absolute, as a document names it) is not a file of the upstream's (see
+        shim.upstream.origins): then nothing is asked. A file that does not `declared` one is asked only while
+        the upstream is not known to serve none."""
         self.files.learn(file_url)
         if not self.files.allows(file_url):
             shown = redact_url(file_url)[:200]
@@ -178,10 +190,22 @@ class DocumentStore:
                     "not fetching core metadata for %s: %s is not a file of the upstream's", normalized, shown
                 )
             return None
-        parsed: CoreMetadata | None = await self._document(
-            f"metadata:{file_url}",
-            file_url + ".metadata",
-            lambda body, url: CoreMetadata.from_text(body.decode("utf-8", "replace")),
-            normalized,
-        )
-        return parsed
+        capability = self.capabilities.core_metadata
+        if not declared and not capability.usable:
+            return None
+
+        async def fetch() -> CoreMetadata | None:
+            found: CoreMetadata | None = await self._document(
+                f"metadata:{file_url}",
+                file_url + ".metadata",
+                lambda body, url: CoreMetadata.from_text(body.decode("utf-8", "replace")),
+                normalized,
+                optional=True,
+            )
+            if found is None:
+                capability.missed(file_url)
+            else:
+                capability.answered()
+            return found
+
+        return await self.upstream.optional.read("core metadata", origin_label(file_url), fetch)

@@ -9,6 +9,9 @@
   upstream, until `cooldown` has passed; then one request probes it: any answer closes the circuit, no
   answer (a failure, the deadline) opens it again.
 - At most `max_concurrent` requests are in flight at once.
+
+One guard per origin (the index, its files host): a files host that fails never refuses a request to the
+index, nor the reverse. `Guard.sibling` makes another origin's guard, on the same limits and clock.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ def retry_after(value: str | None, now: float) -> float | None:
 @dataclass
 class Guard:
     config: GuardConfig
+    origin: str = ""  # `scheme://host[:port]`, as /healthz shows it
     clock: Callable[[], float] = time.monotonic
     # Every wait of the guard's, the back-off between retries and the shared pause, goes through `sleep`.
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
@@ -74,6 +78,13 @@ class Guard:
             self._slots = asyncio.Semaphore(self.config.max_concurrent)
         return self._slots
 
+    def sibling(self, origin: str) -> Guard:
+        """A guard of its own for another origin: the same limits, clock and waits, none of this one's state."""
+        return Guard(self.config, origin, clock=self.clock, sleep=self.sleep, jitter=self.jitter)
+
+    def report(self) -> dict[str, object]:
+        return {"circuit": self.state, "consecutive_failures": self.failures, **self.counters}
+
     def count(self, what: str) -> None:
         self.counters[what] = self.counters.get(what, 0) + 1
 
@@ -89,7 +100,7 @@ class Guard:
             return None
         if self.clock() < self.open_until or self.probing:
             self.count("refused_by_circuit")
-            return "the upstream keeps failing; the circuit is open"
+            return f"{self._named} keeps failing; the circuit is open"
         return None
 
     def admit(self) -> str | None:
@@ -126,7 +137,7 @@ class Guard:
 
     def succeeded(self) -> None:
         if self.failures >= self.config.threshold:
-            logger.info("the upstream answers again: circuit closed")
+            logger.info("%s answers again: circuit closed", self._named)
         self.failures = 0
         self.probing = False
 
@@ -140,9 +151,13 @@ class Guard:
         if self.probing or self.failures == self.config.threshold:
             self.open_until = self.clock() + self.config.cooldown
             logger.warning(
-                "the upstream failed %d times in a row: circuit open for %.0f s", self.failures, self.config.cooldown
+                "%s failed %d times in a row: circuit open for %.0f s", self._named, self.failures, self.config.cooldown
             )
         self.probing = False
+
+    @property
+    def _named(self) -> str:
+        return f"the upstream ({self.origin})" if self.origin else "the upstream"
 
     def backoff(self, attempt: int) -> float:
         return float(self.config.backoff * (2**attempt) * (0.5 + self.jitter()))

@@ -31,17 +31,26 @@ async def health(request: Request) -> Response:
     coverage = await services.catalog.run(services.catalog.coverage)
     state = services.catalog.state
     problem = state.problem
-    guard = services.store.upstream.guard
+    store = services.store
+    upstream = store.upstream
+    capabilities: dict[str, object] = {
+        "json_simple": None if snapshot is None else snapshot.is_json,
+        "serials": None if snapshot is None else snapshot.listing.serials is not None,
+        **store.capabilities.report(),
+    }
     return JSONResponse(
         {
             "status": "ok",
             "version": __version__,
             "upstream": services.base_url,
             # Reported, never used to leave the rotation: stale copies and faults still answer well.
-            "upstream_health": {"circuit": guard.state, "consecutive_failures": guard.failures, **guard.counters},
-            "stale_served": services.store.cache.stale_served,
+            "upstream_health": upstream.guard.report(),  # the index's own origin, as in "origins"
+            "origins": {origin: guard.report() for origin, guard in upstream.guards.items()},
+            "optional_reads": upstream.optional.report(),
+            "capabilities": capabilities,
+            "stale_served": store.cache.stale_served,
             "index": index,
-            "per_version_json": services.store.capabilities.per_version_json,
+            "per_version_json": store.capabilities.per_version_json.offered,
             # The writer's and the reader's findings: an operator's error (permissions, a full disk) named.
             "catalog": {
                 **dataclasses.asdict(coverage),

@@ -1,0 +1,127 @@
+"""An optional source (core metadata on the files host) never sinks an answer: when the files host cannot be
+reached, or is slow past the timeout, `release_data` answers from the JSON API, the failure is logged once, and
+the index's own circuit is never opened by the files host's failures (nor the reverse)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+import pytest
+
+from shim.modes import FilesMode
+from shim.upstream.urls import UpstreamURL
+from testkit.fakeindex import FakeIndex
+
+from .clock import FakeClock
+from .helpers import call, served
+from .transports import Unreachable
+
+FILES = "files.upstream.test"
+INDEX = "upstream.test"
+RECORDED = ("defusedxml", "httpx", "pypi-simple", "starlette")
+# The fields only core metadata gives: without it they are [] (what PyPI had for a release without them).
+CORE_ONLY = ("requires", "provides", "provides_dist", "obsoletes", "obsoletes_dist", "requires_external")
+
+
+def versions_of(fake: FakeIndex, name: str) -> list[str]:
+    return [release.version for release in fake.project(name).releases]
+
+
+def every_release_data(client: Any, fake: FakeIndex) -> list[dict[str, Any]]:
+    return [call(client, "release_data", name, version) for name in RECORDED for version in versions_of(fake, name)]
+
+
+def files_host_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and FILES in r.getMessage()]
+
+
+def test_with_the_files_host_unreachable_every_release_data_answers_and_the_failure_is_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake = FakeIndex()
+    transport = Unreachable(fake, FILES)
+    with served(fake, transport, clock=FakeClock()) as client:
+        answers = every_release_data(client, fake)
+        assert answers and all(len(answer) == 33 for answer in answers)
+        assert all(answer[field] == [] for answer in answers for field in CORE_ONLY)
+        # The index keeps answering the other release methods throughout.
+        for name in RECORDED:
+            assert call(client, "package_releases", name) != []
+            assert call(client, "release_urls", name, versions_of(fake, name)[-1]) != []
+        health = client.get("/healthz").json()
+    assert len(files_host_warnings(caplog)) == 1, files_host_warnings(caplog)
+    # Asked once, then left alone for a while: not once per call.
+    assert transport.asked[FILES] == 1
+    assert health["origins"][f"https://{INDEX}"]["circuit"] == "closed"
+    core = health["optional_reads"]["core metadata"][f"https://{FILES}"]
+    assert core["failures"] == 1 and core["skipped"] > 0 and core["state"] == "paused"
+    assert "Name or service not known" in core["last_error"]
+
+
+def test_with_the_files_host_slow_past_the_timeout_every_release_data_answers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake = FakeIndex()
+    fake.slow("/packages/*", 30)
+    with served(fake, clock=FakeClock(), upstream_timeout=0.2) as client:
+        answers = every_release_data(client, fake)
+        assert answers and all(len(answer) == 33 for answer in answers)
+        assert call(client, "package_releases", "httpx") != []
+    assert len(files_host_warnings(caplog)) == 1, files_host_warnings(caplog)
+
+
+def test_the_files_host_is_asked_again_once_its_pause_is_over_and_its_recovery_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="shim.upstream.optional")
+    fake = FakeIndex()
+    transport = Unreachable(fake, FILES)
+    clock = FakeClock()
+    with served(fake, transport, clock=clock) as client:
+        call(client, "release_data", "httpx", "0.28.1")  # each has a wheel, whose core metadata is asked for
+        call(client, "release_data", "httpx", "1.0.dev5")
+        assert transport.asked[FILES] == 1
+        clock.advance(31)  # past SHIM_CIRCUIT_COOLDOWN's default
+        transport.host = "nowhere.test"  # the files host is back
+        call(client, "release_data", "httpx", "1.0.dev5")
+        assert transport.asked[FILES] == 2
+        health = client.get("/healthz").json()
+    assert health["optional_reads"]["core metadata"][f"https://{FILES}"]["state"] == "ok"
+    assert f"core metadata from https://{FILES} reads again" in caplog.messages
+
+
+def test_a_files_host_circuit_opening_leaves_the_index_closed() -> None:
+    fake = FakeIndex()
+    transport = Unreachable(fake, FILES)
+    clock = FakeClock()
+    with served(fake, transport, clock=clock, circuit_threshold=2) as client:
+        for round_ in range(4):  # each round: the files host is asked once more, and fails
+            call(client, "release_data", "httpx", ("0.28.1", "1.0.dev5")[round_ % 2])
+            clock.advance(31)
+        asked_index = transport.asked[INDEX]
+        health = client.get("/healthz").json()
+        for name in RECORDED:
+            assert call(client, "package_releases", name) != []
+        assert transport.asked[INDEX] > asked_index  # the index is still asked: its circuit is closed
+    origins = health["origins"]
+    assert origins[f"https://{FILES}"]["circuit"] in ("open", "half-open")
+    assert origins[f"https://{FILES}"]["consecutive_failures"] >= 2
+    assert origins[f"https://{INDEX}"]["circuit"] == "closed"
+    assert origins[f"https://{INDEX}"]["consecutive_failures"] == 0
+
+
+def test_an_index_circuit_opening_leaves_the_files_host_closed() -> None:
+    fake = FakeIndex()
+    wheel = fake.project("httpx").releases[-1].files[0]
+    fake.fail("/pypi/*", exception=httpx.ConnectError)
+    files = UpstreamURL.parse(f"https://{FILES}/")
+    with served(fake, clock=FakeClock(), circuit_threshold=1, files=FilesMode.PROXY, files_upstream=files) as client:
+        with pytest.raises(Exception):  # noqa: B017 - the index is down: any fault
+            call(client, "package_releases", "httpx")
+        assert client.get("/healthz").json()["origins"][f"https://{INDEX}"]["circuit"] == "open"
+        # The file proxy still reaches the files host.
+        assert wheel.path is not None
+        response = client.get(f"/packages/{wheel.path}")
+        assert response.status_code == 200, response.text
