@@ -101,7 +101,7 @@ def build_services(
     catalog = CatalogReader(settings.catalog_path, connection_factory=catalog_connection_factory)
     ready = asyncio.Event() if settings.catalog_writer else None
     files_base = settings.files_upstream.base if settings.files_upstream is not None else None
-    store = DocumentStore(upstream, cache, index, files_base=files_base)
+    store = DocumentStore(upstream, cache, index, recheck=settings.probe_interval, files_base=files_base)
     if not settings.catalog_writer:
         # The change feed is written elsewhere and may be ahead of this process: its serials are floors too.
         store.reported_serial = lambda project: catalog.run(catalog.serial_of, project)

@@ -13,9 +13,11 @@ import pytest
 from shim.modes import FilesMode
 from shim.upstream.urls import UpstreamURL
 from testkit.fakeindex import FakeIndex
+from testkit.wheels import wheel_file
 
 from .clock import FakeClock
-from .helpers import call, served
+from .feed import Feed, crawl_all
+from .helpers import call, make_settings, served
 from .transports import Unreachable
 
 FILES = "files.upstream.test"
@@ -125,3 +127,29 @@ def test_an_index_circuit_opening_leaves_the_files_host_closed() -> None:
         assert wheel.path is not None
         response = client.get(f"/packages/{wheel.path}")
         assert response.status_code == 200, response.text
+
+
+def test_unreachable_feeds_cost_one_attempt_and_one_log_line_and_the_rows_are_still_recorded(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake = FakeIndex()
+    fake.fail("/rss/*", exception=httpx.ConnectError)
+    running = Feed(fake, make_settings())
+    with running.client:
+        running.rpc("changelog_since_serial", 0)
+        crawl_all(running)
+        start = fake.state.serial
+        fake.add_release("roundup", "1.7.0", created="2026-01-02T03:04:05Z", files=[wheel_file("roundup", "1.7.0")])
+        assert running.refresh() == 1
+        fake.add_release("roundup", "1.8.0", created="2026-01-03T03:04:05Z", files=[wheel_file("roundup", "1.8.0")])
+        assert running.refresh() == 1
+        rows = running.since(start)
+    assert [(r[1], r[3]) for r in rows] == [
+        ("1.7.0", "new release"),
+        ("1.7.0", "add py3 file roundup-1.7.0-py3-none-any.whl"),
+        ("1.8.0", "new release"),
+        ("1.8.0", "add py3 file roundup-1.8.0-py3-none-any.whl"),
+    ]
+    # Not retried, and left alone once it failed: the first pass asked once, the second not at all.
+    assert [r.path for r in fake.requests if r.path.startswith("/rss/")] == ["/rss/updates.xml"]
+    assert len([m for m in caplog.messages if m.startswith("RSS feeds from https://upstream.test cannot be read")]) == 1

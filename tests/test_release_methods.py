@@ -219,10 +219,12 @@ def test_without_per_release_json_an_older_release_comes_from_its_core_metadata(
     assert (old["version"], old["summary"], old["requires"]) == ("1.0", "Metadata from the file", ["os.path"])
     assert old["project_url"] == ["Docs, https://docs.upstream.test/"]
     assert (latest["version"], latest["summary"]) == ("2.0", "Latest")
-    # The missing route was learnt once; the latest release came from the project document alone.
+    # The missing route was learnt once, the miss confirmed by a probe on the latest release (which the route
+    # has if it exists); the latest release came from the project document alone.
     assert [p for p in upstream_paths(fake) if p.endswith("/json")] == [
         "/pypi/meta-demo/json",
         "/pypi/meta-demo/1.0/json",
+        "/pypi/meta-demo/2.0/json",
     ]
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import anyio
 import httpx
 
 from testkit.fakeindex import FakeIndex
 
-__all__ = ["Gate", "Lagging", "Tampered", "Unreachable"]
+__all__ = ["Gate", "Lagging", "Tampered", "Undeclared", "Unreachable"]
 
 
 class Tampered(httpx.AsyncBaseTransport):
@@ -72,3 +74,24 @@ class Unreachable(httpx.AsyncBaseTransport):
         if host == self.host:
             raise httpx.ConnectError(f"[Errno -2] Name or service not known: {host}", request=request)
         return await self.inner.handle_async_request(request)
+
+
+class Undeclared(httpx.AsyncBaseTransport):
+    """The fake index as a mirror whose JSON says nothing of core metadata: no `core-metadata` (nor its older
+    name) on any file of a project or release document."""
+
+    KEYS = ("core-metadata", "data-dist-info-metadata")
+
+    def __init__(self, fake: FakeIndex) -> None:
+        self.inner = httpx.ASGITransport(app=fake)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if not (request.url.path.startswith("/pypi/") and response.status_code == 200):
+            return response
+        await response.aread()
+        doc = json.loads(response.content)
+        for file in [*doc.get("urls", []), *(f for files in doc.get("releases", {}).values() for f in files)]:
+            for key in self.KEYS:
+                file.pop(key, None)
+        return httpx.Response(200, json=doc, headers={"X-PyPI-Last-Serial": response.headers["x-pypi-last-serial"]})

@@ -6,18 +6,14 @@ own feed only when the site feed does not tell. An upstream without feeds gives 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from shim.catalog.rows import StoredRelease
-from shim.errors import UpstreamError
-from shim.upstream.client import Upstream
+from shim.upstream.client import Upstream, origin_label
 from shim.upstream.parsers import FeedItem, parse_feed
 
 __all__ = ["SiteFeeds", "read_site_feeds", "release_times"]
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -34,13 +30,10 @@ async def read_site_feeds(upstream: Upstream) -> SiteFeeds:
 
 
 async def _feed(upstream: Upstream, url: str) -> list[FeedItem]:
-    """The feed's items; [] if there is no feed (an upstream without feeds gives no times, never an error)."""
-    try:
-        fetched = await upstream.get(url)
-    except UpstreamError as exc:
-        logger.debug("no feed at %s: %s", url, exc)
-        return []
-    return parse_feed(fetched.body) if fetched.status == 200 else []
+    """The feed's items; [] if there is no feed, or none can be read now: an optional read (shim.upstream.optional),
+    whose failure costs only the times it would have given, logged once, never a retry or an error."""
+    fetched = await upstream.optional.read("RSS feeds", origin_label(url), lambda: upstream.get(url, optional=True))
+    return parse_feed(fetched.body) if fetched is not None and fetched.status == 200 else []
 
 
 async def release_times(

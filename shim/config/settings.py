@@ -89,6 +89,7 @@ class Settings:
     upstream_user: str | None = _default("upstream_user")
     upstream_password: Secret | None = _default("upstream_password")
     upstream_timeout: float = _default("upstream_timeout")
+    probe_interval: float = _default("probe_interval")
     upstream_deadline: float = _default("upstream_deadline")
     upstream_retries: int = _default("upstream_retries")
     upstream_concurrency: int = _default("upstream_concurrency")

@@ -1,15 +1,15 @@
 """What the upstream offers, learnt so that one stray 404 cannot fake it.
 
-Each capability is set by an explicit probe (shim.upstream.probes: at start, then periodically, on a project
-and version the index lists), by an answer that shows it, or switched off by `MISSES` misses in a row on
-distinct documents the index lists; one missing document never switches a route off for the whole process.
-The Simple index's own capabilities (JSON, serials) are read from the copy held (shim.upstream.simple_index).
+A capability is on once a document it serves is there. A miss (a document the index lists, not there) never
+switches it off alone: `MISSES` misses in a row, on distinct documents, do, or a probe that settles it (for
+per-release JSON, the project's latest release, which the route has if it exists: shim.upstream.documents).
+Off, its fallback is used without asking until `recheck` seconds have passed; then the next call asks again,
+as a probe. The Simple index's own capabilities (JSON, serials) are read from the copy it holds.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -17,7 +17,7 @@ __all__ = ["MISSES", "Capabilities", "Capability"]
 
 logger = logging.getLogger(__name__)
 
-# Misses in a row, on distinct documents, that switch a capability off until the next probe or answer.
+# Misses in a row, on distinct documents, that switch off a capability that had answered.
 MISSES = 3
 
 
@@ -25,7 +25,8 @@ MISSES = 3
 class Capability:
     name: str
     fallback: str  # what the service does without it, for the one log line that says it is off
-    clock: Callable[[], float] = time.time
+    clock: Callable[[], float]
+    recheck: float  # seconds, once off, before it is asked again
     offered: bool | None = None  # None: not known yet
     learnt: str = "not yet"  # from a "probe", from "answers", or from "misses"
     at: float | None = None
@@ -35,11 +36,12 @@ class Capability:
         if offered is False and self.offered is not False:
             logger.warning("the upstream has no %s (learnt from %s); %s", self.name, learnt, self.fallback)
         elif offered is True and self.offered is False:
-            logger.info("the upstream offers %s again (learnt from %s)", self.name, learnt)
+            logger.info("the upstream offers %s again", self.name)
         self.offered, self.learnt, self.at = offered, learnt, self.clock()
         self._misses.clear()
 
     def probed(self, offered: bool) -> None:
+        """A probe's finding: a document the capability must serve, if it has it, was there or not."""
         self._set(offered, "probe")
 
     def answered(self) -> None:
@@ -48,42 +50,47 @@ class Capability:
             self._set(True, "answers")
         self._misses.clear()
 
-    def missed(self, document: str) -> None:
-        """A document the index lists, which this capability would serve, was not there."""
+    def missed(self, document: str) -> bool:
+        """A document the index lists, which this capability would serve, was not there; True while the capability
+        is not known yet: a probe may then settle it at once."""
         if self.offered is False:
-            return
+            self._set(False, self.learnt)  # asked again once its recheck was due: still missing
+            return False
         self._misses.add(document)
         if len(self._misses) >= MISSES:
             self._set(False, "misses")
+            return False
+        return self.offered is None
+
+    def observed(self, offered: bool) -> None:
+        """Every document says whether it has it (the JSON API's `ownership`): the last one read tells."""
+        if offered is not self.offered:
+            self._set(offered, "answers")
 
     @property
     def usable(self) -> bool:
-        """Whether to ask for it: unless known to be missing."""
-        return self.offered is not False
+        """Whether to ask for it: unless known to be missing, and not yet due to be asked again."""
+        return self.offered is not False or self.at is None or self.clock() >= self.at + self.recheck
 
     def report(self) -> dict[str, object]:
         return {"offered": self.offered, "learnt": self.learnt, "at": self.at, "misses_in_a_row": len(self._misses)}
 
 
-@dataclass
 class Capabilities:
-    per_version_json: Capability = field(
-        default_factory=lambda: Capability(
-            "per-release JSON", "release_data reads an older release from its core metadata or its files"
+    def __init__(self, clock: Callable[[], float], *, recheck: float) -> None:
+        self.per_version_json = Capability(
+            "per-release JSON",
+            "release_data reads an older release from its core metadata or its files",
+            clock,
+            recheck,
         )
-    )
-    core_metadata: Capability = field(
-        default_factory=lambda: Capability(
-            "core metadata files (PEP 658)", "only files that declare one are asked for theirs"
+        self.core_metadata = Capability(
+            "core metadata files (PEP 658)",
+            "only files that declare one are asked for theirs",
+            clock,
+            recheck,
         )
-    )
-    ownership: Capability = field(
-        default_factory=lambda: Capability("`ownership` in its JSON API", "package_roles says so in a fault")
-    )
+        self.ownership = Capability("`ownership` in its JSON API", "package_roles says so in a fault", clock, recheck)
 
     def report(self) -> dict[str, dict[str, object]]:
-        return {
-            "per_version_json": self.per_version_json.report(),
-            "core_metadata": self.core_metadata.report(),
-            "ownership": self.ownership.report(),
-        }
+        return {name: capability.report() for name, capability in vars(self).items()}

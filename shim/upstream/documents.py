@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from shim.errors import UpstreamMalformed
+from shim.errors import UpstreamError, UpstreamMalformed
 from shim.upstream.cache import DocumentCache, Entry, footprint
 from shim.upstream.capabilities import Capabilities
 from shim.upstream.client import Fetched, Upstream, origin_label
@@ -48,7 +48,13 @@ async def parse_document(parse: Parse, body: bytes, url: str) -> tuple[Any, int]
 
 class DocumentStore:
     def __init__(
-        self, upstream: Upstream, cache: DocumentCache, index: SimpleIndex, *, files_base: str | None = None
+        self,
+        upstream: Upstream,
+        cache: DocumentCache,
+        index: SimpleIndex,
+        *,
+        recheck: float,
+        files_base: str | None = None,
     ) -> None:
         self.upstream = upstream
         self.cache = cache
@@ -56,7 +62,8 @@ class DocumentStore:
         # The upstream's files host (SHIM_FILES_UPSTREAM, else learnt): file URLs in documents are fetched only there.
         self.files = FilesHost(upstream.base, files_base)
         self._refused: set[str] = set()  # where documents pointed that was refused, logged once each
-        self.capabilities = Capabilities()
+        # Learnt as the upstream answers, on the guard's clock; rechecked `recheck` seconds after one is found off.
+        self.capabilities = Capabilities(lambda: upstream.guard.clock(), recheck=recheck)
         # The serial another source reports for a project (the catalog, written by a refresher that
         # may run in another process and be ahead of this process's copy of the Simple index).
         self.reported_serial: Callable[[str], Awaitable[int | None]] | None = None
@@ -142,6 +149,8 @@ class DocumentStore:
             normalized,
             stale_ok=stale_ok,
         )
+        if doc is not None:
+            self.capabilities.ownership.observed(doc.ownership is not None)
         return doc
 
     async def release(self, normalized: str, version: str, *, optional: bool = False) -> VersionDoc | None:
@@ -166,10 +175,28 @@ class DocumentStore:
             doc = await fetch()
         if doc is not None:
             capability.answered()
-        elif not self.release_unreadable(normalized, version):
-            # The project document lists this version: a 404 here is a miss of the route (or of this one document).
-            capability.missed(f"{normalized} {version}")
+        elif not self.release_unreadable(normalized, version) and capability.missed(f"{normalized} {version}"):
+            # The project document lists this version, so the route is missing, or only this one document is:
+            # the project's latest release, which the route must have if it exists at all, tells which.
+            await self._probe_per_version_json(normalized, version)
         return doc
+
+    async def _probe_per_version_json(self, normalized: str, missed: str) -> None:
+        project = await self.project(normalized)
+        if project is None:
+            return
+        if project.version == missed:
+            self.capabilities.per_version_json.probed(False)
+            return
+        url = self.upstream.version_url(normalized, project.version)
+        try:
+            latest = await self._document(
+                f"release:{normalized}:{project.version}", url, VersionDoc.from_json, normalized
+            )
+        except UpstreamError as exc:
+            logger.info("per-release JSON: the probe of %s cannot be read now: %s", url, exc)
+            return  # no word either way: the next miss probes again
+        self.capabilities.per_version_json.probed(latest is not None)
 
     def release_unreadable(self, normalized: str, version: str) -> bool:
         """Whether per-release JSON failed to be read (rather than was not there) the last time it was asked."""
@@ -202,10 +229,10 @@ class DocumentStore:
                 normalized,
                 optional=True,
             )
-            if found is None:
-                capability.missed(file_url)
-            else:
+            if found is not None:
                 capability.answered()
+            else:
+                capability.missed(file_url)
             return found
 
         return await self.upstream.optional.read("core metadata", origin_label(file_url), fetch)

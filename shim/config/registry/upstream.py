@@ -78,7 +78,8 @@ UPSTREAM: tuple[Setting[Any], ...] = (
     Setting(
         "circuit_cooldown",
         parsers.seconds(0, 3600),
-        "Seconds the circuit stays open before the upstream is probed again.",
+        "Seconds the circuit stays open before the upstream is probed again; also how long an optional source "
+        "that could not be reached (core metadata, RSS) is left alone, its answers given without it.",
         30.0,
         metavar="SECONDS",
     ),
@@ -88,6 +89,15 @@ UPSTREAM: tuple[Setting[Any], ...] = (
         "Seconds, at most, that a `Retry-After` from the upstream (seconds or a date) pauses every caller; "
         "a longer one is cut to this, with a warning. 0 ignores `Retry-After`.",
         300.0,
+        metavar="SECONDS",
+    ),
+    Setting(
+        "probe_interval",
+        parsers.seconds(0, 7 * 86400),
+        "Seconds before what the upstream was found not to offer (per-release JSON, core metadata files) is "
+        "probed again; meanwhile the fallback answers without asking. One missing document never decides it: "
+        "a probe on the project's latest release, or several misses in a row, does.",
+        3600.0,
         metavar="SECONDS",
     ),
     Setting(
