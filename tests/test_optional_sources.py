@@ -4,8 +4,14 @@ the index's own circuit is never opened by the files host's failures (nor the re
 
 from __future__ import annotations
 
+import json
 import logging
-from typing import Any
+import os
+import subprocess
+import sys
+import urllib.request
+import xmlrpc.client
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -13,6 +19,7 @@ import pytest
 from shim.modes import FilesMode
 from shim.upstream.urls import UpstreamURL
 from testkit.fakeindex import FakeIndex
+from testkit.servers import free_port, serve_in_thread, wait_until_answering
 from testkit.wheels import wheel_file
 
 from .clock import FakeClock
@@ -153,3 +160,37 @@ def test_unreachable_feeds_cost_one_attempt_and_one_log_line_and_the_rows_are_st
     # Not retried, and left alone once it failed: the first pass asked once, the second not at all.
     assert [r.path for r in fake.requests if r.path.startswith("/rss/")] == ["/rss/updates.xml"]
     assert len([m for m in caplog.messages if m.startswith("RSS feeds from https://upstream.test cannot be read")]) == 1
+
+
+@pytest.mark.e2e
+def test_with_defaults_a_service_process_answers_release_data_while_its_files_host_is_unreachable() -> None:
+    """As a new user would meet it: the service started with its default settings (as a process, on a socket),
+    over an index whose file URLs name a host nothing answers on."""
+    fake = FakeIndex()
+    with serve_in_thread(fake) as index_url:
+        dead_files = f"http://127.0.0.1:{free_port()}/"  # nothing listens there
+        fake.set_urls(index_url + "/", dead_files)
+        port = free_port()
+        environ = {k: v for k, v in os.environ.items() if not k.startswith(("SHIM_", "PIP_INDEX"))}
+        environ.update(SHIM_UPSTREAM=index_url + "/", SHIM_PORT=str(port))
+        server = subprocess.Popen(
+            [sys.executable, "-m", "shim"], env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            assert wait_until_answering(base, server, timeout=20), "the service did not start"
+            with xmlrpc.client.ServerProxy(base + "/pypi", allow_none=True) as proxy:
+                for name in RECORDED:
+                    for version in versions_of(fake, name):
+                        assert len(cast(dict[str, Any], proxy.release_data(name, version))) == 33
+                        assert proxy.package_releases(name) != []
+                        assert proxy.release_urls(name, version) is not None
+            with urllib.request.urlopen(base + "/healthz", timeout=10) as response:
+                health = json.load(response)
+        finally:
+            server.terminate()
+            output = server.communicate(timeout=10)[0].decode()
+    dead = dead_files.rstrip("/")
+    assert health["origins"][index_url]["circuit"] == "closed"
+    assert health["optional_reads"]["core metadata"][dead]["failures"] == 1
+    assert len([line for line in output.splitlines() if f"core metadata from {dead} cannot be read" in line]) == 1
