@@ -24,7 +24,7 @@ from testkit.wheels import wheel_file
 
 from .clock import FakeClock
 from .feed import Feed, crawl_all
-from .helpers import call, make_settings, served
+from .helpers import call, fault_of, make_settings, rpc_for, served
 from .transports import Unreachable
 
 FILES = "files.upstream.test"
@@ -194,3 +194,41 @@ def test_with_defaults_a_service_process_answers_release_data_while_its_files_ho
     assert health["origins"][index_url]["circuit"] == "closed"
     assert health["optional_reads"]["core metadata"][dead]["failures"] == 1
     assert len([line for line in output.splitlines() if f"core metadata from {dead} cannot be read" in line]) == 1
+
+
+META = "Metadata-Version: 2.1\nName: meta-demo\nVersion: {version}\nSummary: From the file\nRequires: os.path\n"
+
+
+def wheel_with_metadata(version: str) -> dict[str, Any]:
+    return {
+        **wheel_file("meta-demo", version),
+        "core_metadata_sha256": "4" * 64,
+        "metadata": META.format(version=version),
+    }
+
+
+def test_per_release_json_that_cannot_be_read_is_optional_once_core_metadata_answered() -> None:
+    fake = FakeIndex()
+    fake.add_release("meta-demo", "1.0", files=[wheel_with_metadata("1.0")])
+    fake.add_release("meta-demo", "2.0", files=[wheel_with_metadata("2.0")])
+    fake.fail("/pypi/meta-demo/1.0/json", status=503)
+    with served(fake, clock=FakeClock()) as client:
+        answer = call(client, "release_data", "meta-demo", "1.0")
+    assert (len(answer), answer["version"], answer["summary"], answer["requires"]) == (
+        33,
+        "1.0",
+        "From the file",
+        ["os.path"],
+    )
+    assert fake.count("/pypi/meta-demo/1.0/json") == 1  # tried once, not retried: the answer did without it
+
+
+def test_per_release_json_that_cannot_be_read_is_unavailable_when_nothing_else_has_the_release() -> None:
+    fake = FakeIndex()
+    fake.fail("/pypi/roundup/1.5.1/json", status=503)
+    with served(fake, clock=FakeClock()) as client:
+        assert fault_of(rpc_for(client), "release_data", "roundup", "1.5.1") == (
+            -32403,
+            "server error; service unavailable",
+        )
+    assert fake.count("/pypi/roundup/1.5.1/json") == 3  # needed: retried as any document the answer needs

@@ -8,7 +8,7 @@ from urllib.parse import urljoin
 
 from pydantic import StrictBool, StrictStr
 
-from shim.errors import Refused, UpstreamUnavailable
+from shim.errors import Refused
 from shim.methods.reading import project
 from shim.methods.structs import file_struct, release_data_struct
 from shim.upstream.parsers import ProjectDoc
@@ -93,19 +93,15 @@ async def release_data(context: CallContext, package_name: StrictStr, version: S
     if doc.version == version:
         info = doc.info
     else:
-        # Optional: core metadata (or the files) can answer for it when it cannot be read.
-        release = await store.release(normalized, version, optional=True)
+        # Optional once core metadata has answered for this release: then a failure costs only what it adds.
+        answered = core is not None and core.info["version"] == version
+        release = await store.release(normalized, version, optional=answered)
         if release is not None:
             if release.info["version"] != version:
                 return {}
             info = release.info
-        elif core is not None and core.info["version"] == version:
+        elif core is not None and answered:
             info = {**core.info, "name": doc.name}
-        elif store.release_unreadable(normalized, version):
-            raise UpstreamUnavailable(
-                store.upstream.version_url(normalized, version),
-                "its per-release JSON cannot be read now, and no other source has this release's metadata",
-            )
         else:
             raise Refused(
                 RuntimeError(

@@ -156,8 +156,8 @@ class DocumentStore:
     async def release(self, normalized: str, version: str, *, optional: bool = False) -> VersionDoc | None:
         """`/pypi/<name>/<version>/json` for a version the project document lists; None if not offered.
 
-        `optional`: the caller has other sources for it, so a failure to read it is None too (see
-        shim.upstream.optional; `release_unreadable` then says so)."""
+        `optional`: the caller has another source for it, so a failure to read it is None too (see
+        shim.upstream.optional), never a miss."""
         capability = self.capabilities.per_version_json
         if not capability.usable:
             return None
@@ -175,7 +175,7 @@ class DocumentStore:
             doc = await fetch()
         if doc is not None:
             capability.answered()
-        elif not self.release_unreadable(normalized, version) and capability.missed(f"{normalized} {version}"):
+        elif not (optional and self._release_unreadable(url)) and capability.missed(f"{normalized} {version}"):
             # The project document lists this version, so the route is missing, or only this one document is:
             # the project's latest release, which the route must have if it exists at all, tells which.
             await self._probe_per_version_json(normalized, version)
@@ -198,10 +198,9 @@ class DocumentStore:
             return  # no word either way: the next miss probes again
         self.capabilities.per_version_json.probed(latest is not None)
 
-    def release_unreadable(self, normalized: str, version: str) -> bool:
+    def _release_unreadable(self, url: str) -> bool:
         """Whether per-release JSON failed to be read (rather than was not there) the last time it was asked."""
-        origin = origin_label(self.upstream.version_url(normalized, version))
-        return self.upstream.optional.failing("per-release JSON", origin)
+        return self.upstream.optional.failing("per-release JSON", origin_label(url))
 
     async def core_metadata(self, normalized: str, file_url: str, *, declared: bool = True) -> CoreMetadata | None:
         """A file's PEP 658 metadata, or None if the upstream has none for it, if it cannot be read now (an optional
