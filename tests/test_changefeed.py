@@ -285,8 +285,9 @@ def test_no_serials_upstream_the_feed_says_why() -> None:
     with TestClient(app) as client, pytest.raises(xmlrpc.client.Fault) as caught:
         call(client, "changelog_since_serial", 0)
     assert caught.value.faultString == (
-        "RuntimeError: The catalog has not seen the upstream's Simple index with serials yet; "
-        "the change feed starts at the first refresh."
+        "RuntimeError: The upstream's Simple index has no per-project serials (it answers HTML only); the change "
+        "feed needs a JSON Simple index (PEP 691) with serials: each project's _last-serial, and X-PyPI-Last-Serial, "
+        "as Warehouse serves."
     )
 
 
