@@ -65,6 +65,26 @@ def test_server_proxy_with_the_removed_prefix(base_url: str, path: str) -> None:
     assert caught.value.errcode == 404
 
 
+# Every endpoint path, with and without its trailing slash, under every prefix: xmlrpc.client follows no
+# redirect (a 307 is a ProtocolError), so each form must answer itself.
+FORMS = ["", "/", "/pypi", "/pypi/", "/RPC2", "/RPC2/"]
+ANSWERS = {"": "pypi-only", "/restore": "pypi-only", "/today": -32601, "/removed": 404}
+
+
+@pytest.mark.parametrize("prefix", list(ANSWERS))
+@pytest.mark.parametrize("path", FORMS)
+def test_every_endpoint_form_answers_without_a_redirect(base_url: str, prefix: str, path: str) -> None:
+    expected = ANSWERS[prefix]
+    with xmlrpc.client.ServerProxy(base_url + prefix + path) as proxy:
+        try:
+            answer: object = proxy.package_hosting_mode("roundup")
+        except xmlrpc.client.Fault as fault:
+            answer = fault.faultCode
+        except xmlrpc.client.ProtocolError as error:
+            answer = error.errcode
+    assert answer == expected
+
+
 def test_server_proxy_multicall(base_url: str) -> None:
     with xmlrpc.client.ServerProxy(base_url + "/pypi") as proxy:
         multi = xmlrpc.client.MultiCall(proxy)

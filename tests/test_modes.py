@@ -130,10 +130,10 @@ PINS: list[tuple[str, tuple[Any, ...], Any, Any]] = [
     (
         "changelog",
         (0,),
-        [],  # nothing has changed since the service first looked
+        [row[:4] for row in BASELINE_ROWS],  # changelog_since_serial's rows, by time: the first look's
         (-32500, "ValueError: The changelog method has been deprecated, use changelog_since_serial instead."),
     ),
-    ("changelog", (0, True), [], None),
+    ("changelog", (0, True), BASELINE_ROWS, None),
     ("package_hosting_mode", ("nope",), "pypi-only", NOT_FOUND),
     ("package_hosting_mode", ("roundup",), "pypi-only", NOT_FOUND),
     ("package_data", ("foo", "1.0.0"), DEPRECATED, DEPRECATED),

@@ -278,7 +278,8 @@ def test_a_mirror_without_serials() -> None:
     with served(fake) as client:
         assert fault_of(rpc_for(client), "changelog_last_serial") == (
             -32500,
-            "RuntimeError: The upstream index publishes no serials, so there is no last serial to give.",
+            "RuntimeError: The upstream index publishes no serials, so there is no last serial to give; it needs "
+            "X-PyPI-Last-Serial on its Simple index, or a JSON Simple index (PEP 691) with _last-serial.",
         )
 
 

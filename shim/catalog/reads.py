@@ -85,37 +85,38 @@ class CatalogReader(CatalogFile):
 
     @locked
     def rows_since(self, serial: int, limit: int = MAX_ROWS) -> list[ChangeRow]:
-        """The rows above `serial`, by serial. Below the oldest change seen, a row per project whose serial
-        is above `serial` stands for what happened there (the catalog cannot know more)."""
-        serial = clamp_int64(serial)
+        """The rows above `serial`, by serial."""
+        return self._rows(clamp_int64(serial), None, limit)
+
+    @locked
+    def rows_after_time(self, since: int, limit: int = MAX_ROWS) -> list[ChangeRow]:
+        """The rows newer than a POSIX time, by serial (PyPI's `changelog`): the same rows as `rows_since` gives
+        for the same span, those standing for the time before the first look included."""
+        return self._rows(-(2**63), clamp_int64(since), limit)
+
+    def _rows(self, serial: int, since: int | None, limit: int) -> list[ChangeRow]:
+        """The rows above `serial` (and newer than `since`), by serial. Below the oldest change seen, a row per
+        project whose serial is above `serial` stands for what happened there (the catalog cannot know more),
+        timed when the catalog saw it."""
         connection = self.connect()
         oldest = self.oldest_serial
         if oldest is None:
             return []
+        newer, after = ("", ()) if since is None else (" AND {} > ?", (since,))
         rows: list[tuple[Any, ...]] = []
         if serial < oldest:
             rows += connection.execute(
                 "SELECT name, NULL, seen_at, ?, serial, -1 FROM projects "
-                "WHERE serial > ? AND serial <= ? ORDER BY serial LIMIT ?",
-                (DEFAULT_ACTION, serial, oldest, limit),
+                f"WHERE serial > ? AND serial <= ?{newer.format('seen_at')} ORDER BY serial LIMIT ?",
+                (DEFAULT_ACTION, serial, oldest, *after, limit),
             ).fetchall()
         rows += connection.execute(
-            "SELECT name, version, timestamp, action, serial, seq FROM events WHERE serial > ? "
-            "ORDER BY serial, name, seq LIMIT ?",
-            (max(serial, oldest), limit),
+            "SELECT name, version, timestamp, action, serial, seq FROM events "
+            f"WHERE serial > ?{newer.format('timestamp')} ORDER BY serial, name, seq LIMIT ?",
+            (max(serial, oldest), *after, limit),
         ).fetchall()
         rows.sort(key=lambda row: (row[4], row[0], row[5]))
         return [ChangeRow(str(n), v, int(t), str(a), int(s)) for n, v, t, a, s, _ in rows[:limit]]
-
-    @locked
-    def rows_after_time(self, since: int, limit: int = MAX_ROWS) -> list[ChangeRow]:
-        """The rows newer than a POSIX time, by serial (PyPI's `changelog`)."""
-        rows = self.connect().execute(
-            "SELECT name, version, timestamp, action, serial FROM events WHERE timestamp > ? "
-            "ORDER BY serial, name, seq LIMIT ?",
-            (clamp_int64(since), limit),
-        )
-        return [ChangeRow(str(n), v, int(t), str(a), int(s)) for n, v, t, a, s in rows]
 
     @locked
     def coverage(self) -> Coverage:

@@ -24,9 +24,18 @@ from shim.upstream.documents import DocumentStore
 from shim.upstream.parsers import IndexListing
 from shim.upstream.simple_index import IndexSnapshot, SimpleIndex
 
-__all__ = ["Refresher"]
+__all__ = ["Refresher", "missing_serials"]
 
 logger = logging.getLogger(__name__)
+
+
+def missing_serials(snapshot: IndexSnapshot) -> str:
+    """What the change feed lacks on this Simple index, and what would give it: its faults and its log say it."""
+    what = "its JSON gives no _last-serial" if snapshot.is_json else "it answers HTML only"
+    return (
+        f"the upstream's Simple index has no per-project serials ({what}); the change feed needs a JSON Simple index "
+        "(PEP 691) with serials: each project's _last-serial, and X-PyPI-Last-Serial, as Warehouse serves"
+    )
 
 
 @dataclass(frozen=True)
@@ -73,7 +82,7 @@ class Refresher:
         listing = snapshot.listing
         if listing.serials is None:
             if not self._warned:
-                logger.warning("the upstream's Simple index has no serials: the change feed cannot be kept")
+                logger.warning("%s", missing_serials(snapshot))
                 self._warned = True
             return 0
         now = int(self.clock())

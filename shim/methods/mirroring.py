@@ -26,7 +26,12 @@ async def changelog_last_serial(context: CallContext) -> int | None:
     catalog = context.services.catalog
     known = [s for s in (listing.last_serial, await catalog.run(catalog.last_serial)) if s is not None]
     if not known:
-        raise Refused(RuntimeError("The upstream index publishes no serials, so there is no last serial to give."))
+        raise Refused(
+            RuntimeError(
+                "The upstream index publishes no serials, so there is no last serial to give; it needs "
+                "X-PyPI-Last-Serial on its Simple index, or a JSON Simple index (PEP 691) with _last-serial."
+            )
+        )
     last = max(known)
     # PyPI answers nil for an empty journal, where the Simple index says 0.
     return None if last == 0 and not listing.names else last

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from shim.catalog.problems import CatalogUnavailable
+from shim.catalog.refresher import missing_serials
 from shim.errors import Refused
 from shim.upstream.names import normalize_name
 from shim.upstream.parsers import ProjectDoc
@@ -64,6 +65,10 @@ async def read_catalog(context: CallContext, read: Callable[..., T], *args: Any,
                         "the change feed starts once an operator fixes that."
                     )
                 )
+            snapshot = context.services.index.snapshot
+            if snapshot is not None and snapshot.listing.serials is None:  # no refresh would start the feed
+                missing = missing_serials(snapshot)
+                raise Refused(RuntimeError(missing[0].upper() + missing[1:] + "."))
             raise Refused(
                 RuntimeError(
                     "The catalog has not seen the upstream's Simple index with serials yet; "

@@ -99,7 +99,8 @@ METHODS = MethodTable(
             grade=Grade.APPROXIMATE,
             note="From the catalog: real Simple-index serials; one row per observed change at least, in "
             "Warehouse's action words where the JSON/RSS show what changed, else `update` with a nil version; "
-            "below the first serial seen, one `update` row per project above `serial`.",
+            "below the first serial seen, one `update` row per project above `serial`; a fault naming what is "
+            "missing if the Simple index gives no per-project serials (HTML only).",
             whole_index=True,
         ),
         MethodSpec(

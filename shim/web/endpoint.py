@@ -1,7 +1,8 @@
 """The XML-RPC endpoint: one per path and mode, with its guards before dispatch.
 
-XML-RPC is answered on POST `/pypi`, `/pypi/`, `/RPC2` and `/`, in the default mode, and under the
-prefixes `/restore/`, `/today/` and `/removed/` in that mode. Before a body reaches dispatch it is bounded
+XML-RPC is answered on POST `/pypi`, `/pypi/`, `/RPC2`, `/RPC2/` and `/`, in the default mode, and under the
+prefixes `/restore/`, `/today/` and `/removed/` in that mode, each form answered itself: xmlrpc.client follows
+no redirect (a 307 is its ProtocolError). Before a body reaches dispatch it is bounded
 in size (after decompression) and in time, the caller's address is worked out (trusted proxies only), and
 the calls in progress are capped; a call is cut off at its deadline.
 """
@@ -30,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 XML_TYPES = ("text/xml", "application/xml")
 XMLRPC_CONTENT_TYPE = "text/xml; charset=UTF-8"
-ENDPOINT_PATHS = ("/pypi", "/pypi/", "/RPC2", "/")
+ENDPOINT_PATHS = ("/pypi", "/pypi/", "/RPC2", "/RPC2/", "/")
 # Every method reaches the endpoint, which answers the wrong ones as Warehouse does.
 ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 MODE_PREFIXES = {"": None, "/restore": Mode.RESTORE, "/today": Mode.PYPI_TODAY, "/removed": Mode.REMOVED}

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from shim.config.settings import Settings
@@ -160,15 +160,19 @@ class Passthrough:
             return unavailable(exc)
         return await self._answer(request, key, entry, kind, rewrite)
 
-    def _unlisted(self, normalized: str) -> bool:
-        """Known not to exist, without asking the upstream: the Simple index, loaded and refreshed lately, does
-        not list it. A project created since the last refresh is 404 here until the next one (SHIM_INDEX_REFRESH);
-        a copy overdue by a whole interval (the refresher failing) is no guide, and the upstream is asked."""
+    def _listed(self, normalized: str) -> bool | None:
+        """Whether the Simple index, loaded and refreshed lately, lists the project; None when no such copy says.
+        A project created since the last refresh is unlisted here until the next one (SHIM_INDEX_REFRESH); a copy
+        overdue by a whole interval (the refresher failing) is no guide, and the upstream is asked."""
         index = self.services.index
         snapshot = index.snapshot
         if snapshot is None or index.clock() - snapshot.fetched_at >= 2 * index.refresh_every:
-            return False
-        return normalized not in snapshot
+            return None
+        return normalized in snapshot
+
+    def _unlisted(self, normalized: str) -> bool:
+        """Known not to exist, without asking the upstream."""
+        return self._listed(normalized) is False
 
     def _project(self, request: Request, kind: str) -> str | Response:
         """The normalised project name of the path, or the answer when it is not one: 404 for a name no index can
@@ -196,6 +200,30 @@ class Passthrough:
             "json",
             parse=ProjectDoc.from_json,
         )
+
+    async def project_page(self, request: Request) -> Response:
+        """`/pypi/<name>/`, where legacy PyPI showed a project and clients (vanity) check that one exists: 200 for
+        the normalised name, a 301 to `/pypi/<normalised>` (no slash: the name is the Location's last segment)
+        for another spelling of a listed project, 404 for any other name, as legacy PyPI answered."""
+        name = request.path_params["name"]
+        normalized = normalize_name(name)
+        if normalized is None:
+            return not_found("text")
+        listed = self._listed(normalized)
+        if listed is None:  # no fresh Simple index to go by: the project's JSON says
+            upstream = self.services.store.upstream
+            key, url = f"project:{normalized}", upstream.project_url(normalized)
+            try:
+                entry = await self.services.store.entry(key, url, normalized, parse=ProjectDoc.from_json)
+            except UpstreamError as exc:
+                return unavailable(exc)
+            listed = entry.status != 404
+        if not listed:
+            return not_found("text")
+        if normalized != name:
+            return _redirect(request, self.settings, name, normalized, slash=False)
+        links = f'<a href="json">JSON</a> <a href="../../simple/{normalized}/">Simple</a>'  # [a-z0-9-] only
+        return HTMLResponse(f"<!DOCTYPE html>\n<title>{normalized}</title><h1>{normalized}</h1>{links}\n")
 
     async def release_json(self, request: Request) -> Response:
         version = request.path_params["version"]
@@ -317,10 +345,11 @@ def public_base(request: Request, settings: Settings) -> str:
     return settings.public_url or str(request.base_url)
 
 
-def _redirect(request: Request, settings: Settings, name: str, normalized: str) -> Response:
-    # Warehouse's 301 for a non-normalised name, pointing at this service.
+def _redirect(request: Request, settings: Settings, name: str, normalized: str, *, slash: bool = True) -> Response:
+    # Warehouse's 301 for a non-normalised name, pointing at this service (without `slash`, the trailing one dropped).
     path = request.url.path.removeprefix(request.scope.get("root_path", "")).lstrip("/")
     target = path[: path.rindex(name)] + normalized + path[path.rindex(name) + len(name) :]
+    target = target if slash else target.removesuffix("/")
     query = f"?{request.url.query}" if request.url.query else ""
     return RedirectResponse(public_base(request, settings) + target + query, status_code=301)
 
@@ -330,6 +359,8 @@ def passthrough_routes(settings: Settings, services: Services, prefixes: list[st
     files = FileProxy(settings, services.store.upstream, services.store.files)
     handler = Passthrough(settings, services, files)
     shapes: list[tuple[str, Callable[[Request], Any]]] = [
+        ("/pypi/{name}/", handler.project_page),
+        ("/pypi/{name}", _not_found),  # the page is the path with its slash: without it, 404 rather than a redirect
         ("/pypi/{name}/json", handler.project_json),
         ("/pypi/{name}/json/", handler.project_json),
         ("/pypi/{name}/{version}/json", handler.release_json),
@@ -346,6 +377,10 @@ def passthrough_routes(settings: Settings, services: Services, prefixes: list[st
         limiter = RateLimiter(limit, name="passthrough")
         shapes = [(path, _limited(endpoint, settings, limiter)) for path, endpoint in shapes]
     return [Route(path, endpoint, methods=["GET", "HEAD"]) for path, endpoint in shapes]
+
+
+async def _not_found(request: Request) -> Response:
+    return not_found("text")
 
 
 def _limited(endpoint: Callable[[Request], Any], settings: Settings, limiter: RateLimiter) -> Callable[[Request], Any]:
