@@ -217,7 +217,6 @@ BAD_PATHS = [
     "/rss/..%2Fsimple.xml",
     "/rss/project/..%2Fx/releases.xml",
     "/rss/other.xml",
-    "/pypi/roundup",
     "/pypi/roundup/1.6.0",
     "/admin/",
     "/simple/roundup/extra/",

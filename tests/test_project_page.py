@@ -20,7 +20,9 @@ ANSWERS = [
     ("/pypi/no-such-project/", 404, None),
     ("/pypi/No_Such.Project/", 404, None),  # another spelling of an unknown name is no redirect
     ("/pypi/-not-a-name-/", 404, None),
-    ("/pypi/roundup", 404, None),  # the page is the path with its slash; without it, no redirect either
+    ("/pypi/roundup", 200, None),  # where the 301s point: a client that follows one lands on the page
+    ("/pypi/ROUNDUP", 301, "/pypi/roundup"),
+    ("/pypi/no-such-project", 404, None),
 ]
 
 
@@ -65,3 +67,11 @@ def test_the_project_page_is_502_when_the_upstream_cannot_say() -> None:
     with served(fake, upstream_retries=0) as client:
         response = client.get("/pypi/roundup/")
     assert (response.status_code, response.text) == (502, "502 Bad Gateway: the upstream index did not answer.")
+
+
+def test_a_client_that_follows_the_redirect_lands_on_the_page() -> None:
+    with served(FakeIndex()) as client:
+        refresh_index(client)
+        response = client.get("/pypi/Zope.Interface_Demo/")
+    assert [r.status_code for r in response.history] == [301]
+    assert (response.status_code, str(response.url)) == (200, "http://testserver/pypi/zope-interface-demo")

@@ -202,9 +202,9 @@ class Passthrough:
         )
 
     async def project_page(self, request: Request) -> Response:
-        """`/pypi/<name>/`, where legacy PyPI showed a project and clients (vanity) check that one exists: 200 for
-        the normalised name, a 301 to `/pypi/<normalised>` (no slash: the name is the Location's last segment)
-        for another spelling of a listed project, 404 for any other name, as legacy PyPI answered."""
+        """`/pypi/<name>/` (and `/pypi/<name>`), where legacy PyPI showed a project and clients (vanity) check
+        that one exists: 200 for the normalised name, a 301 to `/pypi/<normalised>` (no slash: the name is the
+        Location's last segment) for another spelling of a listed project, 404 for any other name."""
         name = request.path_params["name"]
         normalized = normalize_name(name)
         if normalized is None:
@@ -360,7 +360,7 @@ def passthrough_routes(settings: Settings, services: Services, prefixes: list[st
     handler = Passthrough(settings, services, files)
     shapes: list[tuple[str, Callable[[Request], Any]]] = [
         ("/pypi/{name}/", handler.project_page),
-        ("/pypi/{name}", _not_found),  # the page is the path with its slash: without it, 404 rather than a redirect
+        ("/pypi/{name}", handler.project_page),  # where the 301 points: a client that follows it lands on a 200
         ("/pypi/{name}/json", handler.project_json),
         ("/pypi/{name}/json/", handler.project_json),
         ("/pypi/{name}/{version}/json", handler.release_json),
@@ -377,10 +377,6 @@ def passthrough_routes(settings: Settings, services: Services, prefixes: list[st
         limiter = RateLimiter(limit, name="passthrough")
         shapes = [(path, _limited(endpoint, settings, limiter)) for path, endpoint in shapes]
     return [Route(path, endpoint, methods=["GET", "HEAD"]) for path, endpoint in shapes]
-
-
-async def _not_found(request: Request) -> Response:
-    return not_found("text")
 
 
 def _limited(endpoint: Callable[[Request], Any], settings: Settings, limiter: RateLimiter) -> Callable[[Request], Any]:
