@@ -10,7 +10,9 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -27,6 +29,8 @@ from shim.upstream.documents import DocumentStore
 from shim.upstream.resilience import Guard, GuardConfig
 from shim.upstream.simple_index import SimpleIndex
 from shim.xmlrpc.context import Services
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "CatalogWork",
@@ -115,6 +119,17 @@ class CatalogWork:
     writer: CatalogWriter
     refresher: Refresher
     crawler: Crawler | None  # only when SHIM_CRAWL_RATE is above 0
+
+    async def run(self, settings: Settings) -> None:
+        """The catalog's background work, for ever: the refresher and, when set, the crawler. Started as one task
+        by the service's lifespan; cancelled, it stops them all."""
+        jobs: list[Coroutine[Any, Any, object]] = [self.refresher.run(settings.index_refresh)]
+        if self.crawler is not None:
+            jobs.append(self.crawler.run())
+        # One job that ends (or fails) never stops the others: the change feed outlives a crawler's bug.
+        for outcome in await asyncio.gather(*jobs, return_exceptions=True):
+            if isinstance(outcome, Exception):
+                logger.error("catalog work stopped: %r", outcome)
 
     def close(self) -> None:
         self.writer.close()

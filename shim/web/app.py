@@ -92,9 +92,7 @@ def create_app(
         if settings.catalog_writer:
             work = open_catalog_writer(settings, services, connection_factory=catalog_connection_factory)
             app.state.refresher = work.refresher
-            tasks.append(asyncio.create_task(work.refresher.run(settings.index_refresh)))
-            if work.crawler is not None:
-                tasks.append(asyncio.create_task(work.crawler.run()))
+            tasks.append(asyncio.create_task(work.run(settings)))
         else:
             tasks.append(asyncio.create_task(services.index.run()))
         try:
