@@ -2,16 +2,18 @@
 
 Every URL is built here from the configured base and path segments that were checked and quoted;
 redirects are followed by hand, at most three, and only within the origin the request started on.
-Statuses other than 200, 304 and 404 and every transport failure become `UpstreamUnavailable`.
+Statuses other than 200, 304 and 404 (and 206, 416 where a file's bytes are read) and every transport failure
+become `UpstreamUnavailable`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
@@ -30,7 +32,9 @@ __all__ = [
     "SIMPLE_JSON",
     "SITE_FEEDS",
     "USER_AGENT",
+    "BodyReader",
     "Fetched",
+    "Ranged",
     "Upstream",
     "build_client",
     "passed_headers",
@@ -72,6 +76,22 @@ class Fetched:
     headers: dict[str, str] = field(default_factory=dict)  # those a pass-through keeps (PASSED_HEADERS)
 
 
+# Reads a file's body from its raw chunks (what it keeps of it is the answer's body): `Upstream.get_streamed`.
+BodyReader = Callable[[AsyncIterator[bytes]], Awaitable[bytes]]
+_CONTENT_RANGE = re.compile(r"bytes ([0-9]{1,19})-([0-9]{1,19})/([0-9]{1,19})")
+
+
+@dataclass(frozen=True)
+class Ranged:
+    """An answer to a range request: 206 with `body` at `start` of a file of `total` bytes; 200 when the Range was
+    ignored (nothing of the body is read); or 404, 416."""
+
+    status: int
+    body: bytes = b""
+    start: int = 0
+    total: int = 0
+
+
 def _origin(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     return parts.scheme, parts.netloc.rpartition("@")[2].lower()
@@ -99,6 +119,10 @@ def build_client(
         follow_redirects=False,
         trust_env=True,
     )
+
+
+async def _chunks(body: bytes) -> AsyncIterator[bytes]:
+    yield body
 
 
 class _Retryable(Exception):
@@ -153,8 +177,17 @@ class Upstream:
     def project_feed_url(self, normalized: str) -> str:
         return f"{self.base}rss/project/{path_segment(normalized)}/releases.xml"
 
-    async def get(self, url: str, *, accept: str | None = None, etag: str | None = None) -> Fetched:
+    async def get(
+        self,
+        url: str,
+        *,
+        accept: str | None = None,
+        etag: str | None = None,
+        byte_range: str | None = None,
+        read: BodyReader | None = None,
+    ) -> Fetched:
         """GET `url`; a 304 answers a matching `etag`. Credentials go only to the upstream's own origin.
+        With `read`, a file's body (unencoded) is read by it instead, also from a 206 to `byte_range`.
 
         Retried, paced and cut off by the guard (shim.resilience); every failure is UpstreamUnavailable,
         raised within the guard's deadline."""
@@ -166,16 +199,22 @@ class Upstream:
             headers["Accept"] = accept
         if etag:
             headers["If-None-Match"] = etag
+        if read is not None:
+            headers["Accept-Encoding"] = "identity"  # a file's own bytes: a range of an encoding is of no use
+        if byte_range:
+            headers["Range"] = byte_range
         config = self.guard.config
         deadline = self.guard.clock() + config.deadline
         try:
             async with asyncio.timeout(config.deadline) as timeout:
-                return await self._guarded(url, headers, deadline, timeout)
+                return await self._guarded(url, headers, deadline, timeout, read)
         except TimeoutError:
             self.guard.count("deadline")
             raise UpstreamUnavailable(redact_url(url), f"no answer within {config.deadline:g} s") from None
 
-    async def _guarded(self, url: str, headers: dict[str, str], deadline: float, timeout: asyncio.Timeout) -> Fetched:
+    async def _guarded(
+        self, url: str, headers: dict[str, str], deadline: float, timeout: asyncio.Timeout, read: BodyReader | None
+    ) -> Fetched:
         retries = self.guard.config.retries
         for attempt in range(retries + 1):
             # The pause is waited out before the circuit admits: a request it refuses is never the probe.
@@ -187,7 +226,7 @@ class Upstream:
             # would keep it half-open, refusing everyone, for ever.
             try:
                 async with self.guard.slots:
-                    fetched = await self._once(url, headers)
+                    fetched = await self._once(url, headers, read)
             except _Retryable as exc:
                 self.guard.failed()
                 if exc.retry_after is not None:
@@ -214,7 +253,7 @@ class Upstream:
             return fetched
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    async def _once(self, url: str, headers: dict[str, str]) -> Fetched:
+    async def _once(self, url: str, headers: dict[str, str], read: BodyReader | None = None) -> Fetched:
         start_origin = _origin(url)
         auth = self._auth if start_origin == _origin(self.base) else None
         for _ in range(MAX_REDIRECTS + 1):
@@ -222,7 +261,10 @@ class Upstream:
             try:
                 response = await self.client.send(request, auth=auth or httpx.USE_CLIENT_DEFAULT, stream=True)
                 try:
-                    body = await self._read(response) if response.status_code == 200 else b""
+                    if read is not None:
+                        body = await self._read_file(response, read)
+                    else:
+                        body = await self._read(response) if response.status_code == 200 else b""
                 finally:
                     await response.aclose()
             except httpx.HTTPError as exc:
@@ -233,7 +275,7 @@ class Upstream:
                     raise _RedirectRefused(redact_url(url), f"redirect to another origin: {redact_url(target)}")
                 url = target
                 continue
-            if response.status_code in (200, 304, 404):
+            if response.status_code in (200, 304, 404) or (read is not None and response.status_code in (206, 416)):
                 return Fetched(
                     url=url,
                     status=response.status_code,
@@ -270,6 +312,41 @@ class Upstream:
             raise UpstreamMalformed(url, "a body over SHIM_MAX_DOCUMENT_BYTES") from None
         except encodings.Undecodable as exc:
             raise UpstreamMalformed(url, str(exc)) from None
+
+    async def _read_file(self, response: httpx.Response, read: BodyReader) -> bytes:
+        """A file's body as `read` takes it; nothing of a 200 to a range request (the whole file)."""
+        status = response.status_code
+        if status not in (200, 206) or (status == 200 and "range" in response.request.headers):
+            return b""
+        if response.headers.get("content-encoding", "identity").strip().lower() != "identity":
+            raise UpstreamMalformed(str(response.url), "a file sent encoded, though asked for as it is")
+        return await read(_chunks(response.content) if response.is_stream_consumed else response.aiter_raw())
+
+    async def get_streamed(self, url: str, read: BodyReader) -> Fetched:
+        """A file, its raw chunks handed to `read` as they come (it may stop early: the rest is never read)."""
+        return await self.get(url, read=read)
+
+    async def get_range(self, url: str, start: int | None, end: int) -> Ranged:
+        """Bytes `start` to `end` (inclusive) of the file `url`, or (`start` None) its last `end` bytes: a 206 only
+        when its Content-Range is what was asked and its body that long, never more read; see `Ranged`."""
+        spec = f"bytes=-{end}" if start is None else f"bytes={start}-{end}"
+        wanted = end if start is None else end - start + 1
+
+        async def take(chunks: AsyncIterator[bytes]) -> bytes:
+            try:
+                return await encodings.read_decoded(chunks, "", wanted)
+            except encodings.TooLarge:
+                raise UpstreamMalformed(redact_url(url), f"more than the {wanted} bytes a range asked") from None
+
+        fetched = await self.get(url, byte_range=spec, read=take)
+        if fetched.status != 206:
+            return Ranged(fetched.status)
+        match = _CONTENT_RANGE.fullmatch(fetched.headers.get("content-range", "").strip())
+        first, last, total = (int(group) for group in match.groups()) if match else (0, -1, 0)
+        expected = (max(total - end, 0), total - 1) if start is None else (start, min(end, total - 1))
+        if (first, last) != expected or len(fetched.body) != last - first + 1:
+            raise UpstreamMalformed(redact_url(url), f"a 206 for {spec} that is not that range")
+        return Ranged(206, fetched.body, first, total)
 
     @asynccontextmanager
     async def stream(self, url: str, *, headers: dict[str, str] | None = None) -> AsyncIterator[httpx.Response]:

@@ -16,6 +16,7 @@ from typing import Any
 from shim.errors import UpstreamMalformed
 from shim.upstream.cache import DocumentCache, Entry, footprint
 from shim.upstream.client import Fetched, Upstream
+from shim.upstream.file_metadata import ArchiveLimits, RangesIgnored, sdist_metadata, wheel_metadata
 from shim.upstream.origins import FilesHost
 from shim.upstream.parsers import CoreMetadata, ProjectDoc, VersionDoc
 from shim.upstream.simple_index import SimpleIndex
@@ -51,6 +52,7 @@ class Capabilities:
     """What the upstream offers, learnt as it answers (None: not known yet)."""
 
     per_version_json: bool | None = None
+    ranges: bool | None = None  # whether the files host honours Range (a wheel's metadata is read by ranges)
 
 
 class DocumentStore:
@@ -64,6 +66,8 @@ class DocumentStore:
         self.files = FilesHost(upstream.base, files_base)
         self._refused: set[str] = set()  # where documents pointed that was refused, logged once each
         self.capabilities = Capabilities()
+        # How much of a release's file may be read for its metadata (shim.wiring sets it); None: nothing.
+        self.archives: ArchiveLimits | None = None
         # The serial another source reports for a project (the catalog, written by a refresher that
         # may run in another process and be ahead of this process's copy of the Simple index).
         self.reported_serial: Callable[[str], Awaitable[int | None]] | None = None
@@ -185,3 +189,57 @@ class DocumentStore:
             normalized,
         )
         return parsed
+
+    async def archive_metadata(self, normalized: str, file_url: str, filename: str) -> CoreMetadata | None:
+        """A release's metadata read from one of its files (`file_url`, absolute; see shim.upstream.file_metadata):
+        a wheel's METADATA by range requests, an sdist's PKG-INFO streamed. Cached as a file's core metadata is;
+        None when the file gives none (remembered as a not-found), or is not a file of the upstream's."""
+        wheel = filename.lower().endswith(".whl")
+        limits = self.archives
+        if limits is None or (wheel and self.capabilities.ranges is False) or not self._fetchable(normalized, file_url):
+            return None
+
+        async def load(previous: Entry | None) -> Entry:
+            if previous is not None:
+                return previous  # a file's bytes do not change under its URL: nothing to ask again
+            now = self.cache.clock()
+            try:
+                if wheel:
+                    text = await wheel_metadata(self.upstream, file_url, filename, limits)
+                    self.capabilities.ranges = True
+                else:
+                    text = await sdist_metadata(self.upstream, file_url, filename, limits)
+                parsed, parsed_bytes = await parse_document(_metadata_text, text, file_url)
+            except RangesIgnored:
+                if self.capabilities.ranges is None:
+                    logger.warning("the files host ignores Range; release_data reads sdists, not wheels, for metadata")
+                self.capabilities.ranges = False
+                return Entry(status=404, body=b"", url=file_url, fetched_at=now)
+            except (UpstreamMalformed, ValueError) as exc:
+                reason = exc.reason if isinstance(exc, UpstreamMalformed) else str(exc)
+                logger.info("no metadata read from %s: %s", redact_url(file_url)[:200], reason)
+                return Entry(status=404, body=b"", url=file_url, fetched_at=now)
+            return Entry(status=200, body=text, url=file_url, fetched_at=now, parsed=parsed, parsed_bytes=parsed_bytes)
+
+        entry = await self.cache.get(f"archive-metadata:{file_url}", load)
+        if entry.status == 404:
+            return None
+        if entry.parsed is None:  # read back from a store that keeps only bytes
+            entry.parsed, entry.parsed_bytes = await parse_document(_metadata_text, entry.body, entry.url)
+        found: CoreMetadata = entry.parsed
+        return found
+
+    def _fetchable(self, normalized: str, file_url: str) -> bool:
+        """Whether `file_url` is a file of the upstream's; a refused one is logged once."""
+        self.files.learn(file_url)
+        if self.files.allows(file_url):
+            return True
+        shown = redact_url(file_url)[:200]
+        if shown not in self._refused and len(self._refused) < 1000:
+            self._refused.add(shown)
+            logger.warning("not reading %s's metadata from %s: not a file of the upstream's", normalized, shown)
+        return False
+
+
+def _metadata_text(body: bytes, url: str) -> CoreMetadata:
+    return CoreMetadata.from_text(body.decode("utf-8", "replace"))

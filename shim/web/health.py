@@ -42,6 +42,7 @@ async def health(request: Request) -> Response:
             "stale_served": services.store.cache.stale_served,
             "index": index,
             "per_version_json": services.store.capabilities.per_version_json,
+            "file_ranges": services.store.capabilities.ranges,  # learnt when a release's wheel is read for metadata
             # The writer's and the reader's findings: an operator's error (permissions, a full disk) named.
             "catalog": {
                 **dataclasses.asdict(coverage),
