@@ -26,6 +26,7 @@ from shim.config.settings import Settings
 from shim.upstream.cache import DocumentCache, MemoryStorage
 from shim.upstream.client import Upstream, build_client
 from shim.upstream.documents import DocumentStore
+from shim.upstream.file_metadata import ArchiveLimits
 from shim.upstream.resilience import Guard, GuardConfig
 from shim.upstream.simple_index import SimpleIndex
 from shim.xmlrpc.context import Services
@@ -106,6 +107,8 @@ def build_services(
     ready = asyncio.Event() if settings.catalog_writer else None
     files_base = settings.files_upstream.base if settings.files_upstream is not None else None
     store = DocumentStore(upstream, cache, index, recheck=settings.probe_interval, files_base=files_base)
+    if settings.max_archive_bytes:
+        store.archives = ArchiveLimits(network=settings.max_archive_bytes, member=settings.max_document_bytes)
     if not settings.catalog_writer:
         # The change feed is written elsewhere and may be ahead of this process: its serials are floors too.
         store.reported_serial = lambda project: catalog.run(catalog.serial_of, project)

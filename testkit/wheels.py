@@ -7,6 +7,7 @@ import base64
 import hashlib
 import io
 import zipfile
+from collections.abc import Mapping
 from typing import Any
 
 from testkit.fakeindex import FakeIndex
@@ -14,13 +15,25 @@ from testkit.fakeindex import FakeIndex
 __all__ = ["add_wheel", "build_wheel", "wheel_file"]
 
 
-def build_wheel(name: str, version: str) -> bytes:
-    """A small, valid, pure-Python wheel, made here so its hashes are real."""
+def build_wheel(
+    name: str,
+    version: str,
+    *,
+    metadata: str | None = None,
+    leading: Mapping[str, bytes] | None = None,
+    trailing: Mapping[str, bytes] | None = None,
+    compression: int = zipfile.ZIP_STORED,
+) -> bytes:
+    """A small, valid, pure-Python wheel, made here so its hashes are real: its METADATA is `metadata` (else
+    the three required fields), `leading` files come before the dist-info and `trailing` ones after it (where
+    wheels rarely put any: it moves METADATA away from the zip's tail)."""
     dist = f"{name.replace('-', '_')}-{version}.dist-info"
     files = {
         f"{name.replace('-', '_')}/__init__.py": b"VALUE = 42\n",
-        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        **(leading or {}),
+        f"{dist}/METADATA": (metadata or f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n").encode(),
         f"{dist}/WHEEL": b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        **(trailing or {}),
     }
     record = "".join(
         f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},{len(data)}\n"
@@ -30,7 +43,7 @@ def build_wheel(name: str, version: str) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as wheel:
         for path, data in files.items():
-            wheel.writestr(zipfile.ZipInfo(path, date_time=(2024, 1, 1, 0, 0, 0)), data)
+            wheel.writestr(zipfile.ZipInfo(path, date_time=(2024, 1, 1, 0, 0, 0)), data, compress_type=compression)
     return buffer.getvalue()
 
 

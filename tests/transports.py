@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import anyio
 import httpx
 
 from testkit.fakeindex import FakeIndex
 
-__all__ = ["Gate", "Lagging", "Tampered", "Undeclared", "Unreachable"]
+__all__ = ["Gate", "Lagging", "Metered", "MisRanged", "Tampered", "Undeclared", "Unreachable"]
 
 
 class Tampered(httpx.AsyncBaseTransport):
@@ -95,3 +97,64 @@ class Undeclared(httpx.AsyncBaseTransport):
             for key in self.KEYS:
                 file.pop(key, None)
         return httpx.Response(200, json=doc, headers={"X-PyPI-Last-Serial": response.headers["x-pypi-last-serial"]})
+
+
+@dataclass
+class Metering:
+    """One request through `Metered`: its path, the Range it asked, the status, and the body bytes the client read."""
+
+    path: str
+    range: str | None
+    status: int
+    read: int = 0
+
+
+class _MeteredStream(httpx.AsyncByteStream):
+    def __init__(self, inner: httpx.AsyncByteStream, metering: Metering, chunk: int) -> None:
+        self.inner, self.metering, self.chunk = inner, metering, chunk
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for part in self.inner:
+            for start in range(0, len(part), self.chunk):
+                piece = part[start : start + self.chunk]
+                self.metering.read += len(piece)  # counted as the client takes it: what it read off the wire
+                yield piece
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class Metered(httpx.AsyncBaseTransport):
+    """The fake index as a network delivers it: bodies in `chunk`-byte pieces, each counted as the client reads it."""
+
+    def __init__(self, fake: FakeIndex, chunk: int = 16 * 1024) -> None:
+        self.inner = httpx.ASGITransport(app=fake)
+        self.chunk = chunk
+        self.log: list[Metering] = []
+
+    def on(self, path: str) -> list[Metering]:
+        return [m for m in self.log if m.path == path]
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        metering = Metering(request.url.path, request.headers.get("range"), response.status_code)
+        self.log.append(metering)
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        stream = _MeteredStream(response.stream, metering, self.chunk)
+        return httpx.Response(response.status_code, headers=response.headers, stream=stream, request=request)
+
+
+class MisRanged(httpx.AsyncBaseTransport):
+    """The fake index, but a range request answers a 206 of other bytes than those asked (the file's first ten)."""
+
+    def __init__(self, fake: FakeIndex) -> None:
+        self.inner = httpx.ASGITransport(app=fake)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if "range" not in request.headers or response.status_code != 206:
+            return response
+        await response.aread()
+        total = response.headers["content-range"].rpartition("/")[2]
+        headers = {"Content-Range": f"bytes 0-9/{total}", "Content-Type": "application/octet-stream"}
+        return httpx.Response(206, headers=headers, content=b"PK\x03\x04" + bytes(6), request=request)

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from shim.catalog.rows import StoredRelease
-from shim.upstream.client import Upstream, origin_label
+from shim.upstream.answers import origin_label
+from shim.upstream.client import Upstream
 from shim.upstream.parsers import FeedItem, parse_feed
 
 __all__ = ["SiteFeeds", "read_site_feeds", "release_times"]

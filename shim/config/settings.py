@@ -97,6 +97,7 @@ class Settings:
     circuit_cooldown: float = _default("circuit_cooldown")
     max_retry_after: float = _default("max_retry_after")
     max_document_bytes: int = _default("max_document_bytes")
+    max_archive_bytes: int = _default("max_archive_bytes")
     ca_bundle: str | None = _default("ca_bundle")
     cache_soft_ttl: float = _default("cache_soft_ttl")
     cache_hard_ttl: float = _default("cache_hard_ttl")

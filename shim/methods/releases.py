@@ -11,7 +11,8 @@ from pydantic import StrictBool, StrictStr
 from shim.errors import Refused
 from shim.methods.reading import project
 from shim.methods.structs import file_struct, release_data_struct
-from shim.upstream.parsers import ProjectDoc
+from shim.upstream.archive_stream import stream_kind
+from shim.upstream.parsers import CoreMetadata, ProjectDoc
 from shim.versions import legacy_sorted
 from shim.xmlrpc.context import CallContext
 
@@ -75,6 +76,29 @@ def _metadata_file(files: list[dict[str, Any]]) -> dict[str, Any] | None:
     return min(candidates, key=lambda f: str(f.get("upload_time_iso_8601") or ""), default=None)
 
 
+def _archive_files(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The files a release's metadata may be read from, when the upstream has no other source of it: its first
+    wheel (by range requests), then its first sdist of a kind that streams (see shim.upstream.file_metadata)."""
+    readable = [f for f in files if isinstance(f.get("url"), str) and isinstance(f.get("filename"), str)]
+    readable.sort(key=lambda f: str(f.get("upload_time_iso_8601") or f.get("upload_time") or ""))
+    wheel = next((f for f in readable if f["filename"].lower().endswith(".whl")), None)
+    sdist = next((f for f in readable if stream_kind(f["filename"]) is not None), None)
+    return [f for f in (wheel, sdist) if f is not None]
+
+
+async def _metadata_from_files(
+    context: CallContext, normalized: str, doc: ProjectDoc, version: str
+) -> CoreMetadata | None:
+    """The release's metadata, read from its wheel, else from its sdist; None when neither gives it."""
+    for file in _archive_files(_release_files(doc, version) or []):
+        found = await context.services.store.archive_metadata(
+            normalized, urljoin(doc.url, file["url"]), file["filename"]
+        )
+        if found is not None and found.info["version"] == version:
+            return found
+    return None
+
+
 async def release_data(context: CallContext, package_name: StrictStr, version: StrictStr) -> dict[str, Any]:
     """A release's metadata: the JSON API's `info` for exactly that version, plus its core metadata file."""
     found = await project(context, package_name)
@@ -102,6 +126,8 @@ async def release_data(context: CallContext, package_name: StrictStr, version: S
             info = release.info
         elif core is not None and answered:
             info = {**core.info, "name": doc.name}
+        elif (read := await _metadata_from_files(context, normalized, doc, version)) is not None:
+            info, core = {**read.info, "name": doc.name}, read
         else:
             raise Refused(
                 RuntimeError(

@@ -193,7 +193,11 @@ METHODS = MethodTable(
             grade=Grade.APPROXIMATE,
             note="`project_url` rebuilt from JSON `project_urls`, `_pypi_ordering` from version order; requires, "
             "provides, obsoletes(_dist), requires_external from core metadata when offered, else `[]`; without "
-            "per-release JSON, older releases come from core metadata.",
+            "per-release JSON, an older release's fields all come from its core metadata file, else from the "
+            "release's own files, read once and cached: its first wheel's METADATA by range requests (the zip's "
+            "last 66 KiB, the rest of a larger central directory, then the member: about 70 KiB), else its first "
+            "sdist's top-level PKG-INFO, streamed until it has passed (setuptools puts it first; hatchling and flit "
+            "last, which reads the whole sdist), up to SHIM_MAX_ARCHIVE_BYTES of either; failing both, a fault.",
             today=gone("release_data", "JSON or Simple API"),
         ),
         MethodSpec(

@@ -91,6 +91,12 @@ class Capabilities:
             recheck,
         )
         self.ownership = Capability("`ownership` in its JSON API", "package_roles says so in a fault", clock, recheck)
+        self.ranges = Capability(
+            "Range support on its files host",
+            "release_data reads sdists, not wheels, for an older release's metadata",
+            clock,
+            recheck,
+        )
 
     def report(self) -> dict[str, dict[str, object]]:
         return {name: capability.report() for name, capability in vars(self).items()}

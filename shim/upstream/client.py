@@ -2,24 +2,26 @@
 
 Every URL is built here from the configured base and path segments that were checked and quoted;
 redirects are followed by hand, at most three, and only within the origin the request started on.
-Statuses other than 200, 304 and 404 and every transport failure become `UpstreamUnavailable`.
+Statuses other than 200, 304 and 404 (and 206, 416 where a file's bytes are read) and every transport failure
+become `UpstreamUnavailable`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import httpx
 
 from shim import __version__, encodings
 from shim.errors import UpstreamMalformed, UpstreamUnavailable
+from shim.upstream.answers import Fetched, Ranged, origin, origin_label, passed_headers
 from shim.upstream.names import path_segment
 from shim.upstream.optional import OptionalReads
 from shim.upstream.parsers import serial_value
@@ -27,15 +29,12 @@ from shim.upstream.resilience import Guard, retry_after
 from shim.upstream.urls import UpstreamURL, redact_url
 
 __all__ = [
-    "PASSED_HEADERS",
     "SIMPLE_JSON",
     "SITE_FEEDS",
     "USER_AGENT",
-    "Fetched",
+    "BodyReader",
     "Upstream",
     "build_client",
-    "origin_label",
-    "passed_headers",
 ]
 
 logger = logging.getLogger(__name__)
@@ -46,46 +45,14 @@ SITE_FEEDS = ("updates", "packages")
 MAX_REDIRECTS = 3
 # The encodings a document may come in, each with the zlib window that undoes it; asked for by name, so that
 # the upstream sends none we would refuse (httpx would offer br or zstd as soon as their decoders were installed).
-# What a client of a passed-through document or file sees of the upstream's answer.
-PASSED_HEADERS = (
-    "content-type",
-    "etag",
-    "last-modified",
-    "cache-control",
-    "vary",
-    "x-pypi-last-serial",
-    "content-range",
-    "accept-ranges",
-    "content-length",
-)
-
-
-@dataclass(frozen=True)
-class Fetched:
-    """One upstream answer: 200 (a body), 304 (not modified) or 404 (not found)."""
-
-    url: str  # after redirects
-    status: int
-    body: bytes
-    content_type: str
-    etag: str | None
-    last_modified: str | None
-    serial: int | None  # X-PyPI-Last-Serial, where the upstream sends it
-    headers: dict[str, str] = field(default_factory=dict)  # those a pass-through keeps (PASSED_HEADERS)
-
-
-def _origin(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    return parts.scheme, parts.netloc.rpartition("@")[2].lower()
+# Reads a file's body from its raw chunks (what it keeps of it is the answer's body): `Upstream.get_streamed`.
+BodyReader = Callable[[AsyncIterator[bytes]], Awaitable[bytes]]
+_CONTENT_RANGE = re.compile(r"bytes ([0-9]{1,19})-([0-9]{1,19})/([0-9]{1,19})")
 
 
 def _serial(headers: httpx.Headers) -> int | None:
     # The same rule as a serial in a document: ASCII digits, within SQLite's range; anything else is none.
     return serial_value(headers.get("x-pypi-last-serial", ""))
-
-
-def passed_headers(headers: httpx.Headers) -> dict[str, str]:
-    return {name: headers[name] for name in PASSED_HEADERS if name in headers and name != "content-length"}
 
 
 def build_client(
@@ -103,6 +70,10 @@ def build_client(
     )
 
 
+async def _chunks(body: bytes) -> AsyncIterator[bytes]:
+    yield body
+
+
 class _Retryable(Exception):
     """A failure worth another try: no connection, a timeout, a 5xx, a 429."""
 
@@ -114,12 +85,6 @@ class _Retryable(Exception):
 
 class _RedirectRefused(UpstreamUnavailable):
     """A redirect not followed (another origin, too many): that document's fault, not an outage."""
-
-
-def origin_label(url: str) -> str:
-    """`scheme://host[:port]` of a URL, credentials left out: the key of its origin's guard, as /healthz shows it."""
-    scheme, netloc = _origin(url)
-    return f"{scheme}://{netloc}"
 
 
 # Origins with a guard of their own; any further one (only redirects within an origin and the files host are
@@ -185,14 +150,22 @@ class Upstream:
         return guard
 
     async def get(
-        self, url: str, *, accept: str | None = None, etag: str | None = None, optional: bool = False
+        self,
+        url: str,
+        *,
+        accept: str | None = None,
+        etag: str | None = None,
+        optional: bool = False,
+        byte_range: str | None = None,
+        read: BodyReader | None = None,
     ) -> Fetched:
         """GET `url`; a 304 answers a matching `etag`. Credentials go only to the upstream's own origin.
+        With `read`, a file's body (unencoded) is read by it instead, also from a 206 to `byte_range`.
 
         Retried, paced and cut off by the guard of the URL's origin (shim.upstream.resilience); every failure is
         UpstreamUnavailable, raised within the guard's deadline. An `optional` read is tried once, within
         `optional_deadline`."""
-        start_origin = _origin(url)
+        start_origin = origin(url)
         if start_origin[0] not in ("http", "https"):
             raise UpstreamUnavailable(redact_url(url), "not an http(s) URL")
         headers = {"Accept-Encoding": encodings.ACCEPTED}
@@ -200,13 +173,17 @@ class Upstream:
             headers["Accept"] = accept
         if etag:
             headers["If-None-Match"] = etag
+        if read is not None:
+            headers["Accept-Encoding"] = "identity"  # a file's own bytes: a range of an encoding is of no use
+        if byte_range:
+            headers["Range"] = byte_range
         guard = self.guard_for(url)
         budget = min(guard.config.deadline, self.optional_deadline) if optional else guard.config.deadline
         retries = 0 if optional else guard.config.retries
         deadline = guard.clock() + budget
         try:
             async with asyncio.timeout(budget) as timeout:
-                return await self._guarded(guard, url, headers, deadline, timeout, retries)
+                return await self._guarded(guard, url, headers, deadline, timeout, retries, read)
         except TimeoutError:
             guard.count("deadline")
             raise UpstreamUnavailable(redact_url(url), f"no answer within {budget:g} s") from None
@@ -219,6 +196,7 @@ class Upstream:
         deadline: float,
         timeout: asyncio.Timeout,
         retries: int,
+        read: BodyReader | None,
     ) -> Fetched:
         for attempt in range(retries + 1):
             # The pause is waited out before the circuit admits: a request it refuses is never the probe.
@@ -230,7 +208,7 @@ class Upstream:
             # would keep it half-open, refusing everyone, for ever.
             try:
                 async with guard.slots:
-                    fetched = await self._once(url, headers)
+                    fetched = await self._once(url, headers, read)
             except _Retryable as exc:
                 guard.failed()
                 if exc.retry_after is not None:
@@ -257,26 +235,29 @@ class Upstream:
             return fetched
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    async def _once(self, url: str, headers: dict[str, str]) -> Fetched:
-        start_origin = _origin(url)
-        auth = self._auth if start_origin == _origin(self.base) else None
+    async def _once(self, url: str, headers: dict[str, str], read: BodyReader | None = None) -> Fetched:
+        start_origin = origin(url)
+        auth = self._auth if start_origin == origin(self.base) else None
         for _ in range(MAX_REDIRECTS + 1):
             request = self.client.build_request("GET", url, headers=headers)
             try:
                 response = await self.client.send(request, auth=auth or httpx.USE_CLIENT_DEFAULT, stream=True)
                 try:
-                    body = await self._read(response) if response.status_code == 200 else b""
+                    if read is not None:
+                        body = await self._read_file(response, read)
+                    else:
+                        body = await self._read(response) if response.status_code == 200 else b""
                 finally:
                     await response.aclose()
             except httpx.HTTPError as exc:
                 raise _Retryable(f"{type(exc).__name__}: {exc}") from None
             if response.has_redirect_location:
                 target = urljoin(url, response.headers.get("location", ""))
-                if _origin(target) != start_origin:
+                if origin(target) != start_origin:
                     raise _RedirectRefused(redact_url(url), f"redirect to another origin: {redact_url(target)}")
                 url = target
                 continue
-            if response.status_code in (200, 304, 404):
+            if response.status_code in (200, 304, 404) or (read is not None and response.status_code in (206, 416)):
                 return Fetched(
                     url=url,
                     status=response.status_code,
@@ -314,14 +295,49 @@ class Upstream:
         except encodings.Undecodable as exc:
             raise UpstreamMalformed(url, str(exc)) from None
 
+    async def _read_file(self, response: httpx.Response, read: BodyReader) -> bytes:
+        """A file's body as `read` takes it; nothing of a 200 to a range request (the whole file)."""
+        status = response.status_code
+        if status not in (200, 206) or (status == 200 and "range" in response.request.headers):
+            return b""
+        if response.headers.get("content-encoding", "identity").strip().lower() != "identity":
+            raise UpstreamMalformed(str(response.url), "a file sent encoded, though asked for as it is")
+        return await read(_chunks(response.content) if response.is_stream_consumed else response.aiter_raw())
+
+    async def get_streamed(self, url: str, read: BodyReader) -> Fetched:
+        """A file, its raw chunks handed to `read` as they come (it may stop early: the rest is never read)."""
+        return await self.get(url, read=read)
+
+    async def get_range(self, url: str, start: int | None, end: int) -> Ranged:
+        """Bytes `start` to `end` (inclusive) of the file `url`, or (`start` None) its last `end` bytes: a 206 only
+        when its Content-Range is what was asked and its body that long, never more read; see `Ranged`."""
+        spec = f"bytes=-{end}" if start is None else f"bytes={start}-{end}"
+        wanted = end if start is None else end - start + 1
+
+        async def take(chunks: AsyncIterator[bytes]) -> bytes:
+            try:
+                return await encodings.read_decoded(chunks, "", wanted)
+            except encodings.TooLarge:
+                raise UpstreamMalformed(redact_url(url), f"more than the {wanted} bytes a range asked") from None
+
+        fetched = await self.get(url, byte_range=spec, read=take)
+        if fetched.status != 206:
+            return Ranged(fetched.status)
+        match = _CONTENT_RANGE.fullmatch(fetched.headers.get("content-range", "").strip())
+        first, last, total = (int(group) for group in match.groups()) if match else (0, -1, 0)
+        expected = (max(total - end, 0), total - 1) if start is None else (start, min(end, total - 1))
+        if (first, last) != expected or len(fetched.body) != last - first + 1:
+            raise UpstreamMalformed(redact_url(url), f"a 206 for {spec} that is not that range")
+        return Ranged(206, fetched.body, first, total)
+
     @asynccontextmanager
     async def stream(self, url: str, *, headers: dict[str, str] | None = None) -> AsyncIterator[httpx.Response]:
         """A file, streamed: the response is open until the block ends. No redirects, no credentials
         beyond the upstream's own origin; the read timeout is an idle timeout, never a whole-file deadline.
         `headers` carries the client's Range and conditional headers."""
-        if _origin(url)[0] not in ("http", "https"):
+        if origin(url)[0] not in ("http", "https"):
             raise UpstreamUnavailable(redact_url(url), "not an http(s) URL")
-        auth = self._auth if _origin(url) == _origin(self.base) else None
+        auth = self._auth if origin(url) == origin(self.base) else None
         # Not retried (a client's download is the client's to retry), but its origin's circuit is honoured
         # and fed: a files host that is down is refused at once, and never trips the index's circuit.
         guard = self.guard_for(url)

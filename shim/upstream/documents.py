@@ -13,9 +13,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from shim.errors import UpstreamError, UpstreamMalformed
+from shim.upstream.answers import Fetched, origin_label
 from shim.upstream.cache import DocumentCache, Entry, footprint
 from shim.upstream.capabilities import Capabilities
-from shim.upstream.client import Fetched, Upstream, origin_label
+from shim.upstream.client import Upstream
+from shim.upstream.file_metadata import ArchiveLimits, RangesIgnored, sdist_metadata, wheel_metadata
 from shim.upstream.origins import FilesHost
 from shim.upstream.parsers import CoreMetadata, ProjectDoc, VersionDoc
 from shim.upstream.simple_index import SimpleIndex
@@ -64,6 +66,8 @@ class DocumentStore:
         self._refused: set[str] = set()  # where documents pointed that was refused, logged once each
         # Learnt as the upstream answers, on the guard's clock; rechecked `recheck` seconds after one is found off.
         self.capabilities = Capabilities(lambda: upstream.guard.clock(), recheck=recheck)
+        # How much of a release's file may be read for its metadata (shim.wiring sets it); None: nothing.
+        self.archives: ArchiveLimits | None = None
         # The serial another source reports for a project (the catalog, written by a refresher that
         # may run in another process and be ahead of this process's copy of the Simple index).
         self.reported_serial: Callable[[str], Awaitable[int | None]] | None = None
@@ -207,14 +211,7 @@ class DocumentStore:
         read), or if `file_url` (absolute, as a document names it) is not a file of the upstream's (see
         shim.upstream.origins): then nothing is asked. A file that does not `declared` one is asked only while
         the upstream is not known to serve none."""
-        self.files.learn(file_url)
-        if not self.files.allows(file_url):
-            shown = redact_url(file_url)[:200]
-            if shown not in self._refused and len(self._refused) < 1000:
-                self._refused.add(shown)
-                logger.warning(
-                    "not fetching core metadata for %s: %s is not a file of the upstream's", normalized, shown
-                )
+        if not self._fetchable(normalized, file_url):
             return None
         capability = self.capabilities.core_metadata
         if not declared and not capability.usable:
@@ -235,3 +232,56 @@ class DocumentStore:
             return found
 
         return await self.upstream.optional.read("core metadata", origin_label(file_url), fetch)
+
+    async def archive_metadata(self, normalized: str, file_url: str, filename: str) -> CoreMetadata | None:
+        """A release's metadata read from one of its files (`file_url`, absolute; see shim.upstream.file_metadata):
+        a wheel's METADATA by range requests, an sdist's PKG-INFO streamed. Cached as a file's core metadata is;
+        None when the file gives none (remembered as a not-found), or is not a file of the upstream's."""
+        wheel = filename.lower().endswith(".whl")
+        limits = self.archives
+        ranges = self.capabilities.ranges
+        if limits is None or (wheel and not ranges.usable) or not self._fetchable(normalized, file_url):
+            return None
+
+        async def load(previous: Entry | None) -> Entry:
+            if previous is not None:
+                return previous  # a file's bytes do not change under its URL: nothing to ask again
+            now = self.cache.clock()
+            try:
+                if wheel:
+                    text = await wheel_metadata(self.upstream, file_url, filename, limits)
+                    ranges.answered()
+                else:
+                    text = await sdist_metadata(self.upstream, file_url, filename, limits)
+                parsed, parsed_bytes = await parse_document(_metadata_text, text, file_url)
+            except RangesIgnored:
+                ranges.probed(False)  # a 200 to a range request: the files host does not honour Range
+                return Entry(status=404, body=b"", url=file_url, fetched_at=now)
+            except (UpstreamMalformed, ValueError) as exc:
+                reason = exc.reason if isinstance(exc, UpstreamMalformed) else str(exc)
+                logger.info("no metadata read from %s: %s", redact_url(file_url)[:200], reason)
+                return Entry(status=404, body=b"", url=file_url, fetched_at=now)
+            return Entry(status=200, body=text, url=file_url, fetched_at=now, parsed=parsed, parsed_bytes=parsed_bytes)
+
+        entry = await self.cache.get(f"archive-metadata:{file_url}", load)
+        if entry.status == 404:
+            return None
+        if entry.parsed is None:  # read back from a store that keeps only bytes
+            entry.parsed, entry.parsed_bytes = await parse_document(_metadata_text, entry.body, entry.url)
+        found: CoreMetadata = entry.parsed
+        return found
+
+    def _fetchable(self, normalized: str, file_url: str) -> bool:
+        """Whether `file_url` is a file of the upstream's; a refused one is logged once."""
+        self.files.learn(file_url)
+        if self.files.allows(file_url):
+            return True
+        shown = redact_url(file_url)[:200]
+        if shown not in self._refused and len(self._refused) < 1000:
+            self._refused.add(shown)
+            logger.warning("not reading %s's metadata from %s: it is not a file of the upstream's", normalized, shown)
+        return False
+
+
+def _metadata_text(body: bytes, url: str) -> CoreMetadata:
+    return CoreMetadata.from_text(body.decode("utf-8", "replace"))

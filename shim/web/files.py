@@ -18,7 +18,8 @@ from starlette.types import Receive, Scope, Send
 from shim.config.settings import Settings
 from shim.errors import UpstreamError
 from shim.modes import FilesMode
-from shim.upstream.client import Upstream, passed_headers
+from shim.upstream.answers import passed_headers
+from shim.upstream.client import Upstream
 from shim.upstream.origins import FilesHost
 from shim.web.responses import not_found, unavailable
 

@@ -57,6 +57,8 @@ class FakeIndex:
         rss: bool = True,
         serial_headers: bool = True,
         ownership: bool = True,
+        core_metadata: bool = True,
+        ranges: bool = True,
     ) -> None:
         if state is None:
             state = IndexState.load(fixtures) if fixtures is not None else IndexState()
@@ -67,6 +69,9 @@ class FakeIndex:
         self.rss = rss
         self.serial_headers = serial_headers
         self.ownership = ownership
+        # A mirror-like file host: no `<file>.metadata` (nor its keys in the JSON), and Range ignored (200, whole).
+        self.core_metadata = core_metadata
+        self.ranges = ranges
         self.requests: list[LoggedRequest] = []
         self._faults: list[Rule] = []
         self._delays: list[Rule] = []
@@ -211,7 +216,7 @@ class FakeIndex:
         if request.method not in ("GET", "HEAD"):
             return Response(b"", status_code=405, headers={"Allow": "GET, HEAD"})
         path = request.url.path
-        file_reply = self._file(host, path, request.headers.get("range"))
+        file_reply = self._file(host, path, request.headers.get("range") if self.ranges else None)
         if file_reply is not None:
             reply = file_reply
         elif self.urls.separate_files_host and host == self.urls.files_netloc.lower():
@@ -255,6 +260,13 @@ class FakeIndex:
         location = self.urls.index(path.lstrip("/"))
         return Reply(b"", 301, "text/html", {**CORS, "Location": location})
 
+    def _document(self, document: dict[str, Any], project: Project) -> Reply:
+        if not self.core_metadata:  # a mirror that says nothing of core metadata files
+            for files in [document["urls"], *document.get("releases", {}).values()]:
+                for file in files:
+                    file.pop("core-metadata", None)
+        return self._json(render_json.encode(document), project)
+
     def _json(self, body: bytes, project: Project) -> Reply:
         headers = {**CORS, "Cache-Control": "max-age=900, public"}
         if self.serial_headers:
@@ -275,7 +287,7 @@ class FakeIndex:
         document = render_json.release_document(
             self.urls, project, release, with_releases=True, serials=self.serial_headers, ownership=self.ownership
         )
-        return self._json(render_json.encode(document), project)
+        return self._document(document, project)
 
     def _version_json(self, request: Request, name: str, version: str) -> Reply:
         if not self.per_version_json:
@@ -289,7 +301,7 @@ class FakeIndex:
         document = render_json.release_document(
             self.urls, project, release, with_releases=False, serials=self.serial_headers, ownership=self.ownership
         )
-        return self._json(render_json.encode(document), project)
+        return self._document(document, project)
 
     def _simple_headers(self, serial: int) -> dict[str, str]:
         headers = {**CORS, "Vary": "Accept", "Cache-Control": "max-age=600, public"}
@@ -350,6 +362,7 @@ class FakeIndex:
                     if where == (host, path):
                         return ranged(file.body(), range_header)
                     metadata_path = path.removesuffix(".metadata")
-                    if file.metadata is not None and metadata_path != path and where == (host, metadata_path):
-                        return ranged(file.metadata.encode(), range_header)
+                    offered = file.metadata if self.core_metadata else None
+                    if offered is not None and metadata_path != path and where == (host, metadata_path):
+                        return ranged(offered.encode(), range_header)
         return None

@@ -7,6 +7,7 @@ from typing import Any
 from shim.config import parsers
 from shim.config.pip import default_upstream
 from shim.config.setting import Setting
+from shim.upstream.file_metadata import EXPANSION
 from shim.upstream.urls import Secret, UpstreamURL
 
 __all__ = ["UPSTREAM"]
@@ -105,6 +106,15 @@ UPSTREAM: tuple[Setting[Any], ...] = (
         parsers.int_between(1024, 2**40),
         "Largest upstream document read; a larger one is malformed (never buffered whole, never cached).",
         256 * 1024 * 1024,
+        metavar="BYTES",
+    ),
+    Setting(
+        "max_archive_bytes",
+        parsers.int_between(0, 2**40),
+        "Bytes read, at most, of a release's file for its metadata, where the upstream offers neither per-release "
+        "JSON nor core metadata files (a mirror): a wheel's METADATA by range requests, else an sdist's PKG-INFO "
+        f"as it streams; decompressed, {EXPANSION} times as many at most. 0 reads none: such releases answer a fault.",
+        16 * 1024 * 1024,
         metavar="BYTES",
     ),
     Setting(
