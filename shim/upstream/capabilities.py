@@ -10,6 +10,7 @@ as a probe. The Simple index's own capabilities (JSON, serials) are read from th
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -29,7 +30,8 @@ class Capability:
     recheck: float  # seconds, once off, before it is asked again
     offered: bool | None = None  # None: not known yet
     learnt: str = "not yet"  # from a "probe", from "answers", or from "misses"
-    at: float | None = None
+    at: float | None = None  # on `clock` (the guard's): when it was learnt, for the recheck
+    since: float | None = None  # the same moment as a POSIX time, for /healthz
     _misses: set[str] = field(default_factory=set, repr=False)
 
     def _set(self, offered: bool, learnt: str) -> None:
@@ -37,7 +39,7 @@ class Capability:
             logger.warning("the upstream has no %s (learnt from %s); %s", self.name, learnt, self.fallback)
         elif offered is True and self.offered is False:
             logger.info("the upstream offers %s again", self.name)
-        self.offered, self.learnt, self.at = offered, learnt, self.clock()
+        self.offered, self.learnt, self.at, self.since = offered, learnt, self.clock(), time.time()
         self._misses.clear()
 
     def probed(self, offered: bool) -> None:
@@ -73,7 +75,7 @@ class Capability:
         return self.offered is not False or self.at is None or self.clock() >= self.at + self.recheck
 
     def report(self) -> dict[str, object]:
-        return {"offered": self.offered, "learnt": self.learnt, "at": self.at, "misses_in_a_row": len(self._misses)}
+        return {"offered": self.offered, "learnt": self.learnt, "at": self.since, "misses_in_a_row": len(self._misses)}
 
 
 class Capabilities:
