@@ -8,7 +8,7 @@ from typing import Any
 
 from shim.catalog.reads import CatalogReader
 from shim.catalog.rows import Event, ListedProject, StoredRelease
-from shim.catalog.schema import SEARCHED, locked
+from shim.catalog.schema import SEARCHED, locked, search_row
 
 __all__ = ["CatalogWriter"]
 
@@ -105,7 +105,7 @@ class CatalogWriter(CatalogReader):
             return
         connection.execute(
             f"INSERT INTO search (normalized, {', '.join(SEARCHED)}) VALUES (?{', ?' * len(SEARCHED)})",
-            (normalized, *(str(metadata.get(field) or "") for field in SEARCHED)),
+            search_row(normalized, metadata),
         )
         # What PyPI's browse matched: the release's classifiers (here: the latest release's, from its JSON).
         connection.executemany(
