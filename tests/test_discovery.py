@@ -159,6 +159,19 @@ def test_browse_needs_every_classifier(discovery: Feed) -> None:
     ]
 
 
+def test_browse_covers_every_release_the_catalog_has_read_not_only_the_latest(discovery: Feed) -> None:
+    fake = discovery.fake
+    add_project(fake, "tracker", "3.0", summary="A bug tracker", classifiers=[E, D])
+    discovery.refresh()  # the catalog reads tracker's JSON again: its latest release is 3.0 now
+    assert discovery.rpc("browse", [E]) == [["bugzilla-bridge", "1.0"], ["tracker", "2.0"], ["tracker", "3.0"]]
+    assert discovery.rpc("browse", [E, D]) == [["bugzilla-bridge", "1.0"], ["tracker", "3.0"]]
+    # A release removed upstream leaves browse with it.
+    fake.project("tracker").releases = [r for r in fake.project("tracker").releases if r.version != "2.0"]
+    fake.bump_serial("tracker")
+    discovery.refresh()
+    assert discovery.rpc("browse", [E]) == [["bugzilla-bridge", "1.0"], ["tracker", "3.0"]]
+
+
 @pytest.mark.parametrize("classifiers", [[], ["Not :: A :: Classifier"], [E, E], [E, "Not :: A :: Classifier"]])
 def test_browse_edge_cases_are_empty(discovery: Feed, classifiers: list[str]) -> None:
     assert discovery.rpc("browse", classifiers) == []

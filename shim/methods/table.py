@@ -137,8 +137,10 @@ METHODS = MethodTable(
             returns="array",
             summary="`[project, version]` for releases carrying every listed classifier.",
             grade=Grade.APPROXIMATE,
-            note="Covers the latest release of each project the catalog has read (PyPI: every release); "
-            "exact classifier strings; empty, unknown or repeated classifiers give `[]`.",
+            note="Covers every release whose classifiers the catalog has read: each project's latest release, and "
+            "each earlier one that was the latest when the catalog read the project (kept while it exists "
+            "upstream); releases older than the catalog's first read are missing (PyPI: every release); exact "
+            "classifier strings; empty, unknown or repeated classifiers give `[]`.",
             whole_index=True,
         ),
         MethodSpec(
