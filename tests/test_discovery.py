@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sqlite3
 import subprocess
 import sys
 import time
 import xmlrpc.client
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from shim.app import create_app
-from shim.catalog.schema import open_sqlite
 from shim.catalog.writes import CatalogWriter
 from shim.upstream.urls import UpstreamURL
 from testkit.fakeindex import FakeIndex
@@ -25,6 +22,7 @@ from testkit.servers import serve_in_thread
 
 from .feed import Feed, crawl_all
 from .helpers import fault_of, make_settings
+from .ranking_fixture import without_fts5
 
 E = "Environment :: Other Environment"
 D = "Development Status :: 5 - Production/Stable"
@@ -161,6 +159,19 @@ def test_browse_needs_every_classifier(discovery: Feed) -> None:
     ]
 
 
+def test_browse_covers_every_release_the_catalog_has_read_not_only_the_latest(discovery: Feed) -> None:
+    fake = discovery.fake
+    add_project(fake, "tracker", "3.0", summary="A bug tracker", classifiers=[E, D])
+    discovery.refresh()  # the catalog reads tracker's JSON again: its latest release is 3.0 now
+    assert discovery.rpc("browse", [E]) == [["bugzilla-bridge", "1.0"], ["tracker", "2.0"], ["tracker", "3.0"]]
+    assert discovery.rpc("browse", [E, D]) == [["bugzilla-bridge", "1.0"], ["tracker", "3.0"]]
+    # A release removed upstream leaves browse with it.
+    fake.project("tracker").releases = [r for r in fake.project("tracker").releases if r.version != "2.0"]
+    fake.bump_serial("tracker")
+    discovery.refresh()
+    assert discovery.rpc("browse", [E]) == [["bugzilla-bridge", "1.0"], ["tracker", "3.0"]]
+
+
 @pytest.mark.parametrize("classifiers", [[], ["Not :: A :: Classifier"], [E, E], [E, "Not :: A :: Classifier"]])
 def test_browse_edge_cases_are_empty(discovery: Feed, classifiers: list[str]) -> None:
     assert discovery.rpc("browse", classifiers) == []
@@ -239,19 +250,6 @@ def test_a_slow_upstream_leaves_unfilled_hits_out_within_the_deadline() -> None:
         elapsed = time.monotonic() - started
     assert names(hits) == ["httpx"]  # roundup's JSON did not come in time
     assert elapsed < 4  # the deadline, not the slow upstream, set the pace
-
-
-def without_fts5(path: Path) -> sqlite3.Connection:
-    """A real SQLite connection that refuses FTS5 tables, as an SQLite built without FTS5 does."""
-    connection = open_sqlite(path)
-
-    def authorize(action: int, table: str | None, module: str | None, database: str | None, via: str | None) -> int:
-        if action == sqlite3.SQLITE_CREATE_VTABLE and module == "fts5":
-            return sqlite3.SQLITE_DENY
-        return sqlite3.SQLITE_OK
-
-    connection.set_authorizer(authorize)
-    return connection
 
 
 def search_table(running: Feed) -> str:

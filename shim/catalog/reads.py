@@ -142,23 +142,34 @@ class CatalogReader(CatalogFile):
         return [str(name) for (name,) in rows]
 
     @locked
-    def text_matches(self, field: str, words: list[str]) -> set[str]:
-        """Projects whose `field` holds every word (as a word prefix, case-insensitively)."""
-        if field not in SEARCHED or not words:
-            return set()
+    def term_postings(self, field: str, terms: list[str]) -> dict[str, dict[str, int]]:
+        """For each of `terms` (shim.catalog.terms), the listed projects whose `field` holds it, and how often.
+
+        The full-text engine (or a scan, without FTS5) finds the candidates; the counting is the same for both."""
+        if field not in SEARCHED or not terms:
+            return {}
         try:
             connection = self.connect()
+            base = (
+                f"SELECT s.normalized, s.{field} FROM search s JOIN projects p USING (normalized) WHERE p.present = 1"
+            )
             if self.get_meta("fts") == "1":
-                query = " AND ".join(f'{field} : "{word}"*' for word in words)
-                rows = connection.execute("SELECT normalized FROM search WHERE search MATCH ?", (query,))
+                # Each term quoted: FTS5 reads a bare word such as `and` as its own syntax. Terms hold no quote.
+                phrases = " OR ".join(f'"{term}"' for term in terms)
+                rows = connection.execute(f"{base} AND s.search MATCH ?", (f"{field} : ({phrases})",)).fetchall()
             else:
-                clauses = " AND ".join(f"lower({field}) LIKE ?" for _ in words)
-                rows = connection.execute(
-                    f"SELECT normalized FROM search WHERE {clauses}", [f"%{word}%" for word in words]
-                )
-            return {str(name) for (name,) in rows}
+                clauses = " OR ".join(f"(' ' || s.{field} || ' ') LIKE ?" for _ in terms)
+                rows = connection.execute(f"{base} AND ({clauses})", [f"% {term} %" for term in terms]).fetchall()
         except sqlite3.DatabaseError:
-            return set()
+            return {}
+        wanted = set(terms)
+        postings: dict[str, dict[str, int]] = {term: {} for term in terms}
+        for normalized, text in rows:
+            for term in str(text).split():
+                if term in wanted:
+                    holders = postings[term]
+                    holders[normalized] = holders.get(normalized, 0) + 1
+        return postings
 
     @locked
     def with_version(self, version: str) -> set[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import sqlite3
 import threading
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from shim.catalog.problems import CatalogCorrupt, CatalogState, CatalogUnavailable, is_corrupt, os_problem, unavailable
+from shim.catalog.terms import analyze
 
 __all__ = [
     "DEFAULT_ACTION",
@@ -31,6 +33,7 @@ __all__ = [
     "clamp_int64",
     "locked",
     "open_sqlite",
+    "search_row",
 ]
 
 logger = logging.getLogger(__name__)
@@ -58,9 +61,15 @@ SEARCHED = (
     "download_url",
 )
 
+# What the search table holds: "2", each field's terms (shim.catalog.terms), space-separated and repeated as often
+# as they occur, which the full-text engine indexes and the ranking counts. Before it, the text as it was.
+SEARCH_FORM = "2"
+
 # When the catalog can prove a project changed but not how (a role, a description, a file it never saw):
 # PyPI has no such word; this one is documented in the method table.
 DEFAULT_ACTION = "update"
+
+_INSERT_SEARCH = f"INSERT INTO search (normalized, {', '.join(SEARCHED)}) VALUES (?{', ?' * len(SEARCHED)})"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -123,6 +132,29 @@ CREATE TABLE IF NOT EXISTS files (
 
 
 ConnectionFactory = Callable[[Path], sqlite3.Connection]
+
+
+def search_row(normalized: str, metadata: dict[str, Any]) -> tuple[str, ...]:
+    """A project's row of the search table: its name, then each searched field's terms."""
+    return (normalized, *(" ".join(analyze(field, str(metadata.get(field) or ""))) for field in SEARCHED))
+
+
+def _rewrite_search(connection: sqlite3.Connection) -> None:
+    """A catalog whose search table holds an older form is given this one, from the metadata it keeps (once)."""
+    (form,) = connection.execute("SELECT value FROM meta WHERE key = 'search_form'").fetchone() or (None,)
+    if form == SEARCH_FORM:
+        return
+    rows = connection.execute("SELECT normalized, metadata FROM projects WHERE metadata IS NOT NULL")
+    connection.execute("DELETE FROM search")
+    written = 0
+    for normalized, metadata in rows.fetchall():
+        fields = json.loads(metadata)
+        if isinstance(fields, dict):
+            connection.execute(_INSERT_SEARCH, search_row(str(normalized), fields))
+            written += 1
+    if written:
+        logger.warning("the catalog's search terms were rewritten for %d projects (once, for this version)", written)
+    connection.execute("INSERT OR REPLACE INTO meta VALUES ('search_form', ?)", (SEARCH_FORM,))
 
 
 def open_sqlite(path: Path) -> sqlite3.Connection:
@@ -270,6 +302,7 @@ class CatalogFile:
                 connection.execute(f"CREATE TABLE IF NOT EXISTS search (normalized TEXT PRIMARY KEY, {columns})")
                 fts = "0"
             connection.execute("INSERT OR REPLACE INTO meta VALUES ('fts', ?)", (fts,))
+            _rewrite_search(connection)
             connection.commit()
 
     def close(self) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from shim.catalog.reads import CatalogReader
 from shim.catalog.rows import Event, ListedProject, StoredRelease
-from shim.catalog.schema import SEARCHED, locked
+from shim.catalog.schema import SEARCHED, locked, search_row
 
 __all__ = ["CatalogWriter"]
 
@@ -99,15 +99,24 @@ class CatalogWriter(CatalogReader):
             "UPDATE projects SET known = 1, metadata = ? WHERE normalized = ?",
             (json.dumps(metadata) if metadata is not None else None, normalized),
         )
-        for table in ("search", "classifiers", "roles"):
+        for table in ("search", "roles"):
             connection.execute(f"DELETE FROM {table} WHERE normalized = ?", (normalized,))
+        # What PyPI's browse matched: each release's classifiers. A project's JSON shows its latest release's; those
+        # of the releases that were latest when read before are kept while the release exists.
+        connection.execute(
+            "DELETE FROM classifiers WHERE normalized = ? AND version NOT IN "
+            "(SELECT version FROM releases WHERE normalized = ?)",
+            (normalized, normalized),
+        )
         if metadata is None:
             return
         connection.execute(
             f"INSERT INTO search (normalized, {', '.join(SEARCHED)}) VALUES (?{', ?' * len(SEARCHED)})",
-            (normalized, *(str(metadata.get(field) or "") for field in SEARCHED)),
+            search_row(normalized, metadata),
         )
-        # What PyPI's browse matched: the release's classifiers (here: the latest release's, from its JSON).
+        connection.execute(
+            "DELETE FROM classifiers WHERE normalized = ? AND version = ?", (normalized, metadata["version"])
+        )
         connection.executemany(
             "INSERT OR IGNORE INTO classifiers VALUES (?, ?, ?)",
             [(normalized, metadata["version"], c) for c in metadata.get("classifiers") or [] if isinstance(c, str)],

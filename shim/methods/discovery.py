@@ -2,10 +2,12 @@
 
 search: PyPI's argument rules (the allowed fields, a string or a list per field, values ORed within a field,
 fields combined with `and`/`or`, other keys and empty values ignored, `version` giving one hit per requested
-version). Names are matched over every project (a normalised substring; an exact name ranks first); the other
-fields over the catalog's full-text table, every word of a value as a word prefix. Ranking: exact name,
-then by weight of the fields matched (name 10; summary, description, keywords 5; others 1), then shorter
-names. Hits whose summary and version the catalog lacks are filled from their JSON within a deadline.
+version), and its Elasticsearch's ranking (shim.catalog.ranking: each query word a field holds scores by how often
+and how rare it is, with PyPI's boosts; the exact name first). Names are matched over every project the Simple
+index lists, each word of a value as a normalised substring (PyPI's rule), weighing more as whole parts of the name;
+the other fields over the catalog, word by word as PyPI's analyzers saw them (shim.catalog.terms), its full-text
+engine finding the candidates. Hits whose summary and version the catalog lacks are filled from their JSON within
+a deadline.
 
 A search's work is bounded: at most 100 values per field, 200 in all, 200 characters each (past them, a
 `ValueError` fault in the words of PyPI's operator check). Names are matched and ranked in a worker thread, slice
@@ -15,19 +17,19 @@ by slice, so that other calls are answered meanwhile and a call cut off at its d
 from __future__ import annotations
 
 import asyncio
-import heapq
 import re
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from itertools import islice
 from typing import Any, TypeVar
 
 from pydantic import StrictStr
 
+from shim.catalog.ranking import FieldScores, best
 from shim.catalog.schema import SEARCHED
+from shim.catalog.terms import query_terms
 from shim.errors import Refused, UpstreamError
 from shim.methods.reading import read_catalog
 from shim.upstream.simple_index import IndexSnapshot
@@ -38,13 +40,11 @@ __all__ = ["SEARCH_FIELDS", "browse", "search"]
 
 # What PyPI's search read: the name and version, and the text fields the catalog keeps.
 SEARCH_FIELDS = frozenset({"name", "version", *SEARCHED})
-WEIGHTS = {"name": 10, "summary": 5, "description": 5, "keywords": 5}
 MAX_HITS = 100
-EXACT_NAME = 1000
 MAX_VALUES_PER_FIELD = 100
 MAX_VALUES = 200
 MAX_VALUE_LENGTH = 200
-SLICE = 20_000  # substring checks (names times values) between two looks at whether the call still waits
+SLICE = 20_000  # names checked for a word between two looks at whether the call still waits
 
 T = TypeVar("T")
 
@@ -98,45 +98,49 @@ def _slices(items: Iterable[T], stop: threading.Event, size: int) -> Iterable[li
         time.sleep(0)
 
 
-def _names_containing(names: Collection[str], wanted: list[str], stop: threading.Event) -> set[str]:
-    found: set[str] = set()
-    for batch in _slices(names, stop, max(1, SLICE // max(1, len(wanted)))):
-        for part in wanted:
-            found.update([name for name in batch if part in name])
-    return found
+def _name_postings(names: Collection[str], word: str, stop: threading.Event) -> dict[str, float]:
+    """The names holding `word` (PyPI's substring match): 1 where it is whole parts of the name (`tracker` in
+    `issue-tracker-lite`), 0.5 where it is inside one (`track`)."""
+    whole = f"-{word}-"
+    postings: dict[str, float] = {}
+    for batch in _slices(names, stop, SLICE):
+        for name in [name for name in batch if word in name]:
+            postings[name] = 1.0 if whole in f"-{name}-" else 0.5
+    return postings
 
 
-@dataclass
-class _Candidate:
-    normalized: str
-    score: int = 0
+def _name_words(values: list[str]) -> list[str]:
+    """The words of the name values, each in its normalised form, once (a value's words are ORed, as any field's)."""
+    words = (_name_form(part).strip("-") for value in values for part in value.split())
+    return sorted({word for word in words if word})
 
 
-async def _field_matches(context: CallContext, snapshot: IndexSnapshot, field: str, values: list[str]) -> set[str]:
+def _score_names(scores: FieldScores, names: Collection[str], words: list[str], stop: threading.Event) -> None:
+    for word in words:
+        scores.add(_name_postings(names, word, stop))
+
+
+async def _field_scores(context: CallContext, snapshot: IndexSnapshot, field: str, values: list[str]) -> FieldScores:
+    """What one field of the spec matched, scored: names over every project, the rest over the catalog."""
+    scores = FieldScores(field, len(snapshot.positions))
     if field == "name":
-        wanted = [part for part in dict.fromkeys(map(_name_form, values)) if part]  # each once
-        return await _off_the_loop(lambda stop: _names_containing(snapshot.positions.keys(), wanted, stop))
+        words = _name_words(values)
+        await _off_the_loop(lambda stop: _score_names(scores, snapshot.positions.keys(), words, stop))
+        return scores
     catalog = context.services.catalog
-    found: set[str] = set()
-    for value in values:
-        if field == "version":
-            found |= await catalog.run(catalog.with_version, value)
-        else:
-            words = re.findall(r"\w+", value.lower())
-            found |= await catalog.run(catalog.text_matches, field, words)
-    return found
+    if field == "version":
+        for value in sorted(set(values)):
+            scores.add(dict.fromkeys(await catalog.run(catalog.with_version, value), 1.0))
+        return scores
+    terms = query_terms(field, values)
+    postings = await catalog.run(catalog.term_postings, field, terms)
 
+    def score(stop: threading.Event) -> None:
+        for term in terms:
+            scores.add(postings.get(term, {}))
 
-def _ranked(matches: Mapping[str, set[str]], exact: set[str], operator: str, stop: threading.Event) -> list[_Candidate]:
-    """The best MAX_HITS candidates: exact name, then the weight of the fields matched, then shorter names."""
-    sets = list(matches.values())
-    chosen = set.intersection(*sets) if operator == "and" else set.union(*sets)
-    candidates = []
-    for batch in _slices(chosen, stop, max(1, SLICE // len(matches))):
-        for name in batch:
-            score = sum(WEIGHTS.get(f, 1) for f, found in matches.items() if name in found and f != "version")
-            candidates.append(_Candidate(name, score + (EXACT_NAME if name in exact else 0)))
-    return heapq.nsmallest(MAX_HITS, candidates, key=lambda c: (-c.score, len(c.normalized), c.normalized))
+    await _off_the_loop(score)
+    return scores
 
 
 async def _search_hits(
@@ -149,14 +153,14 @@ async def _search_hits(
         return []
     _check_bounds(fields)
     snapshot = await context.services.index.current()
-    matches = {field: await _field_matches(context, snapshot, field, values) for field, values in fields.items()}
+    scores = [await _field_scores(context, snapshot, field, values) for field, values in fields.items()]
     exact = {_name_form(v) for v in fields.get("name", [])}
-    best = await _off_the_loop(lambda stop: _ranked(matches, exact, operator, stop))
-    details = await _details(context, [c.normalized for c in best])
+    chosen = await _off_the_loop(lambda stop: best(scores, exact, operator, MAX_HITS))
+    details = await _details(context, chosen)
     versions = fields.get("version")
     hits = []
-    for candidate in best:
-        found = details.get(candidate.normalized)
+    for normalized in chosen:
+        found = details.get(normalized)
         if found is None:
             continue  # neither the index nor the upstream told its summary and version in time
         display, summary, latest, known_versions = found

@@ -137,8 +137,10 @@ METHODS = MethodTable(
             returns="array",
             summary="`[project, version]` for releases carrying every listed classifier.",
             grade=Grade.APPROXIMATE,
-            note="Covers the latest release of each project the catalog has read (PyPI: every release); "
-            "exact classifier strings; empty, unknown or repeated classifiers give `[]`.",
+            note="Covers every release whose classifiers the catalog has read: each project's latest release, and "
+            "each earlier one that was the latest when the catalog read the project (kept while it exists "
+            "upstream); releases older than the catalog's first read are missing (PyPI: every release); exact "
+            "classifier strings; empty, unknown or repeated classifiers give `[]`.",
             whole_index=True,
         ),
         MethodSpec(
@@ -147,9 +149,12 @@ METHODS = MethodTable(
             returns="array",
             summary="`{name, summary, version, _pypi_ordering}` for projects matching a spec (pip search).",
             grade=Grade.APPROXIMATE,
-            note="Names searched over every project (normalised substring); other fields over the catalog "
-            "(every word as a prefix); ranked exact name, field weight (name 10, summary/description/"
-            "keywords 5), shorter name; top name matches filled from JSON within SHIM_SEARCH_FILL_TIMEOUT; at "
+            note="Ranked as PyPI's Elasticsearch did: the words of a field ORed, each scored by how often the field "
+            "holds it and how rare it is (BM25 without length normalisation), boosts name 10, summary/description/"
+            "keywords 5, others 1, fields combined by the operator; the exact name first, equal scores by the "
+            "shorter name. Names searched over every project (each word a normalised substring, whole name parts "
+            "weighing more); other fields over what the catalog has read, stemmed with stop words dropped as "
+            "PyPI's snowball analyzer did; top name matches filled from JSON within SHIM_SEARCH_FILL_TIMEOUT; at "
             f"most {discovery.MAX_VALUES_PER_FIELD} values per field, {discovery.MAX_VALUES} in all, "
             f"{discovery.MAX_VALUE_LENGTH} characters each, else `ValueError: Invalid spec, …`. "
             "PyPI has refused it since 2020.",
