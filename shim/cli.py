@@ -118,6 +118,8 @@ async def _run_catalog(settings: Settings, work: CatalogWork, action: str, *, on
     elif action == "refresh":
         await work.refresher.run(settings.index_refresh)
     elif action == "crawl" and work.crawler is not None:
+        if work.writer.oldest_serial is None:  # a fresh file: the first look, as the refresher makes it, comes first
+            await work.refresher.refresh()
         print(json.dumps({"crawled": await work.crawler.run(limit=limit)}))
     return 0
 

@@ -1,0 +1,180 @@
+"""The crawler inside the service: it waits for the catalog's first look, reads what was called for first, follows
+the index as it grows, slows down when the upstream asks, and reports its coverage and an ETA."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any, cast
+
+import anyio
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from shim import wiring
+from shim.catalog.crawler import IDLE, WANTED, WARMUP, Crawler
+from testkit.fakeindex import FakeIndex
+
+from .clock import FakeClock
+from .helpers import after_first_pass, in_app, served
+
+
+def crawler_on(monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> list[Crawler]:
+    """Every crawler the service builds from now on runs on `clock`; the list gets each one built."""
+    built: list[Crawler] = []
+
+    def build(*args: Any, **options: Any) -> Crawler:
+        crawler = Crawler(*args, clock=clock, sleep=clock.sleep, **options)
+        built.append(crawler)
+        return crawler
+
+    monkeypatch.setattr(wiring, "Crawler", build)
+    return built
+
+
+def until_covered(client: TestClient, projects: int) -> tuple[int, int]:
+    """Wait (on the app's loop, 10 s at most) until the catalog has read `projects` projects; (read, listed)."""
+    reader = client.app.state.services.catalog  # type: ignore[attr-defined]
+
+    async def wait() -> tuple[int, int]:
+        with anyio.move_on_after(10):
+            while (await reader.run(reader.coverage)).with_metadata < projects:
+                await anyio.sleep(0.01)
+        coverage = await reader.run(reader.coverage)
+        return coverage.with_metadata, coverage.projects
+
+    return in_app(client, wait)
+
+
+def test_a_service_started_on_a_fresh_file_with_a_crawl_rate_reads_every_project(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake = FakeIndex()
+    crawler_on(monkeypatch, FakeClock())
+    with served(fake, crawl_rate=5) as client:
+        everything = len(fake.state.projects)
+        assert until_covered(client, everything) == (everything, everything)
+
+
+def json_reads(fake: FakeIndex) -> list[str]:
+    """The projects whose JSON the upstream was asked for, in order."""
+    return [r.path.split("/")[2] for r in fake.requests if re.fullmatch(r"/pypi/[^/]+/json", r.path)]
+
+
+async def past_the_warmup(clock: FakeClock) -> None:
+    """Let a crawler on a held `clock` through its wait for the first look, up to the start of its warm-up."""
+    while True:
+        await clock.until_sleeping(1)
+        if clock.slept[-1] == WARMUP:
+            return
+        clock.advance(clock.slept[-1])
+
+
+def test_the_service_crawler_asks_nothing_for_a_minute_after_the_first_look(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeIndex()
+    clock = FakeClock(held=True)
+    crawler_on(monkeypatch, clock)
+    with served(fake, crawl_rate=5) as client:
+        after_first_pass(client)
+        in_app(client, lambda: past_the_warmup(clock))
+        assert json_reads(fake) == []  # calls and the feed have the upstream to themselves meanwhile
+
+        async def warmed() -> None:
+            clock.advance(WARMUP - 0.001)
+            await asyncio.sleep(0.05)
+            assert json_reads(fake) == []
+            clock.held = False
+            clock.advance(0.001)
+
+        in_app(client, warmed)
+        everything = len(fake.state.projects)
+        assert until_covered(client, everything) == (everything, everything)
+    assert json_reads(fake) == sorted(fake.state.projects)  # by name, each once
+
+
+def test_a_warmup_of_a_minute_outlasts_every_test(pytestconfig: pytest.Config) -> None:
+    # Why no test that counts upstream requests meets the crawler's (on by default): none lasts past its warm-up.
+    assert float(pytestconfig.getini("timeout")) <= WARMUP
+
+
+def test_projects_called_for_are_read_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeIndex()
+    clock = FakeClock(held=True)
+    crawler_on(monkeypatch, clock)
+    with served(fake, crawl_rate=5) as client:
+        after_first_pass(client)
+        in_app(client, lambda: past_the_warmup(clock))
+        # Pass-through asked about these (pip's Simple pages): their JSON was never read.
+        assert client.get("/simple/zope-interface-demo/").status_code == 200
+        assert client.get("/simple/starlette/").status_code == 200
+
+        async def release() -> None:
+            clock.held = False
+            clock.advance(WARMUP)
+
+        in_app(client, release)
+        everything = len(fake.state.projects)
+        assert until_covered(client, everything) == (everything, everything)
+    rest = sorted(set(fake.state.projects) - {"zope-interface-demo", "starlette"})
+    assert json_reads(fake) == ["zope-interface-demo", "starlette", *rest]
+
+
+def test_the_wanted_names_are_bounded_the_oldest_dropped() -> None:
+    crawler = Crawler(cast(Any, None), cast(Any, None), rate=5)
+    for number in range(WANTED + 10):
+        crawler.want(f"project-{number}")
+    crawler.want("x" * 201)  # no project has such a name
+    queued = list(crawler._wanted)
+    assert len(queued) == WANTED and queued[0] == "project-10" and queued[-1] == f"project-{WANTED + 9}"
+
+
+def test_once_caught_up_it_looks_again_and_reads_what_failed(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeIndex()
+    fake.fail("/pypi/httpx/json", times=1)
+    clock = FakeClock()
+    crawler_on(monkeypatch, clock)
+    with served(fake, crawl_rate=5, upstream_retries=0) as client:
+        everything = len(fake.state.projects)
+        assert until_covered(client, everything) == (everything, everything)
+    reads = json_reads(fake)
+    assert reads[: everything + 1] == [*sorted(fake.state.projects), "httpx"]  # a minute later, once caught up
+    assert IDLE in clock.slept
+
+
+class Throttling(httpx.AsyncBaseTransport):
+    """The fake index, but its first `times` project documents answer 429 (with `headers`)."""
+
+    def __init__(self, fake: FakeIndex, times: int, headers: dict[str, str]) -> None:
+        self.inner = httpx.ASGITransport(app=fake)
+        self.times, self.headers = times, headers
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/json") and self.times > 0:
+            self.times -= 1
+            return httpx.Response(429, headers=self.headers)
+        return await self.inner.handle_async_request(request)
+
+
+@pytest.mark.parametrize(
+    ("headers", "waits"),
+    [
+        # Each 429 doubles the crawler's interval (0.2 s at 5 a second); each read halves it back.
+        ({}, [0.4, 0.8, 1.6, 0.8, 0.4, 0.2, 0.2]),
+        # With Retry-After, every caller waits the pause out (the guard's); the crawler too, before it asks again.
+        ({"Retry-After": "30"}, [30, 30, 30, 0.8, 0.4, 0.2, 0.2]),
+    ],
+    ids=["429", "429 with Retry-After"],
+)
+def test_the_crawler_slows_down_when_the_upstream_asks(
+    monkeypatch: pytest.MonkeyPatch, headers: dict[str, str], waits: list[float]
+) -> None:
+    fake = FakeIndex()
+    clock = FakeClock()
+    crawler_on(monkeypatch, clock)
+    # One request a read, so that each 429 reaches the crawler; the guard on the crawler's clock.
+    with served(fake, Throttling(fake, 3, headers), clock=clock, crawl_rate=5, upstream_retries=0) as client:
+        everything = len(fake.state.projects)
+        assert until_covered(client, everything) == (everything, everything)
+    crawled = clock.slept[clock.slept.index(WARMUP) + 1 :]
+    assert crawled[: len(waits)] == pytest.approx(waits)
