@@ -112,7 +112,8 @@ async def _catalog(settings: Settings, action: str, *, once: bool, limit: int | 
 async def _run_catalog(settings: Settings, work: CatalogWork, action: str, *, once: bool, limit: int | None) -> int:
     if action == "status":
         coverage = await work.writer.run(work.writer.coverage)
-        print(json.dumps({"path": str(settings.catalog_path), **dataclasses.asdict(coverage)}))
+        crawl = dataclasses.asdict(await work.writer.run(work.writer.crawl_progress))
+        print(json.dumps({"path": str(settings.catalog_path), **dataclasses.asdict(coverage), "crawl": crawl}))
     elif action == "refresh" and once:
         print(json.dumps({"recorded": await work.refresher.refresh()}))
     elif action == "refresh":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from typing import Any, cast
 
 import anyio
@@ -31,6 +32,11 @@ def crawler_on(monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> list[Crawle
 
     monkeypatch.setattr(wiring, "Crawler", build)
     return built
+
+
+def catalog_of(client: TestClient) -> dict[str, Any]:
+    catalog: dict[str, Any] = client.get("/healthz").json()["catalog"]
+    return catalog
 
 
 def until_covered(client: TestClient, projects: int) -> tuple[int, int]:
@@ -178,3 +184,34 @@ def test_the_crawler_slows_down_when_the_upstream_asks(
         assert until_covered(client, everything) == (everything, everything)
     crawled = clock.slept[clock.slept.index(WARMUP) + 1 :]
     assert crawled[: len(waits)] == pytest.approx(waits)
+
+
+def test_healthz_shows_the_crawlers_coverage_rate_and_eta(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeIndex()
+    clock = FakeClock(held=True)
+    crawler_on(monkeypatch, clock)
+    with served(fake, crawl_rate=0.5) as client:
+        after_first_pass(client)
+        before = catalog_of(client)["crawl"]
+        in_app(client, lambda: past_the_warmup(clock))
+
+        async def six_reads() -> None:
+            clock.advance(WARMUP)  # the first read goes at once, then one every 2 s
+            for _ in range(5):
+                await clock.until_sleeping(1)
+                clock.advance(2)
+            await clock.until_sleeping(1)
+
+        in_app(client, six_reads)
+        crawl = catalog_of(client)["crawl"]
+    assert before == {
+        "projects": 13, "read": 0, "coverage": 0.0, "rate": None, "eta_seconds": None, "last_read_at": None,
+        "cursor": None,
+    }  # fmt: skip
+    first_six = sorted(fake.state.projects)[:6]
+    assert json_reads(fake) == first_six
+    assert time.time() - crawl.pop("last_read_at") < 600
+    # 7 projects left at 0.5 a second: 14 s.
+    assert crawl == {
+        "projects": 13, "read": 6, "coverage": 6 / 13, "rate": 0.5, "eta_seconds": 14, "cursor": first_six[-1],
+    }  # fmt: skip
