@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from pathlib import Path
 from typing import Any, cast
 
 import anyio
@@ -14,11 +15,14 @@ import pytest
 from starlette.testclient import TestClient
 
 from shim import wiring
+from shim.app import create_app
 from shim.catalog.crawler import IDLE, WANTED, WARMUP, Crawler
+from shim.upstream.urls import UpstreamURL
 from testkit.fakeindex import FakeIndex
+from testkit.servers import serve_in_thread
 
 from .clock import FakeClock
-from .helpers import after_first_pass, in_app, served
+from .helpers import after_first_pass, in_app, make_settings, run_shim_json, served
 
 
 def crawler_on(monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> list[Crawler]:
@@ -215,3 +219,44 @@ def test_healthz_shows_the_crawlers_coverage_rate_and_eta(monkeypatch: pytest.Mo
     assert crawl == {
         "projects": 13, "read": 6, "coverage": 6 / 13, "rate": 0.5, "eta_seconds": 14, "cursor": first_six[-1],
     }  # fmt: skip
+
+
+@pytest.mark.e2e
+def test_with_default_settings_a_service_started_on_a_fresh_file_covers_every_project(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fake = FakeIndex()
+    clock = FakeClock()
+    crawler_on(monkeypatch, clock)  # its minute of warm-up and its pace pass at once; all else is as deployed
+    everything = len(fake.state.projects)
+    with serve_in_thread(fake) as index_url:
+        fake.set_urls(index_url + "/")
+        settings = make_settings(upstream=UpstreamURL.parse(index_url + "/"), catalog_path=tmp_path / "c.sqlite3")
+        with serve_in_thread(create_app(settings), lifespan="on") as shim_url, httpx.Client(trust_env=False) as http:
+            deadline = time.monotonic() + 10
+            while (crawl := http.get(shim_url + "/healthz").json()["catalog"]["crawl"])["read"] < everything:
+                assert time.monotonic() < deadline, crawl
+                time.sleep(0.05)
+        environ = {"SHIM_UPSTREAM": index_url + "/", "SHIM_CATALOG_PATH": str(settings.catalog_path)}
+        status = run_shim_json("catalog", "status", env={**environ, "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert sorted(json_reads(fake)) == sorted(fake.state.projects)  # each project once
+    assert (crawl["projects"], crawl["coverage"], crawl["rate"], crawl["eta_seconds"]) == (everything, 1.0, 5.0, 0)
+    del crawl["cursor"], status["crawl"]["cursor"]  # the last name read, or "" once it has wrapped around
+    assert status["crawl"] == crawl
+
+
+@pytest.mark.e2e
+def test_catalog_crawl_on_a_fresh_file_makes_the_first_look_then_reads_every_project(tmp_path: Path) -> None:
+    fake = FakeIndex()
+    with serve_in_thread(fake) as index_url:
+        fake.set_urls(index_url + "/")
+        environ = {
+            "SHIM_UPSTREAM": index_url + "/",
+            "SHIM_CATALOG_PATH": str(tmp_path / "catalog.sqlite3"),
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+        }
+        crawled = run_shim_json("catalog", "crawl", env=environ)  # at the default rate: 13 reads, under 3 s
+        status = run_shim_json("catalog", "status", env=environ)
+    assert crawled == {"crawled": len(fake.state.projects)}
+    assert (status["crawl"]["read"], status["crawl"]["eta_seconds"]) == (len(fake.state.projects), 0)
