@@ -4,8 +4,10 @@ the index as it grows, slows down when the upstream asks, and reports its covera
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -81,13 +83,22 @@ async def past_the_warmup(clock: FakeClock) -> None:
         clock.advance(clock.slept[-1])
 
 
-def test_the_service_crawler_asks_nothing_for_a_minute_after_the_first_look(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = FakeIndex()
+@contextlib.contextmanager
+def at_the_warmup(
+    monkeypatch: pytest.MonkeyPatch, fake: FakeIndex, **settings: Any
+) -> Iterator[tuple[TestClient, FakeClock]]:
+    """The service over `fake`, its crawler on a held clock, once the first look is in and the warm-up has begun."""
     clock = FakeClock(held=True)
     crawler_on(monkeypatch, clock)
-    with served(fake, crawl_rate=5) as client:
+    with served(fake, **settings) as client:
         after_first_pass(client)
         in_app(client, lambda: past_the_warmup(clock))
+        yield client, clock
+
+
+def test_the_service_crawler_asks_nothing_for_a_minute_after_the_first_look(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeIndex()
+    with at_the_warmup(monkeypatch, fake, crawl_rate=5) as (client, clock):
         assert json_reads(fake) == []  # calls and the feed have the upstream to themselves meanwhile
 
         async def warmed() -> None:
@@ -110,11 +121,7 @@ def test_a_warmup_of_a_minute_outlasts_every_test(pytestconfig: pytest.Config) -
 
 def test_projects_called_for_are_read_first(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeIndex()
-    clock = FakeClock(held=True)
-    crawler_on(monkeypatch, clock)
-    with served(fake, crawl_rate=5) as client:
-        after_first_pass(client)
-        in_app(client, lambda: past_the_warmup(clock))
+    with at_the_warmup(monkeypatch, fake, crawl_rate=5) as (client, clock):
         # Pass-through asked about these (pip's Simple pages): their JSON was never read.
         assert client.get("/simple/zope-interface-demo/").status_code == 200
         assert client.get("/simple/starlette/").status_code == 200
@@ -192,12 +199,8 @@ def test_the_crawler_slows_down_when_the_upstream_asks(
 
 def test_healthz_shows_the_crawlers_coverage_rate_and_eta(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeIndex()
-    clock = FakeClock(held=True)
-    crawler_on(monkeypatch, clock)
-    with served(fake, crawl_rate=0.5) as client:
-        after_first_pass(client)
+    with at_the_warmup(monkeypatch, fake, crawl_rate=0.5) as (client, clock):
         before = catalog_of(client)["crawl"]
-        in_app(client, lambda: past_the_warmup(clock))
 
         async def six_reads() -> None:
             clock.advance(WARMUP)  # the first read goes at once, then one every 2 s
