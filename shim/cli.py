@@ -112,12 +112,15 @@ async def _catalog(settings: Settings, action: str, *, once: bool, limit: int | 
 async def _run_catalog(settings: Settings, work: CatalogWork, action: str, *, once: bool, limit: int | None) -> int:
     if action == "status":
         coverage = await work.writer.run(work.writer.coverage)
-        print(json.dumps({"path": str(settings.catalog_path), **dataclasses.asdict(coverage)}))
+        crawl = dataclasses.asdict(await work.writer.run(work.writer.crawl_progress))
+        print(json.dumps({"path": str(settings.catalog_path), **dataclasses.asdict(coverage), "crawl": crawl}))
     elif action == "refresh" and once:
         print(json.dumps({"recorded": await work.refresher.refresh()}))
     elif action == "refresh":
         await work.refresher.run(settings.index_refresh)
     elif action == "crawl" and work.crawler is not None:
+        if work.writer.oldest_serial is None:  # a fresh file: the first look, as the refresher makes it, comes first
+            await work.refresher.refresh()
         print(json.dumps({"crawled": await work.crawler.run(limit=limit)}))
     return 0
 

@@ -128,7 +128,7 @@ class CatalogWork:
         by the service's lifespan; cancelled, it stops them all."""
         jobs: list[Coroutine[Any, Any, object]] = [self.refresher.run(settings.index_refresh)]
         if self.crawler is not None:
-            jobs.append(self.crawler.run())
+            jobs.append(self.crawler.follow())
         # One job that ends (or fails) never stops the others: the change feed outlives a crawler's bug.
         for outcome in await asyncio.gather(*jobs, return_exceptions=True):
             if isinstance(outcome, Exception):
@@ -146,4 +146,6 @@ def open_catalog_writer(
     writer = CatalogWriter(settings.catalog_path, connection_factory=connection_factory, state=services.catalog.state)
     refresher = Refresher(writer, services.store, services.index, ready=services.changes_ready)
     crawler = Crawler(writer, services.store, rate=settings.crawl_rate) if settings.crawl_rate > 0 else None
+    if crawler is not None:  # the names calls and pass-through ask about are read first
+        services.store.asked = crawler.want
     return CatalogWork(writer, refresher, crawler)

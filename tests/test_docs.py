@@ -107,7 +107,7 @@ def test_a_default_that_is_a_value_is_shown_from_that_value() -> None:
         assert setting.default_doc.startswith(shown), (setting.name, setting.default_doc)
     assert BY_NAME["max_body_bytes"].default_doc == "`1048576` (1 MiB)"
     assert BY_NAME["rate_limit"].default_doc == "`3600 per minute`"
-    assert BY_NAME["crawl_rate"].default_doc == "`0` (off)"
+    assert BY_NAME["crawl_rate"].default_doc == "`5` (a second)"
 
 
 def test_the_docs_page_shows_every_setting_with_its_registry_default(client: TestClient) -> None:

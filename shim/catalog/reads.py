@@ -9,6 +9,7 @@ from typing import Any
 from shim.catalog.rows import (
     ChangeRow,
     Coverage,
+    CrawlProgress,
     ProjectRecord,
     ReleaseRef,
     Role,
@@ -130,6 +131,27 @@ class CatalogReader(CatalogFile):
             return Coverage(0, 0, None, None, 0)
         refreshed = self.get_meta("last_refresh")
         return Coverage(int(projects), int(known), self.oldest_serial, int(refreshed) if refreshed else None, events)
+
+    @locked
+    def crawl_progress(self) -> CrawlProgress:
+        """The crawler's coverage and, at the rate it last read at, the time it needs for the projects left."""
+        coverage = self.coverage()
+        try:
+            rate_text, read_at, cursor = (self.get_meta(key) for key in ("crawl_rate", "crawl_read_at", "crawl_cursor"))
+        except sqlite3.DatabaseError:
+            rate_text = read_at = cursor = None
+        rate = round(float(rate_text), 3) if rate_text else None  # reads a second, to the thousandth
+        left = coverage.projects - coverage.with_metadata
+        eta = 0 if coverage.projects and not left else (round(left / rate) if rate else None)
+        return CrawlProgress(
+            coverage.projects,
+            coverage.with_metadata,
+            coverage.with_metadata / coverage.projects if coverage.projects else None,
+            rate,
+            eta,
+            int(read_at) if read_at else None,
+            cursor,
+        )
 
     @locked
     def unknown_projects(self, after: str, limit: int) -> list[str]:

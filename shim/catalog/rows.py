@@ -8,6 +8,7 @@ from typing import Any
 __all__ = [
     "ChangeRow",
     "Coverage",
+    "CrawlProgress",
     "Event",
     "ListedProject",
     "ProjectRecord",
@@ -51,6 +52,19 @@ class Coverage:
     oldest_serial: int | None
     last_refresh: int | None
     events: int
+
+
+@dataclass(frozen=True)
+class CrawlProgress:
+    """How far the crawler has come: projects read of those listed, its rate lately, and when it should finish."""
+
+    projects: int  # listed by the Simple index
+    read: int  # whose JSON the catalog has read
+    coverage: float | None  # read / projects (None before the first look)
+    rate: float | None  # reads a second over the crawler's latest reads (None before it has read two)
+    eta_seconds: int | None  # the projects left at that rate (0: every one read; None: no rate to tell)
+    last_read_at: int | None  # POSIX time of the crawler's latest read
+    cursor: str | None  # the name it resumes after
 
 
 @dataclass(frozen=True)

@@ -138,3 +138,10 @@ class CatalogWriter(CatalogReader):
     def save_cursor(self, cursor: str) -> None:
         with self.transaction() as connection:
             self.set_meta(connection, "crawl_cursor", cursor)
+
+    def save_crawl(self, cursor: str, rate: float | None, read_at: int) -> None:
+        """The crawler's cursor, with its rate lately and when it last read: `catalog status` and /healthz show them."""
+        with self.transaction() as connection:
+            self.set_meta(connection, "crawl_cursor", cursor)
+            self.set_meta(connection, "crawl_rate", "" if rate is None else repr(rate))
+            self.set_meta(connection, "crawl_read_at", str(read_at))

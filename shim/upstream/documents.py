@@ -49,6 +49,10 @@ async def parse_document(parse: Parse, body: bytes, url: str) -> tuple[Any, int]
 
 
 class DocumentStore:
+    # Told the name of every project a read is for, before it is read (the crawler reads first those the catalog
+    # lacks); set by shim.wiring.
+    asked: Callable[[str], None] | None = None
+
     def __init__(
         self,
         upstream: Upstream,
@@ -98,6 +102,8 @@ class DocumentStore:
 
         changed_at = floor = None
         if project is not None:
+            if self.asked is not None:
+                self.asked(project)
             changed_at = self.index.changed_at(project)
             snapshot = self.index.snapshot
             floors = [snapshot.serial_of(project) if snapshot is not None else None]

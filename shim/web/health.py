@@ -29,6 +29,7 @@ async def health(request: Request) -> Response:
             "fetched_at": snapshot.fetched_at,
         }
     coverage = await services.catalog.run(services.catalog.coverage)
+    crawl = await services.catalog.run(services.catalog.crawl_progress)
     state = services.catalog.state
     problem = state.problem
     store = services.store
@@ -56,6 +57,7 @@ async def health(request: Request) -> Response:
                 **dataclasses.asdict(coverage),
                 "writable": state.writable,
                 "problem": None if problem is None else str(problem),
+                "crawl": dataclasses.asdict(crawl),
             },
         }
     )
