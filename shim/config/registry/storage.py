@@ -9,7 +9,7 @@ from shim.config import parsers
 from shim.config.defaults import (
     CATALOG_DOC,
     FORMER_CATALOG,
-    default_catalog_path,
+    SHARED_CATALOG,
 )
 from shim.config.setting import Setting
 from shim.modes import FilesMode
@@ -69,9 +69,10 @@ STORAGE: tuple[Setting[Any], ...] = (
         parsers.file_path,
         "The catalog (SQLite): serials seen, the change rows, and what was read of each project. Created "
         "when missing; a file SQLite calls corrupt is moved aside and rebuilt, one the service cannot open or write is "
-        "left as it is and named (log, /healthz, the feed's faults); a file at the former default "
-        f"(`{FORMER_CATALOG}` beside it) is adopted.",
-        computed=default_catalog_path,
+        "left as it is and named (log, /healthz, the feed's faults). It records its upstream: a service for another "
+        "upstream refuses it, naming both. By default each upstream has its own (its host and a hash of its URL); "
+        f"a file at a former default (`{SHARED_CATALOG}` or `{FORMER_CATALOG}` beside it) is adopted by the "
+        "upstream it records (either, when it records none: the first service to start).",
         shown=CATALOG_DOC,
         metavar="PATH",
         former=("index_path",),
