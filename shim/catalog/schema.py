@@ -226,6 +226,11 @@ class CatalogFile:
         with self._lock:
             return function(*args)
 
+    def run_locked(self, function: Callable[[sqlite3.Connection], T]) -> T:
+        """`function` of the catalog's connection, holding its lock: a backup out of it or into it."""
+        with self._lock:
+            return function(self.connect())
+
     # --- opening: never fatal -------------------------------------------------------------------
 
     def connect(self) -> sqlite3.Connection:

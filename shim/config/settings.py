@@ -113,6 +113,7 @@ class Settings:
     files_upstream: UpstreamURL | None = _default("files_upstream")
     public_url: str | None = _default("public_url")
     max_file_bytes: int = _default("max_file_bytes")
+    snapshot_max_bytes: int = _default("snapshot_max_bytes")
     log_level: LogLevel = _default("log_level")
 
     @classmethod

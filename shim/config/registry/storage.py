@@ -138,4 +138,12 @@ STORAGE: tuple[Setting[Any], ...] = (
         4 * 1024**3,
         metavar="BYTES",
     ),
+    Setting(
+        "snapshot_max_bytes",
+        parsers.int_between(1024 * 1024, 2**50),
+        "Largest catalog a snapshot may hold, decompressed: a snapshot declaring or expanding to more is refused "
+        "before the catalog is touched.",
+        16 * 1024**3,
+        metavar="BYTES",
+    ),
 )
