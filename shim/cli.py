@@ -124,8 +124,10 @@ async def _run_catalog(settings: Settings, work: CatalogWork, action: str, *, on
         coverage = await work.writer.run(work.writer.coverage)
         print(json.dumps({"path": str(settings.catalog_path), **dataclasses.asdict(coverage)}))
     elif action == "refresh" and once:
+        await work.seed(settings)
         print(json.dumps({"recorded": await work.refresher.refresh()}))
     elif action == "refresh":
+        await work.seed(settings)
         await work.refresher.run(settings.index_refresh)
     elif action == "crawl" and work.crawler is not None:
         print(json.dumps({"crawled": await work.crawler.run(limit=limit)}))

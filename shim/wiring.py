@@ -20,6 +20,7 @@ from shim.catalog.crawler import Crawler
 from shim.catalog.reads import CatalogReader
 from shim.catalog.refresher import Refresher
 from shim.catalog.schema import ConnectionFactory, adopt, open_sqlite
+from shim.catalog.seed import seed_catalog
 from shim.catalog.writes import CatalogWriter
 from shim.config.defaults import default_catalog_path, former_default_catalog_path, shared_catalog_path
 from shim.config.settings import Settings
@@ -128,6 +129,7 @@ class CatalogWork:
     async def run(self, settings: Settings) -> None:
         """The catalog's background work, for ever: the refresher and, when set, the crawler. Started as one task
         by the service's lifespan; cancelled, it stops them all."""
+        await self.seed(settings)
         jobs: list[Coroutine[Any, Any, object]] = [self.refresher.run(settings.index_refresh)]
         if self.crawler is not None:
             jobs.append(self.crawler.run())
@@ -135,6 +137,14 @@ class CatalogWork:
         for outcome in await asyncio.gather(*jobs, return_exceptions=True):
             if isinstance(outcome, Exception):
                 logger.error("catalog work stopped: %r", outcome)
+
+    async def seed(self, settings: Settings) -> None:
+        """SHIM_CATALOG_SEED, imported before the first refresh when the catalog is empty or missing."""
+        if settings.catalog_seed is not None:
+            upstream, limit = self.refresher.store.upstream, settings.snapshot_max_bytes
+            await seed_catalog(
+                self.writer, upstream, settings.catalog_seed, max_bytes=limit, timeout=settings.seed_timeout
+            )
 
     def close(self) -> None:
         self.writer.close()

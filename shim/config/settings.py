@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from shim.catalog.seed import Seed
 from shim.config.defaults import default_catalog_path
 from shim.config.parsers import Network
 from shim.config.rates import RateLimit
@@ -113,7 +114,9 @@ class Settings:
     files_upstream: UpstreamURL | None = _default("files_upstream")
     public_url: str | None = _default("public_url")
     max_file_bytes: int = _default("max_file_bytes")
+    catalog_seed: Seed | None = _default("catalog_seed")
     snapshot_max_bytes: int = _default("snapshot_max_bytes")
+    seed_timeout: float = _default("seed_timeout")
     log_level: LogLevel = _default("log_level")
 
     @classmethod

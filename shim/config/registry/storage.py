@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shim.catalog.seed import Seed
 from shim.config import parsers
 from shim.config.defaults import (
     CATALOG_DOC,
@@ -139,11 +140,29 @@ STORAGE: tuple[Setting[Any], ...] = (
         metavar="BYTES",
     ),
     Setting(
+        "catalog_seed",
+        lambda text: Seed(value) if (value := parsers.file_or_url(text)) else None,
+        "A catalog snapshot (`pypi-xmlrpc-shim catalog export`) that the catalog's writer imports at first start, "
+        "while the catalog is empty or missing: a file path or an http(s) URL (fetched by the upstream client, no "
+        "redirects followed). "
+        "The catalog then follows the upstream from the snapshot's serial. A snapshot refused (corrupt, truncated, "
+        "a newer schema, another upstream's) or not fetched is logged, and the catalog starts from the upstream.",
+        shown="none",
+        metavar="FILE_OR_URL",
+    ),
+    Setting(
         "snapshot_max_bytes",
         parsers.int_between(1024 * 1024, 2**50),
-        "Largest catalog a snapshot may hold, decompressed: a snapshot declaring or expanding to more is refused "
-        "before the catalog is touched.",
+        "Largest catalog a snapshot may hold, decompressed, and largest seed download: a snapshot declaring or "
+        "expanding to more is refused before the catalog is touched.",
         16 * 1024**3,
         metavar="BYTES",
+    ),
+    Setting(
+        "seed_timeout",
+        parsers.seconds(1, 7 * 86400),
+        "Seconds the download of SHIM_CATALOG_SEED may take, in all.",
+        3600.0,
+        metavar="SECONDS",
     ),
 )
