@@ -4,6 +4,8 @@ pypi-xmlrpc-shim [OPTIONS]                      serve
 pypi-xmlrpc-shim catalog refresh [--once]       the catalog's one writer, as its own process
 pypi-xmlrpc-shim catalog crawl [--limit N]      read every project's JSON, at SHIM_CRAWL_RATE
 pypi-xmlrpc-shim catalog status                 what the catalog covers, as JSON
+pypi-xmlrpc-shim catalog export FILE            a snapshot of the catalog (consistent while the service writes)
+pypi-xmlrpc-shim catalog import FILE            the catalog from a snapshot, checked before the catalog is touched
 
 `index` is the former name of `catalog`, and still works.
 """
@@ -17,6 +19,7 @@ import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shim import __version__
@@ -71,6 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     crawl = catalog_commands.add_parser("crawl", parents=[options], help="read every project's JSON into the catalog")
     crawl.add_argument("--limit", type=int, default=None, help="stop after this many projects")
     catalog_commands.add_parser("status", parents=[options], help="print what the catalog covers, as JSON")
+    export = catalog_commands.add_parser(
+        "export", parents=[options], help="write a snapshot of the catalog (safe while the service runs)"
+    )
+    export.add_argument("snapshot", metavar="FILE", help="the snapshot to write (replaced whole, or not at all)")
+    load = catalog_commands.add_parser("import", parents=[options], help="build the catalog from a snapshot")
+    load.add_argument("snapshot", metavar="FILE", help="a snapshot written by `catalog export`")
+    load.add_argument("--replace", action="store_true", help="replace a catalog that already holds projects")
     return parser
 
 
@@ -115,13 +125,46 @@ async def _run_catalog(settings: Settings, work: CatalogWork, action: str, *, on
         crawl = dataclasses.asdict(await work.writer.run(work.writer.crawl_progress))
         print(json.dumps({"path": str(settings.catalog_path), **dataclasses.asdict(coverage), "crawl": crawl}))
     elif action == "refresh" and once:
+        await work.seed(settings)
         print(json.dumps({"recorded": await work.refresher.refresh()}))
     elif action == "refresh":
+        await work.seed(settings)
         await work.refresher.run(settings.index_refresh)
     elif action == "crawl" and work.crawler is not None:
         if work.writer.oldest_serial is None:  # a fresh file: the first look, as the refresher makes it, comes first
             await work.refresher.refresh()
         print(json.dumps({"crawled": await work.crawler.run(limit=limit)}))
+    return 0
+
+
+def _snapshot(settings: Settings, action: str, snapshot: Path, *, replace: bool) -> int:
+    """`catalog export FILE` and `catalog import FILE`: no upstream request, the catalog's file and the snapshot."""
+    from shim import wiring
+    from shim.catalog import snapshot as snapshots
+
+    wiring.adopt_former_catalog(settings)
+    try:
+        if action == "export":
+            manifest = snapshots.export_from(settings.catalog_path, settings.upstream, snapshot)
+        else:
+            manifest = snapshots.import_into(
+                settings.catalog_path,
+                settings.upstream,
+                snapshot,
+                max_bytes=settings.snapshot_max_bytes,
+                replace=replace,
+            )
+    except snapshots.SnapshotRefused as exc:
+        kept = "" if action == "export" else f"; the catalog {settings.catalog_path} is left as it is"
+        print(f"pypi-xmlrpc-shim: {exc}{kept}", file=sys.stderr)
+        return 1
+    except (CatalogUnavailable, snapshots.CatalogNotEmpty) as exc:  # the catalog's file: an operator's to fix
+        print(f"pypi-xmlrpc-shim: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"pypi-xmlrpc-shim: cannot write the snapshot {snapshot}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps({"path": str(settings.catalog_path), "snapshot": str(snapshot), **dataclasses.asdict(manifest)}))
     return 0
 
 
@@ -133,6 +176,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     configure_logging(settings)
     if arguments.get("command") in ("catalog", "index"):
         action = str(arguments["catalog_command"])
+        if action in ("export", "import"):
+            replace = bool(arguments.get("replace"))
+            raise SystemExit(_snapshot(settings, action, Path(str(arguments["snapshot"])), replace=replace))
         raise SystemExit(
             asyncio.run(_catalog(settings, action, once=bool(arguments.get("once")), limit=arguments.get("limit")))
         )

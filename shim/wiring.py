@@ -20,8 +20,9 @@ from shim.catalog.crawler import Crawler
 from shim.catalog.reads import CatalogReader
 from shim.catalog.refresher import Refresher
 from shim.catalog.schema import ConnectionFactory, adopt, open_sqlite
+from shim.catalog.seed import seed_catalog
 from shim.catalog.writes import CatalogWriter
-from shim.config.defaults import default_catalog_path, former_default_catalog_path
+from shim.config.defaults import default_catalog_path, former_default_catalog_path, shared_catalog_path
 from shim.config.settings import Settings
 from shim.upstream.cache import DocumentCache, MemoryStorage
 from shim.upstream.client import Upstream, build_client
@@ -55,9 +56,12 @@ def configure_logging(settings: Settings) -> None:
 
 
 def adopt_former_catalog(settings: Settings) -> None:
-    """A catalog at the former default path moves to the default one, when that is the path in use."""
-    if settings.catalog_path == default_catalog_path(os.environ):
-        adopt(former_default_catalog_path(os.environ), settings.catalog_path)
+    """A catalog at a former default path moves to this upstream's default one, when that is the path in use: the
+    one every upstream shared, when it records this upstream (or none), else the one of the metadata index."""
+    if settings.catalog_path == default_catalog_path(os.environ, settings.upstream):
+        for former in (shared_catalog_path(os.environ), former_default_catalog_path(os.environ)):
+            if adopt(former, settings.catalog_path, settings.upstream.base):
+                return
 
 
 def guard_config(settings: Settings) -> GuardConfig:
@@ -103,7 +107,9 @@ def build_services(
         stale_if_error=settings.stale_if_error,
     )
     adopt_former_catalog(settings)
-    catalog = CatalogReader(settings.catalog_path, connection_factory=catalog_connection_factory)
+    catalog = CatalogReader(
+        settings.catalog_path, connection_factory=catalog_connection_factory, upstream=settings.upstream
+    )
     ready = asyncio.Event() if settings.catalog_writer else None
     files_base = settings.files_upstream.base if settings.files_upstream is not None else None
     store = DocumentStore(upstream, cache, index, recheck=settings.probe_interval, files_base=files_base)
@@ -126,6 +132,7 @@ class CatalogWork:
     async def run(self, settings: Settings) -> None:
         """The catalog's background work, for ever: the refresher and, when set, the crawler. Started as one task
         by the service's lifespan; cancelled, it stops them all."""
+        await self.seed(settings)
         jobs: list[Coroutine[Any, Any, object]] = [self.refresher.run(settings.index_refresh)]
         if self.crawler is not None:
             jobs.append(self.crawler.follow())
@@ -133,6 +140,14 @@ class CatalogWork:
         for outcome in await asyncio.gather(*jobs, return_exceptions=True):
             if isinstance(outcome, Exception):
                 logger.error("catalog work stopped: %r", outcome)
+
+    async def seed(self, settings: Settings) -> None:
+        """SHIM_CATALOG_SEED, imported before the first refresh when the catalog is empty or missing."""
+        if settings.catalog_seed is not None:
+            upstream, limit = self.refresher.store.upstream, settings.snapshot_max_bytes
+            await seed_catalog(
+                self.writer, upstream, settings.catalog_seed, max_bytes=limit, timeout=settings.seed_timeout
+            )
 
     def close(self) -> None:
         self.writer.close()
@@ -143,7 +158,12 @@ def open_catalog_writer(
 ) -> CatalogWork:
     """Open the catalog for writing, with its refresher and (when a crawl rate is set) its crawler."""
     # The writer shares what it finds of the file with the reader: /healthz and the faults report it.
-    writer = CatalogWriter(settings.catalog_path, connection_factory=connection_factory, state=services.catalog.state)
+    writer = CatalogWriter(
+        settings.catalog_path,
+        connection_factory=connection_factory,
+        state=services.catalog.state,
+        upstream=settings.upstream,
+    )
     refresher = Refresher(writer, services.store, services.index, ready=services.changes_ready)
     crawler = Crawler(writer, services.store, rate=settings.crawl_rate) if settings.crawl_rate > 0 else None
     if crawler is not None:  # the names calls and pass-through ask about are read first

@@ -92,7 +92,9 @@ def former(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_a_catalog_at_the_former_default_path_is_adopted_at_start(former: Path) -> None:
     settings = Settings(upstream=UpstreamURL.parse(UPSTREAM))  # the default path, as a new user runs it
-    assert settings.catalog_path == former.with_name("catalog.sqlite3")
+    # The default path in use is now the upstream's own (tests/test_catalog_upstreams.py): adopted there.
+    assert settings.catalog_path.parent == former.parent
+    assert settings.catalog_path.name.startswith("catalog-upstream.test-")
     fake = FakeIndex()
     with TestClient(create_app(settings, transport=httpx.ASGITransport(app=fake))) as client:
         assert call(client, "changelog_last_serial") == fake.state.serial

@@ -11,7 +11,7 @@ import httpx
 
 from testkit.fakeindex import FakeIndex
 
-__all__ = ["Gate", "Lagging", "Metered", "MisRanged", "Tampered", "Undeclared", "Unreachable"]
+__all__ = ["Gate", "Lagging", "Metered", "MisRanged", "SeedHost", "Tampered", "Undeclared", "Unreachable"]
 
 
 class Tampered(httpx.AsyncBaseTransport):
@@ -158,3 +158,41 @@ class MisRanged(httpx.AsyncBaseTransport):
         total = response.headers["content-range"].rpartition("/")[2]
         headers = {"Content-Range": f"bytes 0-9/{total}", "Content-Type": "application/octet-stream"}
         return httpx.Response(206, headers=headers, content=b"PK\x03\x04" + bytes(6), request=request)
+
+
+class SeedHost(httpx.AsyncBaseTransport):
+    """The fake index, and another host (`seeds.test`) serving one file: a catalog snapshot to seed from. `asked`
+    lists the requests that host was sent; with `hold`, it never answers."""
+
+    def __init__(
+        self,
+        fake: FakeIndex,
+        body: bytes,
+        *,
+        host: str = "seeds.test",
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        hold: bool = False,
+    ) -> None:
+        self.inner = httpx.ASGITransport(app=fake)
+        self.host, self.body, self.status, self.headers, self.hold = host, body, status, headers or {}, hold
+        self.asked: list[httpx.Request] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host != self.host:
+            return await self.inner.handle_async_request(request)
+        self.asked.append(request)
+        if self.hold:
+            await anyio.sleep_forever()
+        return httpx.Response(self.status, headers=self.headers, stream=_Streamed(self.body))
+
+
+class _Streamed(httpx.AsyncByteStream):
+    """A body that comes as the network brings one: read as a stream, never at once."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for start in range(0, len(self.body), 65536):
+            yield self.body[start : start + 65536]

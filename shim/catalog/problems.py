@@ -12,7 +12,15 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CatalogCorrupt", "CatalogState", "CatalogUnavailable", "is_corrupt", "os_problem", "unavailable"]
+__all__ = [
+    "CatalogCorrupt",
+    "CatalogState",
+    "CatalogUnavailable",
+    "is_corrupt",
+    "os_problem",
+    "other_upstream",
+    "unavailable",
+]
 
 # SQLite's primary result codes (the low byte of an extended code) that mean the file is damaged.
 _CORRUPT = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
@@ -44,10 +52,15 @@ class CatalogUnavailable(sqlite3.OperationalError):
 
     A DatabaseError, so that the reads that answer empty from a damaged file answer empty from this too."""
 
-    def __init__(self, path: Path, reason: str, detail: str) -> None:
+    def __init__(
+        self,
+        path: Path,
+        reason: str,
+        detail: str,
+        fix: str = "fix that, or set SHIM_CATALOG_PATH to a file the service can write",
+    ) -> None:
         self.path = path
         self.reason = reason  # the catalog {reason}: words a client may read (no path)
-        fix = "fix that, or set SHIM_CATALOG_PATH to a file the service can write"
         super().__init__(f"the catalog {path} {reason} ({detail}): {fix}")
 
 
@@ -84,6 +97,17 @@ def os_problem(exc: OSError, path: Path, doing: str = "") -> CatalogUnavailable:
     if exc.errno == errno.EROFS:
         return CatalogUnavailable(path, "is on a read-only file system", str(exc))
     return CatalogUnavailable(path, f"cannot be opened or created: {reason}", str(exc))
+
+
+def other_upstream(path: Path, recorded: str, ours: str) -> CatalogUnavailable:
+    """The file records another upstream than `ours` (both as they may be shown): its serials and projects are
+    that upstream's, so this service neither answers from it nor writes to it."""
+    return CatalogUnavailable(
+        path,
+        "records another upstream",
+        f"it is {recorded}'s; this service's upstream is {ours}",
+        "set SHIM_CATALOG_PATH to a catalog of this upstream, or leave it unset for this upstream's own default file",
+    )
 
 
 def unavailable(exc: BaseException, path: Path) -> CatalogUnavailable | None:

@@ -20,8 +20,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from shim.catalog.problems import CatalogCorrupt, CatalogState, CatalogUnavailable, is_corrupt, os_problem, unavailable
+from shim.catalog.problems import (
+    CatalogCorrupt,
+    CatalogState,
+    CatalogUnavailable,
+    is_corrupt,
+    os_problem,
+    other_upstream,
+    unavailable,
+)
 from shim.catalog.terms import analyze
+from shim.upstream.urls import UpstreamURL, redact_url
 
 __all__ = [
     "DEFAULT_ACTION",
@@ -33,6 +42,7 @@ __all__ = [
     "clamp_int64",
     "locked",
     "open_sqlite",
+    "recorded_upstream",
     "search_row",
 ]
 
@@ -178,10 +188,28 @@ def locked(method: Callable[Concatenate[F, P], T]) -> Callable[Concatenate[F, P]
     return wrapper
 
 
-def adopt(former: Path, path: Path) -> bool:
-    """Move the catalog at `former` (and its journal) to `path` when only the former exists."""
+def recorded_upstream(path: Path) -> str | None:
+    """The upstream the catalog at `path` records (None: it records none, or it cannot be read), read-only."""
+    try:
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        row = connection.execute("SELECT value FROM meta WHERE key = 'upstream'").fetchone()
+    except sqlite3.Error:  # no meta table (written before it recorded one), or not a catalog at all
+        return None
+    finally:
+        connection.close()
+    return None if row is None else str(row[0])
+
+
+def adopt(former: Path, path: Path, upstream: str | None = None) -> bool:
+    """Move the catalog at `former` (and its journal) to `path` when only the former exists and, given
+    `upstream`, when it records that upstream or none (written before catalogs recorded theirs)."""
     if path.exists() or not former.is_file():
         return False
+    if upstream is not None and recorded_upstream(former) not in (None, upstream):
+        return False  # another upstream's: left for its own service to adopt
     path.parent.mkdir(parents=True, exist_ok=True)
     # The journals first: whoever opens the file at its new path then finds its log beside it, never without it.
     for suffix in _JOURNALS:
@@ -200,14 +228,21 @@ class CatalogFile:
     """The connection to one catalog file. Readers open it as it is; the writer creates its schema.
 
     `connection_factory` opens the file (tests pass one that opens an SQLite without FTS5, or read-only);
-    `state` is what the process found of the file, shared by its reader and its writer."""
+    `state` is what the process found of the file, shared by its reader and its writer; `upstream`, the
+    upstream whose catalog it must be (the writer records it in a file that records none)."""
 
     creates_schema = False
 
     def __init__(
-        self, path: Path, *, connection_factory: ConnectionFactory = open_sqlite, state: CatalogState | None = None
+        self,
+        path: Path,
+        *,
+        connection_factory: ConnectionFactory = open_sqlite,
+        state: CatalogState | None = None,
+        upstream: UpstreamURL | None = None,
     ) -> None:
         self.path = path
+        self.upstream = upstream
         self.connection_factory = connection_factory
         self.state = state if state is not None else CatalogState()
         self._connection: sqlite3.Connection | None = None
@@ -222,6 +257,11 @@ class CatalogFile:
     def _call_locked(self, function: Callable[..., T], *args: Any) -> T:
         with self._lock:
             return function(*args)
+
+    def run_locked(self, function: Callable[[sqlite3.Connection], T]) -> T:
+        """`function` of the catalog's connection, holding its lock: a backup out of it or into it."""
+        with self._lock:
+            return function(self.connect())
 
     # --- opening: never fatal -------------------------------------------------------------------
 
@@ -284,6 +324,7 @@ class CatalogFile:
         return connection
 
     def _check(self, connection: sqlite3.Connection) -> None:
+        self._check_upstream(connection)  # before anything is written: another upstream's file is left as it is
         if self.creates_schema:  # readers open it as it is: they may not be allowed to write
             connection.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
         result = connection.execute("PRAGMA quick_check").fetchone()[0]
@@ -303,7 +344,20 @@ class CatalogFile:
                 fts = "0"
             connection.execute("INSERT OR REPLACE INTO meta VALUES ('fts', ?)", (fts,))
             _rewrite_search(connection)
+            if self.upstream is not None:  # a file that records none is this upstream's from now on
+                connection.execute("INSERT OR IGNORE INTO meta VALUES ('upstream', ?)", (self.upstream.base,))
             connection.commit()
+
+    def _check_upstream(self, connection: sqlite3.Connection) -> None:
+        """Another upstream's catalog is refused: its serials and projects are not this upstream's."""
+        if self.upstream is None:
+            return
+        try:
+            row = connection.execute("SELECT value FROM meta WHERE key = 'upstream'").fetchone()
+        except sqlite3.OperationalError:  # a reader before any writer made the schema
+            return
+        if row is not None and str(row[0]) != self.upstream.base:
+            raise other_upstream(self.path, redact_url(str(row[0])), redact_url(str(self.upstream)))
 
     def close(self) -> None:
         with self._lock:

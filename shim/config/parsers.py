@@ -13,13 +13,14 @@ from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 __all__ = [
     "Network",
     "boolean",
     "ca_file",
     "choice",
+    "file_or_url",
     "file_path",
     "host",
     "int_between",
@@ -116,20 +117,34 @@ def optional_text(text: str) -> str | None:
     return text.strip() or None
 
 
-def public_url(text: str) -> str | None:
-    """The service's public base URL (`https://mirror.example/shim/`), always ending with "/"; None when empty."""
-    value = text.strip()
-    if not value:
-        return None
+def _http_url(value: str, *, scheme: str = "the scheme must be http or https") -> SplitResult:
+    """The parts of an http(s) URL with a host; ValueError saying why it is none (`scheme`: what a bad scheme is)."""
     try:
         parts = urlsplit(value)
         _ = parts.port  # raises ValueError for a bad port
     except ValueError:
         raise ValueError("not a valid URL") from None
     if parts.scheme not in ("http", "https"):
-        raise ValueError("the scheme must be http or https")
+        raise ValueError(scheme)
     if not parts.hostname:
         raise ValueError("the URL has no host")
+    return parts
+
+
+def file_or_url(text: str) -> str | None:
+    """A file path, or an http(s) URL (anything with `://`); None when empty."""
+    value = text.strip()
+    if "://" in value:
+        _http_url(value, scheme="a URL's scheme must be http or https (else give a file path)")
+    return value or None
+
+
+def public_url(text: str) -> str | None:
+    """The service's public base URL (`https://mirror.example/shim/`), always ending with "/"; None when empty."""
+    value = text.strip()
+    if not value:
+        return None
+    parts = _http_url(value)
     if "@" in parts.netloc:
         raise ValueError("a public URL takes no user name or password")
     if parts.query or parts.fragment or value.endswith(("?", "#")):

@@ -14,8 +14,10 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from shim.catalog.seed import Seed
+from shim.config.defaults import default_catalog_path
 from shim.config.parsers import Network
 from shim.config.rates import RateLimit
 from shim.config.registry import BY_NAME, REGISTRY
@@ -113,6 +115,9 @@ class Settings:
     files_upstream: UpstreamURL | None = _default("files_upstream")
     public_url: str | None = _default("public_url")
     max_file_bytes: int = _default("max_file_bytes")
+    catalog_seed: Seed | None = _default("catalog_seed")
+    snapshot_max_bytes: int = _default("snapshot_max_bytes")
+    seed_timeout: float = _default("seed_timeout")
     log_level: LogLevel = _default("log_level")
 
     @classmethod
@@ -144,9 +149,14 @@ class Settings:
                 problems.append(f"{source} has value {shown!r}: {exc}.")
         if problems:
             raise SettingsError(problems)
+        if values["catalog_path"] is None:  # its default is the upstream's own: known only now
+            values["catalog_path"] = default_catalog_path(environ, values["upstream"])
         return cls(**values)
 
     def __post_init__(self) -> None:
+        # Built directly (tests) without a path, the field holds the registry's None: the upstream's own default.
+        if cast(Path | None, self.catalog_path) is None:
+            object.__setattr__(self, "catalog_path", default_catalog_path(os.environ, self.upstream))
         # Credentials given as settings win over those in the upstream URL.
         if self.upstream_user is not None or self.upstream_password is not None:
             given = self.upstream.credentials

@@ -15,6 +15,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import IO
 from urllib.parse import urljoin
 
 import httpx
@@ -361,3 +362,24 @@ class Upstream:
             yield response
         finally:
             await response.aclose()
+
+    async def download(self, url: str, sink: IO[bytes], *, max_bytes: int) -> int:
+        """A file that is no document of the index (a catalog snapshot), written to `sink` as it comes, as `stream`
+        fetches one (no redirects, the index's credentials only to its own origin, that origin's circuit), and
+        refused past `max_bytes`; the caller bounds the time. Returns the bytes written."""
+        async with self.stream(url, headers={"Accept-Encoding": "identity"}) as response:
+            if response.status_code != 200:
+                raise UpstreamUnavailable(redact_url(url), f"HTTP {response.status_code}")
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise UpstreamMalformed(redact_url(url), f"{declared} bytes, over the limit of {max_bytes} bytes")
+            size = 0
+            try:
+                async for chunk in response.aiter_raw():
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise UpstreamMalformed(redact_url(url), f"over the limit of {max_bytes} bytes")
+                    sink.write(chunk)
+            except httpx.HTTPError as exc:
+                raise UpstreamUnavailable(redact_url(url), f"{type(exc).__name__}: {exc}") from None
+        return size

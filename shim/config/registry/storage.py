@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from shim.catalog.seed import Seed
 from shim.config import parsers
 from shim.config.defaults import (
     CATALOG_DOC,
     FORMER_CATALOG,
-    default_catalog_path,
+    SHARED_CATALOG,
 )
 from shim.config.setting import Setting
 from shim.modes import FilesMode
@@ -69,9 +70,10 @@ STORAGE: tuple[Setting[Any], ...] = (
         parsers.file_path,
         "The catalog (SQLite): serials seen, the change rows, and what was read of each project. Created "
         "when missing; a file SQLite calls corrupt is moved aside and rebuilt, one the service cannot open or write is "
-        "left as it is and named (log, /healthz, the feed's faults); a file at the former default "
-        f"(`{FORMER_CATALOG}` beside it) is adopted.",
-        computed=default_catalog_path,
+        "left as it is and named (log, /healthz, the feed's faults). It records its upstream: a service for another "
+        "upstream refuses it, naming both. By default each upstream has its own (its host and a hash of its URL); "
+        f"a file at a former default (`{SHARED_CATALOG}` or `{FORMER_CATALOG}` beside it) is adopted by the "
+        "upstream it records (either, when it records none: the first service to start).",
         shown=CATALOG_DOC,
         metavar="PATH",
         former=("index_path",),
@@ -140,5 +142,31 @@ STORAGE: tuple[Setting[Any], ...] = (
         "Largest file streamed with `SHIM_FILES=proxy`; a larger one answers 403.",
         4 * 1024**3,
         metavar="BYTES",
+    ),
+    Setting(
+        "catalog_seed",
+        lambda text: Seed(value) if (value := parsers.file_or_url(text)) else None,
+        "A catalog snapshot (`pypi-xmlrpc-shim catalog export`) that the catalog's writer imports at first start, "
+        "while the catalog is empty or missing: a file path or an http(s) URL (fetched by the upstream client, no "
+        "redirects followed). "
+        "The catalog then follows the upstream from the snapshot's serial. A snapshot refused (corrupt, truncated, "
+        "a newer schema, another upstream's) or not fetched is logged, and the catalog starts from the upstream.",
+        shown="none",
+        metavar="FILE_OR_URL",
+    ),
+    Setting(
+        "snapshot_max_bytes",
+        parsers.int_between(1024 * 1024, 2**50),
+        "Largest catalog a snapshot may hold, decompressed, and largest seed download: a snapshot declaring or "
+        "expanding to more is refused before the catalog is touched.",
+        16 * 1024**3,
+        metavar="BYTES",
+    ),
+    Setting(
+        "seed_timeout",
+        parsers.seconds(1, 7 * 86400),
+        "Seconds the download of SHIM_CATALOG_SEED may take, in all.",
+        3600.0,
+        metavar="SECONDS",
     ),
 )
