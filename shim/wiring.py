@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from shim.catalog.crawler import Crawler
+from shim.catalog.observations import CatalogObserver, Observations
 from shim.catalog.reads import CatalogReader
 from shim.catalog.refresher import Refresher
 from shim.catalog.schema import ConnectionFactory, adopt, open_sqlite
@@ -38,6 +39,7 @@ __all__ = [
     "build_services",
     "configure_logging",
     "guard_config",
+    "keep_what_calls_read",
     "open_catalog_writer",
 ]
 
@@ -109,7 +111,21 @@ def build_services(
     if not settings.catalog_writer:
         # The change feed is written elsewhere and may be ahead of this process: its serials are floors too.
         store.reported_serial = lambda project: catalog.run(catalog.serial_of, project)
-    return Services(store, index, settings.upstream.base, catalog, ready), client
+    observer = CatalogObserver(settings.catalog_path, connection_factory=catalog_connection_factory)
+    observations = Observations(observer, ready=ready)
+    return Services(store, index, settings.upstream.base, catalog, ready, observations=observations), client
+
+
+async def keep_what_calls_read(services: Services) -> None:
+    """For the service's life: every project document read for a call or a pass-through goes to the catalog."""
+    observations = services.observations
+    if observations is None:
+        return
+    services.store.on_project = observations.offer
+    try:
+        await observations.run()
+    finally:
+        services.store.on_project = None
 
 
 @dataclass(frozen=True)

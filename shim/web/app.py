@@ -25,7 +25,7 @@ from shim.methods.table import METHODS
 from shim.web.endpoint import MODE_PREFIXES, xmlrpc_routes
 from shim.web.health import health_routes
 from shim.web.passthrough import passthrough_routes
-from shim.wiring import build_services, configure_logging, open_catalog_writer
+from shim.wiring import build_services, configure_logging, keep_what_calls_read, open_catalog_writer
 from shim.xmlrpc.dispatch import Dispatcher
 from shim.xmlrpc.ratelimit import RateLimiter
 from shim.xmlrpc.table import MethodTable
@@ -87,7 +87,8 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # The Simple index loads in the background: the first calls that need it wait, the others don't.
         # The refresher keeps it fresh and, as the catalog's one writer, the change feed too.
-        tasks: list[asyncio.Task[Any]] = []
+        # What calls read reaches the catalog.
+        tasks: list[asyncio.Task[Any]] = [asyncio.create_task(keep_what_calls_read(services))]
         work = None
         if settings.catalog_writer:
             work = open_catalog_writer(settings, services, connection_factory=catalog_connection_factory)
@@ -107,6 +108,8 @@ def create_app(
             services.catalog.close()
             if work is not None:
                 work.close()
+            if services.observations is not None:
+                services.observations.close()
 
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(CollapseSlashes)])
     app.state.settings = settings

@@ -56,9 +56,20 @@ async def health(request: Request) -> Response:
                 **dataclasses.asdict(coverage),
                 "writable": state.writable,
                 "problem": None if problem is None else str(problem),
+                **_observed(services),
             },
         }
     )
+
+
+def _observed(services: Services) -> dict[str, object]:
+    """What calls read that the catalog kept."""
+    observations = services.observations
+    return {
+        "observed": None
+        if observations is None
+        else {"kept": observations.kept, "dropped": observations.dropped, "failed": observations.failed},
+    }
 
 
 async def ready(request: Request) -> Response:
