@@ -7,16 +7,18 @@ here; the writer is opened where it runs). Logging is set up here too, so that b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from shim.catalog.crawler import Crawler
+from shim.catalog.election import Election
 from shim.catalog.observations import CatalogObserver, Observations
 from shim.catalog.reads import CatalogReader
 from shim.catalog.refresher import Refresher
@@ -34,6 +36,7 @@ from shim.xmlrpc.context import Services
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "CatalogRole",
     "CatalogWork",
     "adopt_former_catalog",
     "build_services",
@@ -109,11 +112,22 @@ def build_services(
     files_base = settings.files_upstream.base if settings.files_upstream is not None else None
     store = DocumentStore(upstream, cache, index, recheck=settings.probe_interval, files_base=files_base)
     if not settings.catalog_writer:
-        # The change feed is written elsewhere and may be ahead of this process: its serials are floors too.
-        store.reported_serial = lambda project: catalog.run(catalog.serial_of, project)
+        follow_catalog(store, catalog, following=True)
+    # The election is only taken part in where asked (the service's lifespan, `catalog refresh`).
+    election = Election(settings.catalog_path, retry=settings.catalog_takeover)
     observer = CatalogObserver(settings.catalog_path, connection_factory=catalog_connection_factory)
-    observations = Observations(observer, ready=ready)
-    return Services(store, index, settings.upstream.base, catalog, ready, observations=observations), client
+    services = Services(
+        store, index, settings.upstream.base, catalog, ready, election, Observations(observer, ready=ready)
+    )
+    return services, client
+
+
+def follow_catalog(store: DocumentStore, catalog: CatalogReader, *, following: bool) -> None:
+    """While the change feed is written elsewhere it may be ahead of this process: its serials are floors too."""
+    if following:
+        store.reported_serial = lambda project: catalog.run(catalog.serial_of, project)
+    else:
+        store.reported_serial = None
 
 
 async def keep_what_calls_read(services: Services) -> None:
@@ -160,3 +174,52 @@ def open_catalog_writer(
     refresher = Refresher(writer, services.store, services.index, ready=services.changes_ready)
     crawler = Crawler(writer, services.store, rate=settings.crawl_rate) if settings.crawl_rate > 0 else None
     return CatalogWork(writer, refresher, crawler)
+
+
+class CatalogRole:
+    """This process's part in writing the catalog: elected, its writer (`CatalogWork.run`); else a standby that
+    answers from the file the writer keeps, keeps its own Simple index fresh, and takes over when the writer goes,
+    continuing from the serials the catalog holds (the refresher reads them from the file as it starts)."""
+
+    def __init__(self, settings: Settings, services: Services, open_work: Callable[[], CatalogWork]) -> None:
+        assert services.election is not None
+        self.settings = settings
+        self.services = services
+        self.election = services.election
+        self.open_work = open_work
+        self.work: CatalogWork | None = None
+
+    def start(self) -> CatalogWork | None:
+        """The first try, at once: the work, when this process is elected."""
+        if self.work is None and self.election.try_acquire():
+            self.work = self.open_work()
+        return self.work
+
+    async def run(self, started: Callable[[CatalogWork], None] = lambda work: None) -> None:
+        if self.start() is None:
+            await self._stand_by()
+            self.start()
+            assert self.work is not None
+            started(self.work)
+        assert self.work is not None
+        await self.work.run(self.settings)
+
+    async def _stand_by(self) -> None:
+        services = self.services
+        if services.changes_ready is not None:
+            services.changes_ready.set()  # no first pass here to wait for: callers read the writer's file
+        follow_catalog(services.store, services.catalog, following=True)
+        index = asyncio.create_task(services.index.run())
+        try:
+            await self.election.elected()
+        finally:
+            index.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await index
+        follow_catalog(services.store, services.catalog, following=False)
+
+    def close(self) -> None:
+        """The writer's file first, then the role: no write can follow the lock's release."""
+        if self.work is not None:
+            self.work.close()
+        self.election.close()

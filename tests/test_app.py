@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import xmlrpc.client
 import zlib
 from collections.abc import Iterator
@@ -98,6 +99,7 @@ def test_health_says_what_the_service_knows_of_its_upstream(client: TestClient) 
     coverage = client.get("/healthz").json()["catalog"]
     # roundup's JSON, read for release_data, is kept by the catalog: the only project it knows so far.
     assert (coverage["projects"], coverage["with_metadata"]) == (13, 1) and coverage["oldest_serial"] > 0
+    assert (coverage["role"], coverage["writer_pid"]) == ("writer", os.getpid())
 
 
 @pytest.fixture
