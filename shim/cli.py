@@ -1,7 +1,7 @@
 """`pypi-xmlrpc-shim` and `python -m shim`: options from the settings registry, then the server (shim.web.server).
 
 pypi-xmlrpc-shim [OPTIONS]                      serve
-pypi-xmlrpc-shim catalog refresh [--once]       the catalog's one writer, as its own process
+pypi-xmlrpc-shim catalog refresh [--once]       the catalog's writer, as its own process (elected as the service is)
 pypi-xmlrpc-shim catalog crawl [--limit N]      read every project's JSON, at SHIM_CRAWL_RATE
 pypi-xmlrpc-shim catalog status                 what the catalog covers, as JSON
 pypi-xmlrpc-shim catalog export FILE            a snapshot of the catalog (consistent while the service writes)
@@ -108,7 +108,13 @@ async def _catalog(settings: Settings, action: str, *, once: bool, limit: int | 
         return 2
     services, client = wiring.build_services(settings)
     work = wiring.open_catalog_writer(settings, services)
+    election = services.election
     try:
+        if action == "refresh" and election is not None and not election.try_acquire():
+            if once:  # a pass beside the elected writer would be a second writer
+                print(f"pypi-xmlrpc-shim: {_writer(election.writer_pid)} writes the catalog now", file=sys.stderr)
+                return 1
+            await election.elected()  # standing by (logged) until the writer stops
         return await _run_catalog(settings, work, action, once=once, limit=limit)
     except CatalogUnavailable as exc:  # an operator's problem, named: never a traceback
         print(f"pypi-xmlrpc-shim: {exc}", file=sys.stderr)
@@ -117,6 +123,12 @@ async def _catalog(settings: Settings, action: str, *, once: bool, limit: int | 
         await client.aclose()
         work.close()
         services.catalog.close()
+        if election is not None:
+            election.close()
+
+
+def _writer(pid: int | None) -> str:
+    return "another process" if pid is None else f"the process {pid}"
 
 
 async def _run_catalog(settings: Settings, work: CatalogWork, action: str, *, once: bool, limit: int | None) -> int:

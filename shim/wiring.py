@@ -7,16 +7,19 @@ here; the writer is opened where it runs). Logging is set up here too, so that b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from shim.catalog.crawler import Crawler
+from shim.catalog.election import Election
+from shim.catalog.observations import CatalogObserver, Observations
 from shim.catalog.reads import CatalogReader
 from shim.catalog.refresher import Refresher
 from shim.catalog.schema import ConnectionFactory, adopt, open_sqlite
@@ -35,11 +38,13 @@ from shim.xmlrpc.context import Services
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "CatalogRole",
     "CatalogWork",
     "adopt_former_catalog",
     "build_services",
     "configure_logging",
     "guard_config",
+    "keep_what_calls_read",
     "open_catalog_writer",
 ]
 
@@ -116,9 +121,34 @@ def build_services(
     if settings.max_archive_bytes:
         store.archives = ArchiveLimits(network=settings.max_archive_bytes, member=settings.max_document_bytes)
     if not settings.catalog_writer:
-        # The change feed is written elsewhere and may be ahead of this process: its serials are floors too.
+        follow_catalog(store, catalog, following=True)
+    # The election is only taken part in where asked (the service's lifespan, `catalog refresh`).
+    election = Election(settings.catalog_path, retry=settings.catalog_takeover)
+    observer = CatalogObserver(settings.catalog_path, connection_factory=catalog_connection_factory)
+    services = Services(
+        store, index, settings.upstream.base, catalog, ready, election, Observations(observer, ready=ready)
+    )
+    return services, client
+
+
+def follow_catalog(store: DocumentStore, catalog: CatalogReader, *, following: bool) -> None:
+    """While the change feed is written elsewhere it may be ahead of this process: its serials are floors too."""
+    if following:
         store.reported_serial = lambda project: catalog.run(catalog.serial_of, project)
-    return Services(store, index, settings.upstream.base, catalog, ready), client
+    else:
+        store.reported_serial = None
+
+
+async def keep_what_calls_read(services: Services) -> None:
+    """For the service's life: every project document read for a call or a pass-through goes to the catalog."""
+    observations = services.observations
+    if observations is None:
+        return
+    services.store.on_project = observations.offer
+    try:
+        await observations.run()
+    finally:
+        services.store.on_project = None
 
 
 @dataclass(frozen=True)
@@ -169,3 +199,52 @@ def open_catalog_writer(
     if crawler is not None:  # the names calls and pass-through ask about are read first
         services.store.asked = crawler.want
     return CatalogWork(writer, refresher, crawler)
+
+
+class CatalogRole:
+    """This process's part in writing the catalog: elected, its writer (`CatalogWork.run`); else a standby that
+    answers from the file the writer keeps, keeps its own Simple index fresh, and takes over when the writer goes,
+    continuing from the serials the catalog holds (the refresher reads them from the file as it starts)."""
+
+    def __init__(self, settings: Settings, services: Services, open_work: Callable[[], CatalogWork]) -> None:
+        assert services.election is not None
+        self.settings = settings
+        self.services = services
+        self.election = services.election
+        self.open_work = open_work
+        self.work: CatalogWork | None = None
+
+    def start(self) -> CatalogWork | None:
+        """The first try, at once: the work, when this process is elected."""
+        if self.work is None and self.election.try_acquire():
+            self.work = self.open_work()
+        return self.work
+
+    async def run(self, started: Callable[[CatalogWork], None] = lambda work: None) -> None:
+        if self.start() is None:
+            await self._stand_by()
+            self.start()
+            assert self.work is not None
+            started(self.work)
+        assert self.work is not None
+        await self.work.run(self.settings)
+
+    async def _stand_by(self) -> None:
+        services = self.services
+        if services.changes_ready is not None:
+            services.changes_ready.set()  # no first pass here to wait for: callers read the writer's file
+        follow_catalog(services.store, services.catalog, following=True)
+        index = asyncio.create_task(services.index.run())
+        try:
+            await self.election.elected()
+        finally:
+            index.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await index
+        follow_catalog(services.store, services.catalog, following=False)
+
+    def close(self) -> None:
+        """The writer's file first, then the role: no write can follow the lock's release."""
+        if self.work is not None:
+            self.work.close()
+        self.election.close()

@@ -28,6 +28,7 @@ from shim.config.settings import Settings
 from shim.upstream.resilience import Guard
 from shim.upstream.urls import UpstreamURL
 from testkit.fakeindex import FakeIndex
+from testkit.wheels import wheel_file
 
 from .clock import FakeClock
 
@@ -134,6 +135,20 @@ def rpc_for(client: TestClient) -> Rpc:
 def stable_id(value: object) -> str:
     """A test id for a parameter that is the same in every process: its repr without object addresses."""
     return re.sub(r" at 0x[0-9a-f]+", "", repr(value))
+
+
+def rolesy_index() -> FakeIndex:
+    """The fake index with `rolesy`, owned by alice, kept by bob; its summary and keywords are known."""
+    fake = FakeIndex()
+    fake.add_release(
+        "rolesy",
+        "1.0",
+        files=[wheel_file("rolesy", "1.0", upload="2024-01-02T03:04:05Z")],
+        info={"summary": "Roles for everyone", "keywords": "roles owners", "classifiers": ["Framework :: Rolesy"]},
+        created="2024-01-02T03:04:05Z",
+    )
+    fake.project("rolesy").roles = [{"role": "Owner", "user": "alice"}, {"role": "Maintainer", "user": "bob"}]
+    return fake
 
 
 def upstream_paths(fake: FakeIndex) -> list[str]:

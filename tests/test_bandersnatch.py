@@ -80,12 +80,17 @@ def test_bandersnatch_picks_up_a_new_release_from_the_change_feed(tmp_path: Path
             assert first.full_sync and first.serial is not None, first.output
             wheel = add_wheel(fake, "demo-pkg", "1.1")
             new_serial = fake.project("demo-pkg").last_serial
+            # What the first sync read of demo-pkg (its JSON) is in the catalog: the change is diffed exactly.
+            shim.run(lambda: app.state.services.observations.settled(10))
             assert shim.run(app.state.refresher.refresh) == 1  # the refresher's next pass, brought forward
             with xmlrpc.client.ServerProxy(shim_url + "/pypi", allow_none=True) as proxy:
                 rows = cast(list[list[Any]], proxy.changelog_since_serial(first.serial))
             second = run_bandersnatch(shim_url, tmp_path / "mirror", ["demo-pkg"], timeout=45)
 
-    assert [(r[0], r[4]) for r in rows] == [("demo-pkg", new_serial)]
+    assert [(r[0], r[1], r[3], r[4]) for r in rows] == [
+        ("demo-pkg", "1.1", "new release", new_serial),
+        ("demo-pkg", "1.1", "add py3 file demo_pkg-1.1-py3-none-any.whl", new_serial),
+    ]
     second.check()
     assert second.changelog_sync and "StalePage" not in second.output, second.output
     assert second.serial == new_serial

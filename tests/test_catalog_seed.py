@@ -86,7 +86,8 @@ def test_a_seed_url_is_fetched_by_the_upstream_client_with_no_credential_of_the_
     assert json_requests(fake) == 0
     assert f"SHIM_CATALOG_SEED: downloading {SHOWN_URL}" in caplog.messages
     assert "t0ps3cret" not in caplog.text and "s3cret" not in caplog.text
-    assert [path.name for path in tmp_path.iterdir()] == ["catalog.sqlite3"]  # the download is gone
+    # The download is gone: only the catalog and its writer's lock (shim.catalog.election) are left.
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["catalog.sqlite3", "catalog.sqlite3.writer.lock"]
 
 
 def test_a_catalog_that_has_started_is_never_replaced_by_its_seed(
@@ -146,7 +147,7 @@ def test_a_seed_refused_or_not_fetched_is_logged_and_the_catalog_starts_from_the
         rows = running.since(0)  # the first pass made, from the upstream: one row per project
         assert len(rows) == len(fake.state.projects) and running.rpc("changelog_last_serial") == fake.state.serial
     assert f"SHIM_CATALOG_SEED: {message}" in caplog.messages
-    assert [path.name for path in tmp_path.iterdir()] == ["catalog.sqlite3"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["catalog.sqlite3", "catalog.sqlite3.writer.lock"]
 
 
 def test_a_seed_file_that_is_missing_is_named(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

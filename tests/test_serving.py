@@ -24,8 +24,6 @@ import pytest
 from testkit.fakeindex import FakeIndex
 from testkit.servers import free_port, serve_in_thread, wait_until_answering
 
-from .helpers import run_shim
-
 pytestmark = pytest.mark.e2e
 
 COMMAND = str(Path(sys.executable).with_name("pypi-xmlrpc-shim"))
@@ -43,6 +41,10 @@ class Command:
     base: str  # http://127.0.0.1:<port>
     process: subprocess.Popen[bytes]
     log: IO[bytes]  # its standard output and error: a file, never a pipe that a chatty process could fill
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
 
     def stop(self) -> tuple[int, str]:
         """SIGTERM, then its exit status and all it wrote."""
@@ -118,10 +120,17 @@ def test_workers_serve_with_the_connection_guards_and_stop_with_0() -> None:
     assert output.count("Started server process") == 2
 
 
-def test_workers_with_the_catalog_writer_on_do_not_start() -> None:
-    done = run_shim(env=environ(SHIM_WORKERS="2", SHIM_CATALOG_WRITER="true", SHIM_PORT=str(free_port())))
-    assert done.returncode == 2
-    assert "SHIM_WORKERS is 2 and SHIM_CATALOG_WRITER is true: each worker would write the catalog." in done.stderr
+def test_workers_with_the_catalog_writer_on_start_and_elect_one_writer(tmp_path: Path) -> None:
+    # Once refused (each worker would have written the catalog): now one is elected, the other stands by.
+    env = environ(SHIM_WORKERS="2", SHIM_CATALOG_WRITER="true", SHIM_CATALOG_PATH=str(tmp_path / "catalog.sqlite3"))
+    with command(env) as shim:
+        assert answers(shim.base)
+        deadline = time.monotonic() + 30
+        while "standing by: pid " not in shim.output() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        code, output = shim.stop()
+    assert code == 0, output
+    assert output.count("standing by: pid ") == 1 and output.count("writes the catalog") == 2, output
 
 
 def few_descriptors() -> None:

@@ -1,4 +1,5 @@
-"""The catalog's one writer: the refresher's and the crawler's writes, each in one transaction."""
+"""The catalog's one writer: the refresher's and the crawler's writes, each in one transaction; and what any
+process read for a call (`observe`), which never touches a change row or a serial."""
 
 from __future__ import annotations
 
@@ -73,6 +74,28 @@ class CatalogWriter(CatalogReader):
         """What the crawler read of a project, with no change rows (it is not a change)."""
         with self.transaction() as connection:
             self._store(connection, normalized, releases, metadata)
+
+    @locked
+    def observe(
+        self, normalized: str, serial: int | None, releases: dict[str, StoredRelease], metadata: dict[str, Any]
+    ) -> bool:
+        """What a call read of a project (its JSON, at `serial`), kept with no change row and no serial, from any
+        process: idempotent. At the serial the catalog holds for the project, its releases and files too; at a newer
+        one (or none), only its metadata: the refresher diffs the change from the releases held, so they stay. An
+        older copy, or a project the catalog has not listed, is left out. Whether it was kept."""
+        with self.transaction() as connection:
+            connection.execute("BEGIN IMMEDIATE")  # the serial compared is the one written against
+            row = connection.execute(
+                "SELECT serial, known FROM projects WHERE normalized = ?", (normalized,)
+            ).fetchone()
+            if row is None or (serial is not None and serial < row[0]):
+                return False
+            if serial == row[0]:
+                self._store(connection, normalized, releases, metadata)
+            else:
+                self._store(connection, normalized, self.releases(normalized), metadata)
+                connection.execute("UPDATE projects SET known = ? WHERE normalized = ?", (row[1], normalized))
+            return True
 
     def _store(
         self,

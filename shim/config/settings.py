@@ -118,6 +118,7 @@ class Settings:
     catalog_seed: Seed | None = _default("catalog_seed")
     snapshot_max_bytes: int = _default("snapshot_max_bytes")
     seed_timeout: float = _default("seed_timeout")
+    catalog_takeover: float = _default("catalog_takeover")
     log_level: LogLevel = _default("log_level")
 
     @classmethod

@@ -26,6 +26,9 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+# Seconds a read of the catalog waits, at most, for what this process's calls read to be written there.
+OBSERVED_WAIT = 2.0
+
 
 async def project(context: CallContext, package_name: str) -> tuple[str, ProjectDoc] | None:
     """The project's normalised name and document; None for an invalid name (no request) or no project."""
@@ -50,11 +53,15 @@ def memo(context: CallContext, snapshot: IndexSnapshot, method: str, build: Call
 
 
 async def read_catalog(context: CallContext, read: Callable[..., T], *args: Any, needs_serials: bool = False) -> T:
-    """A read of the catalog, once the refresher in this process (if any) has made its first pass."""
+    """A read of the catalog, once the refresher in this process (if any) has made its first pass, and what this
+    process read for calls is written there."""
     catalog = context.services.catalog
     ready = context.services.changes_ready
     if ready is not None and not ready.is_set():
         await ready.wait()  # as a first call waits for the first load of the Simple index
+    observations = context.services.observations
+    if observations is not None:  # what this process's calls just read (roles, summaries) is read back
+        await observations.settled(OBSERVED_WAIT)
     try:
         if needs_serials and await catalog.run(lambda: catalog.oldest_serial) is None:
             problem = catalog.state.cannot_write

@@ -75,6 +75,9 @@ class DocumentStore:
         # The serial another source reports for a project (the catalog, written by a refresher that
         # may run in another process and be ahead of this process's copy of the Simple index).
         self.reported_serial: Callable[[str], Awaitable[int | None]] | None = None
+        # Told of every project document fetched for a call or a pass-through (the catalog keeps what it shows; set
+        # by shim.wiring, as this layer cannot know the catalog). It must return at once and never raise.
+        self.on_project: Callable[[str, ProjectDoc], None] | None = None
 
     async def entry(
         self,
@@ -98,7 +101,16 @@ class DocumentStore:
             fetched = await self.upstream.get(url, accept=accept, etag=etag, optional=optional)
             if fetched.status == 304 and previous is not None:
                 return previous
-            return await self._entry(fetched, parse)
+            loaded = await self._entry(fetched, parse)
+            # The change feed's writer (stale_ok=False) records what it reads itself.
+            if (
+                self.on_project is not None
+                and project is not None
+                and stale_ok
+                and isinstance(loaded.parsed, ProjectDoc)
+            ):
+                self._observed(self.on_project, project, loaded.parsed)
+            return loaded
 
         changed_at = floor = None
         if project is not None:
@@ -111,6 +123,13 @@ class DocumentStore:
                 floors.append(await self.reported_serial(project))
             floor = max((f for f in floors if f is not None), default=None)
         return await self.cache.get(key, load, changed_at=changed_at, floor=floor, stale_ok=stale_ok)
+
+    @staticmethod
+    def _observed(hook: Callable[[str, ProjectDoc], None], project: str, doc: ProjectDoc) -> None:
+        try:
+            hook(project, doc)
+        except Exception:  # what the catalog keeps is never worth the call's answer
+            logger.exception("the catalog was not told of %s", project)
 
     async def _document(
         self, key: str, url: str, parse: Parse, project: str, *, stale_ok: bool = True, optional: bool = False

@@ -25,7 +25,14 @@ from shim.methods.table import METHODS
 from shim.web.endpoint import MODE_PREFIXES, xmlrpc_routes
 from shim.web.health import health_routes
 from shim.web.passthrough import passthrough_routes
-from shim.wiring import build_services, configure_logging, open_catalog_writer
+from shim.wiring import (
+    CatalogRole,
+    CatalogWork,
+    build_services,
+    configure_logging,
+    keep_what_calls_read,
+    open_catalog_writer,
+)
 from shim.xmlrpc.dispatch import Dispatcher
 from shim.xmlrpc.ratelimit import RateLimiter
 from shim.xmlrpc.table import MethodTable
@@ -87,12 +94,22 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # The Simple index loads in the background: the first calls that need it wait, the others don't.
         # The refresher keeps it fresh and, as the catalog's one writer, the change feed too.
-        tasks: list[asyncio.Task[Any]] = []
-        work = None
+        # What calls read reaches the catalog from every process; the change feed has one writer, elected.
+        tasks: list[asyncio.Task[Any]] = [asyncio.create_task(keep_what_calls_read(services))]
+        role = None
         if settings.catalog_writer:
-            work = open_catalog_writer(settings, services, connection_factory=catalog_connection_factory)
-            app.state.refresher = work.refresher
-            tasks.append(asyncio.create_task(work.run(settings)))
+            role = CatalogRole(
+                settings,
+                services,
+                lambda: open_catalog_writer(settings, services, connection_factory=catalog_connection_factory),
+            )
+
+            def started(work: CatalogWork) -> None:
+                app.state.refresher = work.refresher
+
+            if (work := role.start()) is not None:  # elected at once: its refresher is there for the first call
+                started(work)
+            tasks.append(asyncio.create_task(role.run(started)))
         else:
             tasks.append(asyncio.create_task(services.index.run()))
         try:
@@ -105,8 +122,10 @@ def create_app(
                     await task
             await client.aclose()
             services.catalog.close()
-            if work is not None:
-                work.close()
+            if role is not None:
+                role.close()
+            if services.observations is not None:
+                services.observations.close()
 
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(CollapseSlashes)])
     app.state.settings = settings

@@ -4,6 +4,7 @@ the first Simple index is loaded. Neither ever shows a credential."""
 from __future__ import annotations
 
 import dataclasses
+import os
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -58,9 +59,25 @@ async def health(request: Request) -> Response:
                 "writable": state.writable,
                 "problem": None if problem is None else str(problem),
                 "crawl": dataclasses.asdict(crawl),
+                **_role(services),
             },
         }
     )
+
+
+def _role(services: Services) -> dict[str, object]:
+    """Whether this process writes the change feed (`writer`), stands by to (`standby`) or never does (`reader`),
+    and what calls read that the catalog kept."""
+    election, observations = services.election, services.observations
+    role = election.role if election is not None and election.role is not None else "reader"
+    return {
+        "role": role,
+        "pid": os.getpid(),
+        "writer_pid": election.writer_pid if election is not None else None,
+        "observed": None
+        if observations is None
+        else {"kept": observations.kept, "dropped": observations.dropped, "failed": observations.failed},
+    }
 
 
 async def ready(request: Request) -> Response:

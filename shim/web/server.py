@@ -129,14 +129,6 @@ def connection_budget(wanted: int, warn: Callable[[str], None]) -> int:
 
 def serve(settings: Settings, *, parser: str = "httptools") -> int:
     """Serve until a SIGTERM or SIGINT has drained the connections; the process's exit status."""
-    if settings.workers > 1 and settings.catalog_writer:
-        print(
-            f"pypi-xmlrpc-shim: cannot start: SHIM_WORKERS is {settings.workers} and SHIM_CATALOG_WRITER is true: "
-            "each worker would write the catalog. Set SHIM_CATALOG_WRITER=false and run "
-            "`pypi-xmlrpc-shim catalog refresh` beside the workers.",
-            file=sys.stderr,
-        )
-        return 2
     budget = connection_budget(settings.max_connections, warn)  # the workers inherit the raised limit
     config = guarded_config(
         AppFactory(settings), settings, parser=parser, factory=True, workers=settings.workers, max_connections=budget

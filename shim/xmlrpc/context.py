@@ -7,6 +7,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from shim.catalog.election import Election
+from shim.catalog.observations import Observations
 from shim.catalog.reads import CatalogReader
 from shim.modes import Mode
 from shim.upstream.documents import DocumentStore
@@ -27,6 +29,10 @@ class Services:
     catalog: CatalogReader  # read-only here: the refresher is its one writer
     # Set once the in-process refresher has made its first pass (None: the writer runs elsewhere).
     changes_ready: asyncio.Event | None = None
+    # This process's part in the election of the catalog's writer (its role: /healthz).
+    election: Election | None = None
+    # Where the project documents read for calls go, for the catalog to keep (None: nowhere).
+    observations: Observations | None = None
 
 
 @dataclass(frozen=True)

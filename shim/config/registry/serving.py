@@ -36,8 +36,8 @@ SERVING: tuple[Setting[Any], ...] = (
     Setting(
         "workers",
         parsers.int_between(1, 256),
-        "Processes serving the port, each with its own connections, cache and limits; above 1, "
-        "SHIM_CATALOG_WRITER must be false (run `pypi-xmlrpc-shim catalog refresh` beside them).",
+        "Processes serving the port, each with its own connections, cache and limits; one of them is elected "
+        "to write the catalog's change feed (SHIM_CATALOG_WRITER), the others stand by.",
         1,
         metavar="COUNT",
     ),

@@ -81,8 +81,10 @@ STORAGE: tuple[Setting[Any], ...] = (
     Setting(
         "catalog_writer",
         parsers.boolean,
-        "Run the catalog's one writer (the refresher) in this process. With several processes or replicas, "
-        "set it false everywhere and run `pypi-xmlrpc-shim catalog refresh` once, beside them.",
+        "Take part in the election of the catalog's one writer (the refresher): of every process on the file "
+        "(each of SHIM_WORKERS, each replica, `pypi-xmlrpc-shim catalog refresh`), the one holding its lock "
+        "(`<catalog>.writer.lock`) writes the change feed, the others stand by and take over when it stops. False: "
+        "this process never writes the change feed.",
         True,
         metavar="BOOL",
         former=("index_writer",),
@@ -167,6 +169,14 @@ STORAGE: tuple[Setting[Any], ...] = (
         parsers.seconds(1, 7 * 86400),
         "Seconds the download of SHIM_CATALOG_SEED may take, in all.",
         3600.0,
+        metavar="SECONDS",
+    ),
+    Setting(
+        "catalog_takeover",
+        parsers.seconds(0.1, 3600),
+        "Seconds between a standby's tries to become the catalog's writer: at most this long (and the "
+        "writer's first pass) without a writer once it stops.",
+        5.0,
         metavar="SECONDS",
     ),
 )
