@@ -37,8 +37,24 @@ def test_user_packages_answers_right_after_package_roles_read_the_project() -> N
         assert rpc("user_packages", "BOB") == [["Maintainer", "rolesy"]]
 
 
+def test_search_finds_a_summary_right_after_a_call_read_the_project(monkeypatch: pytest.MonkeyPatch) -> None:
+    observe = CatalogWriter.observe
+
+    def slow_observe(self: CatalogWriter, *args: Any) -> bool:
+        time.sleep(0.3)  # a write that takes a while (a busy disk): search must wait for it, briefly
+        return observe(self, *args)
+
+    monkeypatch.setattr(CatalogWriter, "observe", slow_observe)
+    with served(rolesy_index()) as client:
+        rpc = rpc_for(client)
+        after_first_pass(client)
+        assert rpc("search", {"summary": "everyone"}) == []  # the catalog has not read rolesy yet
+        assert rpc("package_releases", "rolesy") == ["1.0"]
+        assert [hit["name"] for hit in rpc("search", {"summary": "everyone"})] == ["rolesy"]
+
+
 def kept(client: TestClient) -> None:
-    """Wait until what the calls read is written (search reads the catalog without waiting for it)."""
+    """Wait until what the calls read is written (for what the tests read straight from the file)."""
     observations = client.app.state.services.observations  # type: ignore[attr-defined]
     in_app(client, lambda: observations.settled(10))
 

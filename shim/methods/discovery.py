@@ -31,7 +31,7 @@ from shim.catalog.ranking import FieldScores, best
 from shim.catalog.schema import SEARCHED
 from shim.catalog.terms import query_terms
 from shim.errors import Refused, UpstreamError
-from shim.methods.reading import read_catalog
+from shim.methods.reading import read_catalog, reads_settled
 from shim.upstream.simple_index import IndexSnapshot
 from shim.xmlrpc.context import CallContext
 from shim.xmlrpc.text import clean_for_xml
@@ -217,4 +217,5 @@ async def search(
     operator: StrictStr = "and",
 ) -> list[Any]:
     """pip search: names over every project, the other fields over the catalog."""
+    await reads_settled(context)
     return await _search_hits(context, spec, operator)

@@ -20,7 +20,7 @@ from shim.upstream.simple_index import IndexSnapshot
 from shim.xmlrpc.context import CallContext
 from shim.xmlrpc.protocol import Raw, encode_value
 
-__all__ = ["index_snapshot", "memo", "project", "read_catalog"]
+__all__ = ["index_snapshot", "memo", "project", "read_catalog", "reads_settled"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,14 @@ def memo(context: CallContext, snapshot: IndexSnapshot, method: str, build: Call
     return answer
 
 
+async def reads_settled(context: CallContext) -> None:
+    """Wait (briefly) until what this process's calls just read (roles, summaries) is written to the catalog, so
+    that an answer from the catalog reflects it."""
+    observations = context.services.observations
+    if observations is not None:
+        await observations.settled(OBSERVED_WAIT)
+
+
 async def read_catalog(context: CallContext, read: Callable[..., T], *args: Any, needs_serials: bool = False) -> T:
     """A read of the catalog, once the refresher in this process (if any) has made its first pass, and what this
     process read for calls is written there."""
@@ -59,9 +67,7 @@ async def read_catalog(context: CallContext, read: Callable[..., T], *args: Any,
     ready = context.services.changes_ready
     if ready is not None and not ready.is_set():
         await ready.wait()  # as a first call waits for the first load of the Simple index
-    observations = context.services.observations
-    if observations is not None:  # what this process's calls just read (roles, summaries) is read back
-        await observations.settled(OBSERVED_WAIT)
+    await reads_settled(context)
     try:
         if needs_serials and await catalog.run(lambda: catalog.oldest_serial) is None:
             problem = catalog.state.cannot_write
