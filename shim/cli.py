@@ -116,7 +116,7 @@ async def _run_catalog(settings: Settings, work: CatalogWork, action: str, *, on
     elif action == "refresh" and once:
         print(json.dumps({"recorded": await work.refresher.refresh()}))
     elif action == "refresh":
-        await work.refresher.run(settings.index_refresh)
+        await work.refresh(settings)
     elif action == "crawl" and work.crawler is not None:
         print(json.dumps({"crawled": await work.crawler.run(limit=limit)}))
     return 0

@@ -10,13 +10,15 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Coroutine
+import time
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from shim.catalog.crawler import Crawler
+from shim.catalog.poller import FeedPoller
 from shim.catalog.reads import CatalogReader
 from shim.catalog.refresher import Refresher
 from shim.catalog.schema import ConnectionFactory, adopt, open_sqlite
@@ -119,11 +121,14 @@ class CatalogWork:
     writer: CatalogWriter
     refresher: Refresher
     crawler: Crawler | None  # only when SHIM_CRAWL_RATE is above 0
+    poller: FeedPoller | None = None  # the change feed's fast path, unless SHIM_FEED_POLL is 0
 
     async def run(self, settings: Settings) -> None:
-        """The catalog's background work, for ever: the refresher and, when set, the crawler. Started as one task
-        by the service's lifespan; cancelled, it stops them all."""
+        """The catalog's background work, for ever: the refresher and its feed poller and, when set, the crawler.
+        Started as one task by the service's lifespan; cancelled, it stops them all."""
         jobs: list[Coroutine[Any, Any, object]] = [self.refresher.run(settings.index_refresh)]
+        if self.poller is not None:
+            jobs.append(self.poller.run())
         if self.crawler is not None:
             jobs.append(self.crawler.run())
         # One job that ends (or fails) never stops the others: the change feed outlives a crawler's bug.
@@ -131,16 +136,32 @@ class CatalogWork:
             if isinstance(outcome, Exception):
                 logger.error("catalog work stopped: %r", outcome)
 
+    async def refresh(self, settings: Settings) -> None:
+        """The refresher and its feed poller, for ever, without the crawler: `pypi-xmlrpc-shim catalog refresh`."""
+        polling = [self.poller.run()] if self.poller is not None else []
+        await asyncio.gather(self.refresher.run(settings.index_refresh), *polling)
+
     def close(self) -> None:
         self.writer.close()
 
 
 def open_catalog_writer(
-    settings: Settings, services: Services, *, connection_factory: ConnectionFactory = open_sqlite
+    settings: Settings,
+    services: Services,
+    *,
+    connection_factory: ConnectionFactory = open_sqlite,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> CatalogWork:
-    """Open the catalog for writing, with its refresher and (when a crawl rate is set) its crawler."""
+    """Open the catalog for writing, with its refresher, its feed poller and (when a crawl rate is set) its crawler;
+    the refresher's and the poller's turns are timed by `clock` and `sleep` (a test's fake clock)."""
     # The writer shares what it finds of the file with the reader: /healthz and the faults report it.
     writer = CatalogWriter(settings.catalog_path, connection_factory=connection_factory, state=services.catalog.state)
-    refresher = Refresher(writer, services.store, services.index, ready=services.changes_ready)
+    refresher = Refresher(
+        writer, services.store, services.index, clock=clock, sleep=sleep, ready=services.changes_ready
+    )
     crawler = Crawler(writer, services.store, rate=settings.crawl_rate) if settings.crawl_rate > 0 else None
-    return CatalogWork(writer, refresher, crawler)
+    poller = None
+    if settings.feed_poll > 0:
+        poller = FeedPoller(refresher, every=settings.feed_poll, recheck=settings.index_refresh, sleep=sleep)
+    return CatalogWork(writer, refresher, crawler, poller)

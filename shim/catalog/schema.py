@@ -91,6 +91,16 @@ CREATE TABLE IF NOT EXISTS events (
     PRIMARY KEY (serial, name, seq)
 );
 CREATE INDEX IF NOT EXISTS events_timestamp ON events (timestamp);
+-- A project's rows recorded below a serial the feed had already given (`behind`): the Simple index's pass records
+-- what the RSS feeds never showed after the feed poller recorded newer serials. changelog_since_serial gives them
+-- again to callers since a serial between the two, who could have missed them.
+CREATE TABLE IF NOT EXISTS late (
+    serial INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    behind INTEGER NOT NULL,
+    PRIMARY KEY (serial, name)
+);
+CREATE INDEX IF NOT EXISTS late_behind ON late (behind);
 CREATE TABLE IF NOT EXISTS classifiers (
     normalized TEXT NOT NULL,
     version TEXT NOT NULL,

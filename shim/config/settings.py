@@ -112,6 +112,7 @@ class Settings:
     files_upstream: UpstreamURL | None = _default("files_upstream")
     public_url: str | None = _default("public_url")
     max_file_bytes: int = _default("max_file_bytes")
+    feed_poll: float = _default("feed_poll")
     log_level: LogLevel = _default("log_level")
 
     @classmethod
