@@ -57,6 +57,24 @@ def test_a_new_project_the_catalog_never_read_is_created_within_a_minute() -> No
         ]
         assert polled.rpc("changelog", posix(iso(0))) == [row[:4] for row in rows]
         assert polled.rpc("changelog_last_serial") == serial
+        # A mirror told of it reads it at once, though the Simple index the service holds does not list it yet.
+        page = polled.client.get("/pypi/brand-new/json")
+        assert page.status_code == 200 and int(page.headers["x-pypi-last-serial"]) == serial
+        assert polled.client.get("/simple/brand-new/").status_code == 200
+        assert polled.client.get("/pypi/never-was/json").status_code == 404
+
+
+def test_the_files_of_a_release_the_feed_shows_created_since_are_new_whatever_their_upload_time() -> None:
+    fake = FakeIndex()
+    with Polled(fake) as polled:
+        start = polled.rpc("changelog_last_serial")
+        # An upload time behind the catalog's own clock (the upstream's clock a little behind, or the same second).
+        fake.add_release("roundup", "1.7.0", created=iso(5), files=[wheel_file("roundup", "1.7.0", upload=iso(-60))])
+        rows = polled.until(lambda: polled.rpc("changelog_since_serial", start), within=60)
+    assert [(r[1], r[2], r[3]) for r in rows] == [
+        ("1.7.0", posix(iso(5)), "new release"),
+        ("1.7.0", posix(iso(-60)), f"add py3 file {WHEEL}"),
+    ]
 
 
 def test_a_project_read_for_a_call_just_before_its_release_is_read_again_for_it() -> None:

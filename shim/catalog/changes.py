@@ -113,9 +113,13 @@ def derive_events(
     if old is None:
         since = known_since if known_since is not None else seen
         for release in new.values():
-            fresh_files = tuple(f for f in release.files if f.upload_time is not None and f.upload_time >= since)
-            # New: created since (the feeds say when), or every file of it uploaded since.
+            # New: created since (the feeds say when; then every file of it is new), or every file uploaded since.
             created_since = release.version in pubdates and pubdates[release.version] > since
+            fresh_files = (
+                release.files
+                if created_since
+                else tuple(f for f in release.files if f.upload_time is not None and f.upload_time >= since)
+            )
             if created_since or (fresh_files and len(fresh_files) == len(release.files)):
                 events.append(Event(release.version, _release_time(release, pubdates, seen), "new release"))
             events += _added(release, fresh_files, seen)

@@ -162,19 +162,24 @@ class Passthrough:
 
     def _listed(self, normalized: str) -> bool | None:
         """Whether the Simple index, loaded and refreshed lately, lists the project; None when no such copy says.
-        A project created since the last refresh is unlisted here until the next one (SHIM_INDEX_REFRESH); a copy
-        overdue by a whole interval (the refresher failing) is no guide, and the upstream is asked."""
+        A project created since the last refresh is unlisted here until the next one (SHIM_INDEX_REFRESH), though
+        the change feed may know it (`_unlisted`); a copy overdue by a whole interval (the refresher failing) is no
+        guide, and the upstream is asked."""
         index = self.services.index
         snapshot = index.snapshot
         if snapshot is None or index.clock() - snapshot.fetched_at >= 2 * index.refresh_every:
             return None
         return normalized in snapshot
 
-    def _unlisted(self, normalized: str) -> bool:
-        """Known not to exist, without asking the upstream."""
-        return self._listed(normalized) is False
+    async def _unlisted(self, normalized: str) -> bool:
+        """Known not to exist, without asking the upstream: the Simple index does not list it, nor has the change
+        feed recorded it since (the feed poller records a new project before the Simple index's next read)."""
+        if self._listed(normalized) is not False:
+            return False
+        catalog = self.services.catalog
+        return await catalog.run(catalog.serial_of, normalized) is None
 
-    def _project(self, request: Request, kind: str) -> str | Response:
+    async def _project(self, request: Request, kind: str) -> str | Response:
         """The normalised project name of the path, or the answer when it is not one: 404 for a name no index can
         hold, a 301 to the normalised name, 404 for one the Simple index does not list."""
         name = request.path_params["name"]
@@ -183,12 +188,12 @@ class Passthrough:
             return not_found(kind)
         if normalized != name:
             return _redirect(request, self.settings, name, normalized)
-        return not_found(kind) if self._unlisted(normalized) else normalized
+        return not_found(kind) if await self._unlisted(normalized) else normalized
 
     # --- routes -------------------------------------------------------------------------------------
 
     async def project_json(self, request: Request) -> Response:
-        normalized = self._project(request, "json")
+        normalized = await self._project(request, "json")
         if isinstance(normalized, Response):
             return normalized
         upstream = self.services.store.upstream
@@ -210,6 +215,8 @@ class Passthrough:
         if normalized is None:
             return not_found("text")
         listed = self._listed(normalized)
+        if listed is False and not await self._unlisted(normalized):
+            listed = None  # recorded by the change feed since the Simple index was read
         if listed is None:  # no fresh Simple index to go by: the project's JSON says
             upstream = self.services.store.upstream
             key, url = f"project:{normalized}", upstream.project_url(normalized)
@@ -227,7 +234,7 @@ class Passthrough:
 
     async def release_json(self, request: Request) -> Response:
         version = request.path_params["version"]
-        normalized = self._project(request, "json")
+        normalized = await self._project(request, "json")
         if isinstance(normalized, Response):
             return normalized
         if version in (".", ".."):
@@ -260,7 +267,7 @@ class Passthrough:
         return response
 
     async def simple_project(self, request: Request) -> Response:
-        normalized = self._project(request, "text")
+        normalized = await self._project(request, "text")
         if isinstance(normalized, Response):
             return normalized
         kind = negotiate_simple(request.headers.get("accept", ""))
@@ -283,7 +290,7 @@ class Passthrough:
         upstream = self.services.store.upstream
         if name is not None:
             normalized = normalize_name(name)
-            if normalized is None or self._unlisted(normalized):
+            if normalized is None or await self._unlisted(normalized):
                 return not_found("text")
             url, key, project = upstream.project_feed_url(normalized), f"rss:{normalized}", normalized
         elif feed in SITE_FEEDS:
