@@ -213,3 +213,15 @@ def eventually(seen: Callable[[], object], timeout: float = 30.0) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+def test_a_project_removed_before_the_simple_index_copy_stays_404_without_asking_the_upstream() -> None:
+    fake = FakeIndex()
+    with Polled(fake) as polled:
+        del fake.state.projects["roundup"]
+        fake.state.serial += 1
+        polled.advance(300)  # the Simple index's next read records the removal
+        assert [r[3] for r in polled.rpc("changelog_since_serial", 0) if r[0] == "roundup"][-1] == "remove project"
+        asked = fake.count("/pypi/roundup/json")
+        assert polled.client.get("/pypi/roundup/json").status_code == 404
+        assert fake.count("/pypi/roundup/json") == asked

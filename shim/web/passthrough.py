@@ -162,9 +162,8 @@ class Passthrough:
 
     def _listed(self, normalized: str) -> bool | None:
         """Whether the Simple index, loaded and refreshed lately, lists the project; None when no such copy says.
-        A project created since the last refresh is unlisted here until the next one (SHIM_INDEX_REFRESH), though
-        the change feed may know it (`_unlisted`); a copy overdue by a whole interval (the refresher failing) is no
-        guide, and the upstream is asked."""
+        A project created since the last refresh is unlisted here until the next one (SHIM_INDEX_REFRESH); a copy
+        overdue by a whole interval (the refresher failing) is no guide, and the upstream is asked."""
         index = self.services.index
         snapshot = index.snapshot
         if snapshot is None or index.clock() - snapshot.fetched_at >= 2 * index.refresh_every:
@@ -173,11 +172,13 @@ class Passthrough:
 
     async def _unlisted(self, normalized: str) -> bool:
         """Known not to exist, without asking the upstream: the Simple index does not list it, nor has the change
-        feed recorded it since (the feed poller records a new project before the Simple index's next read)."""
+        feed recorded it above that copy's serial (the feed poller records a new project before the next copy)."""
         if self._listed(normalized) is not False:
             return False
-        catalog = self.services.catalog
-        return await catalog.run(catalog.serial_of, normalized) is None
+        snapshot, catalog = self.services.index.snapshot, self.services.catalog
+        recorded = await catalog.run(catalog.serial_of, normalized)
+        copy = snapshot.listing.last_serial if snapshot is not None else None
+        return recorded is None or (copy is not None and recorded <= copy)
 
     async def _project(self, request: Request, kind: str) -> str | Response:
         """The normalised project name of the path, or the answer when it is not one: 404 for a name no index can
@@ -214,10 +215,8 @@ class Passthrough:
         normalized = normalize_name(name)
         if normalized is None:
             return not_found("text")
-        listed = self._listed(normalized)
-        if listed is False and not await self._unlisted(normalized):
-            listed = None  # recorded by the change feed since the Simple index was read
-        if listed is None:  # no fresh Simple index to go by: the project's JSON says
+        listed = False if await self._unlisted(normalized) else (self._listed(normalized) or None)
+        if listed is None:  # no fresh Simple index to go by, or the change feed knows it since: its JSON says
             upstream = self.services.store.upstream
             key, url = f"project:{normalized}", upstream.project_url(normalized)
             try:
