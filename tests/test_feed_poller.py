@@ -4,6 +4,7 @@ is read again; on a fake clock that drives the service's catalog work."""
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import time
@@ -225,3 +226,16 @@ def test_a_project_removed_before_the_simple_index_copy_stays_404_without_asking
         asked = fake.count("/pypi/roundup/json")
         assert polled.client.get("/pypi/roundup/json").status_code == 404
         assert fake.count("/pypi/roundup/json") == asked
+
+
+def test_a_catalog_from_before_the_feed_poller_is_followed_from_its_first_refresh_on() -> None:
+    fake = FakeIndex()
+    with Polled(fake) as first:
+        start = first.rpc("changelog_last_serial")
+    with sqlite3.connect(first.settings.catalog_path) as connection:  # as an older version left it
+        connection.execute("DELETE FROM meta WHERE key = 'index_serial'")
+    connection.close()
+    with Polled(fake, catalog_path=first.settings.catalog_path) as polled:
+        fake.add_release("roundup", "1.7.0", created=iso(5), files=[])
+        rows = polled.until(lambda: polled.rpc("changelog_since_serial", start), within=60)
+    assert [(r[0], r[1], r[3]) for r in rows] == [("roundup", "1.7.0", "new release")]

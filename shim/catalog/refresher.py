@@ -147,7 +147,8 @@ class Refresher:
         self._given = await self.catalog.run(self.catalog.last_serial)
         recorded = sum(await asyncio.gather(*(self._apply(change, snapshot, now, feeds) for change in changes)))
         await self.catalog.run(self.catalog.mark_refresh, now)
-        if reach is not None and (indexed is None or reach > indexed):
+        # The copy read for changes, kept at every pass: a catalog from before it was kept has it at once.
+        if reach is not None and (indexed is None or reach >= indexed):
             await self.catalog.run(self.catalog.mark_index_serial, reach)
         if changes:
             logger.info("recorded %d of %d project changes", recorded, len(changes))
