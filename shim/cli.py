@@ -141,7 +141,7 @@ async def _run_catalog(settings: Settings, work: CatalogWork, action: str, *, on
         print(json.dumps({"recorded": await work.refresher.refresh()}))
     elif action == "refresh":
         await work.seed(settings)
-        await work.refresher.run(settings.index_refresh)
+        await work.refresh(settings)
     elif action == "crawl" and work.crawler is not None:
         if work.writer.oldest_serial is None:  # a fresh file: the first look, as the refresher makes it, comes first
             await work.refresher.refresh()

@@ -11,7 +11,8 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Coroutine
+import time
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ import httpx
 from shim.catalog.crawler import Crawler
 from shim.catalog.election import Election
 from shim.catalog.observations import CatalogObserver, Observations
+from shim.catalog.poller import FeedPoller
 from shim.catalog.reads import CatalogReader
 from shim.catalog.refresher import Refresher
 from shim.catalog.schema import ConnectionFactory, adopt, open_sqlite
@@ -158,12 +160,15 @@ class CatalogWork:
     writer: CatalogWriter
     refresher: Refresher
     crawler: Crawler | None  # only when SHIM_CRAWL_RATE is above 0
+    poller: FeedPoller | None = None  # the change feed's fast path, unless SHIM_FEED_POLL is 0
 
     async def run(self, settings: Settings) -> None:
-        """The catalog's background work, for ever: the refresher and, when set, the crawler. Started as one task
-        by the service's lifespan; cancelled, it stops them all."""
+        """The catalog's background work, for ever: the refresher and its feed poller and, when set, the crawler.
+        Started as one task by the service's lifespan; cancelled, it stops them all."""
         await self.seed(settings)
         jobs: list[Coroutine[Any, Any, object]] = [self.refresher.run(settings.index_refresh)]
+        if self.poller is not None:
+            jobs.append(self.poller.run())
         if self.crawler is not None:
             jobs.append(self.crawler.follow())
         # One job that ends (or fails) never stops the others: the change feed outlives a crawler's bug.
@@ -179,14 +184,26 @@ class CatalogWork:
                 self.writer, upstream, settings.catalog_seed, max_bytes=limit, timeout=settings.seed_timeout
             )
 
+    async def refresh(self, settings: Settings) -> None:
+        """The refresher and its feed poller, for ever, without the crawler: `pypi-xmlrpc-shim catalog refresh`."""
+        polling = [self.poller.run()] if self.poller is not None else []
+        await asyncio.gather(self.refresher.run(settings.index_refresh), *polling)
+
     def close(self) -> None:
         self.writer.close()
 
 
 def open_catalog_writer(
-    settings: Settings, services: Services, *, connection_factory: ConnectionFactory = open_sqlite
+    settings: Settings,
+    services: Services,
+    *,
+    connection_factory: ConnectionFactory = open_sqlite,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> CatalogWork:
-    """Open the catalog for writing, with its refresher and (when a crawl rate is set) its crawler."""
+    """Open the catalog for writing, with its refresher, its feed poller and (when a crawl rate is set) its crawler;
+    the refresher's and the poller's turns are timed by `clock` and `sleep` (a test's fake clock; the crawler keeps
+    its own, as it starts a minute after the first look)."""
     # The writer shares what it finds of the file with the reader: /healthz and the faults report it.
     writer = CatalogWriter(
         settings.catalog_path,
@@ -194,11 +211,16 @@ def open_catalog_writer(
         state=services.catalog.state,
         upstream=settings.upstream,
     )
-    refresher = Refresher(writer, services.store, services.index, ready=services.changes_ready)
+    refresher = Refresher(
+        writer, services.store, services.index, clock=clock, sleep=sleep, ready=services.changes_ready
+    )
     crawler = Crawler(writer, services.store, rate=settings.crawl_rate) if settings.crawl_rate > 0 else None
     if crawler is not None:  # the names calls and pass-through ask about are read first
         services.store.asked = crawler.want
-    return CatalogWork(writer, refresher, crawler)
+    poller = None
+    if settings.feed_poll > 0:
+        poller = FeedPoller(refresher, every=settings.feed_poll, recheck=settings.index_refresh, sleep=sleep)
+    return CatalogWork(writer, refresher, crawler, poller)
 
 
 class CatalogRole:

@@ -78,13 +78,13 @@ def wheel_file(
     return record
 
 
-def add_wheel(fake: FakeIndex, name: str, version: str) -> bytes:
-    """A release of `name` with one real wheel, added to the fake index; its bytes."""
+def add_wheel(fake: FakeIndex, name: str, version: str, *, upload: str = "2024-03-01T12:00:00.123456Z") -> bytes:
+    """A release of `name` with one real wheel (uploaded at `upload`), added to the fake index; its bytes."""
     content = build_wheel(name, version)
     fake.add_release(
         name,
         version,
         info={"summary": "A demo package", "requires_python": ">=3.8"},
-        files=[wheel_file(name, version, content=content, upload="2024-03-01T12:00:00.123456Z")],
+        files=[wheel_file(name, version, content=content, upload=upload)],
     )
     return content

@@ -1,11 +1,14 @@
 """bandersnatch 6.6.0 in XML-RPC mode with the service as its master, on 127.0.0.1: a full sync, then a sync
-based on the change feed."""
+based on the change feed (brought forward, or with default settings after the feed poller's next poll)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import time
 import xmlrpc.client
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -78,7 +81,7 @@ def test_bandersnatch_picks_up_a_new_release_from_the_change_feed(tmp_path: Path
             first = run_bandersnatch(shim_url, tmp_path / "mirror", ["demo-pkg"], timeout=45)
             first.check()
             assert first.full_sync and first.serial is not None, first.output
-            wheel = add_wheel(fake, "demo-pkg", "1.1")
+            wheel = add_wheel(fake, "demo-pkg", "1.1", upload=uploaded_now())
             new_serial = fake.project("demo-pkg").last_serial
             # What the first sync read of demo-pkg (its JSON) is in the catalog: the change is diffed exactly.
             shim.run(lambda: app.state.services.observations.settled(10))
@@ -100,3 +103,60 @@ def test_bandersnatch_picks_up_a_new_release_from_the_change_feed(tmp_path: Path
     assert added.read_bytes() == wheel
     document = json.loads(second.json_file("demo-pkg").read_text(encoding="utf-8"))
     assert document["info"]["version"] == "1.1" and document["last_serial"] == new_serial
+
+
+def test_with_default_settings_bandersnatch_mirrors_a_release_and_a_project_one_feed_poll_after_they_are_out(
+    tmp_path: Path,
+) -> None:
+    settings = make_settings()  # every setting at its default but the upstream
+    assert settings.feed_poll == 30 and settings.index_refresh == 300
+    fake = FakeIndex()
+    add_wheel(fake, "demo-pkg", "1.0")
+    with serve_in_thread(fake) as index_url, serve_in_thread(fake) as files_url:
+        fake.set_urls(index_url + "/", files_url + "/")
+        app = create_app(dataclasses.replace(settings, upstream=UpstreamURL.parse(index_url + "/")))
+        with serving(app, lifespan="on") as shim, xmlrpc.client.ServerProxy(shim.url + "/pypi") as proxy:
+            first = run_bandersnatch(shim.url, tmp_path / "mirror", ["demo-pkg", "fresh-pkg"], timeout=45)
+            first.check()
+            assert first.full_sync and first.serial is not None, first.output
+            polls, simple_reads = fake.count("/rss/updates.xml"), fake.count("/simple/")
+            release = add_wheel(fake, "demo-pkg", "1.1", upload=uploaded_now())
+            project = add_wheel(fake, "fresh-pkg", "0.1", upload=uploaded_now())
+            newest = fake.state.serial
+            rows = until_seen(lambda: cast(list[list[Any]], proxy.changelog_since_serial(first.serial)), "fresh-pkg")
+            # Seen by the feed poller's next poll, 30 s at most away (or the one after, if that one fell between the
+            # two uploads), not by the Simple index's next read (300 s away).
+            assert fake.count("/rss/updates.xml") - polls in (1, 2) and fake.count("/simple/") == simple_reads
+            last = proxy.changelog_last_serial()
+            by_time = cast(list[list[Any]], proxy.changelog(min(row[2] for row in rows) - 1, True))
+            second = run_bandersnatch(shim.url, tmp_path / "mirror", ["demo-pkg", "fresh-pkg"], timeout=45)
+
+    assert [(r[0], r[1], r[3]) for r in rows] == [
+        ("demo-pkg", "1.1", "new release"),
+        ("demo-pkg", "1.1", "add py3 file demo_pkg-1.1-py3-none-any.whl"),
+        ("fresh-pkg", None, "create"),
+        ("fresh-pkg", "0.1", "new release"),
+        ("fresh-pkg", "0.1", "add py3 file fresh_pkg-0.1-py3-none-any.whl"),
+    ]
+    assert rows[-1][4] == last == newest and all(row in by_time for row in rows)
+    second.check()
+    assert second.changelog_sync and second.serial == newest, second.output
+    files = {p.name: p.read_bytes() for p in second.package_files()}
+    assert files["demo_pkg-1.1-py3-none-any.whl"] == release and files["fresh_pkg-0.1-py3-none-any.whl"] == project
+
+
+def uploaded_now() -> str:
+    """An upload time of now, as the JSON API gives it: the catalog tells a release uploaded since it last looked
+    from one it never read."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def until_seen(read: Callable[[], list[list[Any]]], name: str, timeout: float = 300.0) -> list[list[Any]]:
+    """`read()` once its rows name `name`, asked every 0.2 s; fail after `timeout` s of real time (ten polls)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = read()
+        if any(row[0] == name for row in rows):
+            return rows
+        assert time.monotonic() < deadline, f"{name} not in the feed"
+        time.sleep(0.2)

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from shim.catalog.rows import Event, StoredFile, StoredRelease
-from shim.catalog.schema import DEFAULT_ACTION, SEARCHED
+from shim.catalog.schema import DEFAULT_ACTION
+from shim.catalog.search_table import SEARCHED
 from shim.upstream.parsers import ProjectDoc
 from shim.versions import legacy_sorted
 
@@ -98,8 +99,9 @@ def derive_events(
     `old` is what the catalog held (None: never read), `new` what the JSON shows now (None: no JSON, i.e. no
     releases). `created`: the project just appeared in the Simple index (at `created_at`, from the newest
     packages feed, when it says); `removed`: it left it. Where `old`
-    is unknown, releases and files uploaded since `known_since` (when the previous serial was seen) are
-    taken as new. With nothing to tell, one row with the default action stands for the change.
+    is unknown, releases created (`pubdates`) or uploaded since `known_since` (when the previous serial was seen),
+    and files uploaded since, are taken as new. With nothing to tell, one row with the default action stands for
+    the change.
     """
     if removed:
         return [Event(None, seen, "remove project")]
@@ -112,8 +114,14 @@ def derive_events(
     if old is None:
         since = known_since if known_since is not None else seen
         for release in new.values():
-            fresh_files = tuple(f for f in release.files if f.upload_time is not None and f.upload_time >= since)
-            if fresh_files and len(fresh_files) == len(release.files):
+            # New: created since (the feeds say when; then every file of it is new), or every file uploaded since.
+            created_since = release.version in pubdates and pubdates[release.version] > since
+            fresh_files = (
+                release.files
+                if created_since
+                else tuple(f for f in release.files if f.upload_time is not None and f.upload_time >= since)
+            )
+            if created_since or (fresh_files and len(fresh_files) == len(release.files)):
                 events.append(Event(release.version, _release_time(release, pubdates, seen), "new release"))
             events += _added(release, fresh_files, seen)
     else:

@@ -17,7 +17,8 @@ from shim.catalog.rows import (
     StoredMetadata,
     StoredRelease,
 )
-from shim.catalog.schema import DEFAULT_ACTION, MAX_ROWS, SEARCHED, CatalogFile, clamp_int64, locked
+from shim.catalog.schema import DEFAULT_ACTION, MAX_ROWS, CatalogFile, clamp_int64, locked
+from shim.catalog.search_table import SEARCHED
 
 __all__ = ["CatalogReader"]
 
@@ -85,9 +86,28 @@ class CatalogReader(CatalogFile):
         return None if serial is None else int(serial)
 
     @locked
+    def index_serial(self) -> int | None:
+        """The Simple index's serial as of the copy the refresher last read for changes (the feed poller records
+        changes above it); a catalog from before it was kept, written by the refresher alone, has its highest."""
+        value = self.get_meta("index_serial")
+        return int(value) if value is not None else self.last_serial()
+
+    @locked
     def rows_since(self, serial: int, limit: int = MAX_ROWS) -> list[ChangeRow]:
-        """The rows above `serial`, by serial."""
-        return self._rows(clamp_int64(serial), None, limit)
+        """The rows above `serial`, by serial; and, first, those recorded late (below a serial already given, at
+        or above `serial`) at or below it: a caller that synced to `serial` before they were recorded lacks them."""
+        serial = clamp_int64(serial)
+        try:
+            late = self.connect().execute(
+                "SELECT e.name, e.version, e.timestamp, e.action, e.serial FROM late l JOIN events e "
+                "ON e.serial = l.serial AND e.name = l.name WHERE l.serial <= ? AND l.behind >= ? "
+                "ORDER BY e.serial, e.name, e.seq LIMIT ?",
+                (serial, serial, limit),
+            )
+            given = [ChangeRow(str(n), v, int(t), str(a), int(s)) for n, v, t, a, s in late]
+        except sqlite3.OperationalError:  # a catalog from before late rows were kept, not yet opened by its writer
+            given = []
+        return (given + self._rows(serial, None, limit))[:limit]
 
     @locked
     def rows_after_time(self, since: int, limit: int = MAX_ROWS) -> list[ChangeRow]:

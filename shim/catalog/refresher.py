@@ -4,6 +4,9 @@ It re-reads the Simple index (conditionally), compares every project's serial wi
 and for each project that moved reads its JSON (and, for new releases, its RSS feed), derives the change
 rows, and writes them in one transaction. A project whose JSON cannot be read keeps its old serial, so the
 next refresh tries again: nothing seen is lost. It runs as a task of its own: a request never waits for it.
+
+The feed poller (shim.catalog.poller) is its fast path: `catch_up` records what the RSS feeds name, from each
+project's JSON, with the same rules and under the same lock, between two reads of the Simple index.
 """
 
 from __future__ import annotations
@@ -11,22 +14,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from shim.catalog.changes import derive_events, project_metadata, releases_of
-from shim.catalog.feeds import SiteFeeds, read_site_feeds, release_times
+from shim.catalog.feeds import SiteFeedReader, SiteFeeds, release_times
 from shim.catalog.problems import CatalogUnavailable
-from shim.catalog.rows import ListedProject
+from shim.catalog.rows import ListedProject, ProjectRecord, StoredRelease
 from shim.catalog.writes import CatalogWriter
 from shim.errors import UpstreamError, UpstreamUnavailable
 from shim.upstream.documents import DocumentStore
-from shim.upstream.parsers import IndexListing
-from shim.upstream.simple_index import IndexSnapshot, SimpleIndex
+from shim.upstream.parsers import FeedItem, IndexListing, ProjectDoc
+from shim.upstream.simple_index import IndexSnapshot, SimpleIndex, listing_reach
 
 __all__ = ["Refresher", "missing_serials"]
 
 logger = logging.getLogger(__name__)
+
+# A release the feeds show as created this long before the catalog first saw its project's current serial is one
+# that serial covers: the Simple index copy it came from may be ten minutes old (a CDN's), the clocks a little apart.
+COVERED = 900
 
 
 def missing_serials(snapshot: IndexSnapshot) -> str:
@@ -55,9 +62,11 @@ class Refresher:
         *,
         concurrency: int = 4,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         ready: asyncio.Event | None = None,
     ) -> None:
         self.catalog = catalog
+        self.sleep = sleep
         self.ready = ready
         self.store = store
         self.index = index
@@ -69,6 +78,9 @@ class Refresher:
         # The listing whose every change is recorded: an unchanged index (a 304) needs no pass over it.
         self._settled: IndexListing | None = None
         self._pass = asyncio.Lock()
+        self._given: int | None = None  # the highest serial the feed gave when the pass under way began
+        # The site feeds, read conditionally: shared with the feed poller, so that a pass costs a 304 for them.
+        self.feeds = SiteFeedReader(store.upstream)
 
     async def refresh(self) -> int:
         """One refresh: the Simple index, then every project that moved. Returns how many were recorded.
@@ -97,34 +109,47 @@ class Refresher:
             known = (serial for serial in listing.serials if serial is not None)
             last = listing.last_serial if listing.last_serial is not None else max(known, default=0)
             await self.catalog.run(self.catalog.baseline, baseline, last, now)
+            await self.catalog.run(self.catalog.mark_index_serial, last)
             self._serials = {p.normalized: p.serial for p in baseline}
             logger.info("catalog started at serial %d with %d projects", last, len(baseline))
             self._settled = listing
             return 0
-        recorded_to = await self.catalog.run(self.catalog.last_serial)
-        if listing.last_serial is not None and recorded_to is not None and listing.last_serial < recorded_to:
-            # A copy older than what the catalog recorded (a CDN node behind, seen after a restart): nothing in it
-            # is news, and its older serials and missing projects would be recorded as changes that never were.
+        # Not the catalog's highest serial: the feed poller records serials the Simple index shows only later.
+        indexed = await self.catalog.run(self.catalog.index_serial)
+        if listing.last_serial is not None and indexed is not None and listing.last_serial < indexed:
+            # A copy older than one the catalog was refreshed from (a CDN node behind, seen after a restart):
+            # nothing in it is news, and its older serials and missing projects would be recorded as changes.
             if self._behind != listing.last_serial:
                 logger.warning(
-                    "the Simple index copy (serial %d) is behind the catalog (%d): not read for changes",
+                    "the Simple index copy (serial %d) is behind the one the catalog was refreshed from (%d): "
+                    "not read for changes",
                     listing.last_serial,
-                    recorded_to,
+                    indexed,
                 )
                 self._behind = listing.last_serial
             return 0
+        reach = listing_reach(listing)
         # A project's serial only ever rises: a lower one is a lagging copy of that project, not a change.
         changes = [
             _Change(name, display, self._serials.get(name), serial)
             for name, (display, serial) in current.items()
             if serial is not None and (self._serials.get(name) is None or serial > self._serials[name])
         ]
-        # A project still listed, but with a malformed serial, has not gone: it waits for a readable one.
-        gone = [name for name in self._serials if name not in current and name not in snapshot]
+        # A project still listed, but with a malformed serial, has not gone: it waits for a readable one; nor has
+        # one the copy predates (the feed poller recorded it since, at a serial above the copy's).
+        gone = [
+            name
+            for name, serial in self._serials.items()
+            if name not in current and name not in snapshot and (reach is None or serial <= reach)
+        ]
         changes += [_Change(name, name, self._serials[name], None) for name in gone]
-        feeds = await read_site_feeds(self.store.upstream) if changes else SiteFeeds()
+        feeds = await self.feeds.site() if changes else SiteFeeds()
+        self._given = await self.catalog.run(self.catalog.last_serial)
         recorded = sum(await asyncio.gather(*(self._apply(change, snapshot, now, feeds) for change in changes)))
         await self.catalog.run(self.catalog.mark_refresh, now)
+        # The copy read for changes, kept at every pass: a catalog from before it was kept has it at once.
+        if reach is not None and (indexed is None or reach >= indexed):
+            await self.catalog.run(self.catalog.mark_index_serial, reach)
         if changes:
             logger.info("recorded %d of %d project changes", recorded, len(changes))
         if recorded == len(changes):  # else the projects not recorded are tried again next time
@@ -151,16 +176,24 @@ class Refresher:
                 lambda: self.catalog.record(
                     change.normalized, stored.name if stored else change.name, old_serial=change.old, new_serial=None,
                     row_serial=row_serial, events=events,
-                    releases=None, metadata=None, now=now,
+                    releases=None, metadata=None, now=now, given=self._given,
                 )
             )  # fmt: skip
             self._serials.pop(change.normalized, None)
             return 1
-        new_serial = change.new
         doc = await self.store.project(change.normalized, stale_ok=False)
-        if doc is not None and doc.last_serial is not None and doc.last_serial < new_serial:
+        if doc is not None and doc.last_serial is not None and doc.last_serial < change.new:
             # A copy that lags the Simple index (a CDN): recording from it would lose the change. Next pass.
-            raise UpstreamUnavailable(doc.url, f"serial {doc.last_serial}, the Simple index says {new_serial}")
+            raise UpstreamUnavailable(doc.url, f"serial {doc.last_serial}, the Simple index says {change.new}")
+        await self._write(change, doc, stored, now, feeds)
+        return 1
+
+    async def _write(
+        self, change: _Change, doc: ProjectDoc | None, stored: ProjectRecord | None, now: int, feeds: SiteFeeds
+    ) -> None:
+        """Record one project's serial change, from its JSON as read now (`doc`) and what the catalog held."""
+        assert self._serials is not None and change.new is not None
+        new_serial = change.new
         new = releases_of(doc) if doc is not None else None
         old = await self.catalog.run(self.catalog.releases, change.normalized) if stored and stored.known else None
         created = change.old is None and stored is None
@@ -179,11 +212,65 @@ class Refresher:
             lambda: self.catalog.record(
                 change.normalized, change.name, old_serial=change.old, new_serial=new_serial, row_serial=new_serial,
                 events=events, releases=new if new is not None else {},
-                metadata=project_metadata(doc) if doc is not None else None, now=now,
+                metadata=project_metadata(doc) if doc is not None else None, now=now, given=self._given,
             )
         )  # fmt: skip
         self._serials[change.normalized] = new_serial
-        return 1
+
+    async def catch_up(self, items: Sequence[FeedItem], feeds: SiteFeeds) -> tuple[set[FeedItem], int]:
+        """The feed poller's pass: each project the feed `items` name that the catalog may not hold as they say is
+        read from its JSON and recorded at that JSON's serial when it is above the catalog's, as a refresh would
+        record it (a project never read too: the item says it exists). Returns the items settled (recorded, or
+        found held) and how many projects were recorded; the others (a JSON copy that lags the feed, or that
+        cannot be read) are left for the next poll. Never at once with a refresh: it takes the same lock."""
+        async with self._pass:
+            # The fast path starts from a Simple index the refresher has read: the catalog's starting point.
+            if await self.catalog.run(self.catalog.get_meta, "index_serial") is None:
+                return set(), 0
+            if self._serials is None:
+                self._serials = await self.catalog.run(self.catalog.serials)
+            self._given = await self.catalog.run(self.catalog.last_serial)
+            now = int(self.clock())
+            wanted: dict[str, list[FeedItem]] = {}
+            for item in items:
+                wanted.setdefault(item.project, []).append(item)
+            outcomes = await asyncio.gather(*(self._catch_up(name, told, feeds, now) for name, told in wanted.items()))
+        settled = {item for told, (done, _) in zip(wanted.values(), outcomes, strict=True) if done for item in told}
+        return settled, sum(recorded for _, recorded in outcomes)
+
+    async def _catch_up(self, normalized: str, told: list[FeedItem], feeds: SiteFeeds, now: int) -> tuple[bool, int]:
+        """(settled, recorded) for one project the feeds name."""
+        async with self._semaphore:
+            try:
+                return await self._catch_up_project(normalized, told, feeds, now)
+            except UpstreamError as exc:
+                logger.warning("%s: not recorded from the feeds this time (%s)", normalized, exc)
+                return False, 0
+
+    async def _catch_up_project(
+        self, normalized: str, told: list[FeedItem], feeds: SiteFeeds, now: int
+    ) -> tuple[bool, int]:
+        assert self._serials is not None
+        held = self._serials.get(normalized)
+        stored = await self.catalog.run(self.catalog.project, normalized)
+        releases = await self.catalog.run(self.catalog.releases, normalized) if stored and stored.known else None
+        if all(_holds(item, held, stored, releases) for item in told):
+            return True, 0
+        doc = await self.store.project(normalized, stale_ok=False)
+        new = releases_of(doc) if doc is not None else {}
+        if doc is None or any(item.version is not None and item.version not in new for item in told):
+            # A JSON copy that lags the feed (a CDN): the change would be lost. The next poll asks again.
+            return False, 0
+        serial = doc.last_serial
+        if serial is None:  # nothing to record a change under (the Simple index's pass says what is missing)
+            return True, 0
+        if held is not None and serial <= held:
+            # Nothing new: what the JSON shows is kept, so that the next item of this project is told from the catalog.
+            if stored is not None and not stored.known:
+                await self.catalog.run(self.catalog.store_releases, normalized, new, project_metadata(doc))
+            return True, 0
+        await self._write(_Change(normalized, doc.name, held, serial), doc, stored, now, feeds)
+        return True, 1
 
     async def run(self, every: float) -> None:
         """Refresh for ever; a failure is logged and tried again at the next turn."""
@@ -198,7 +285,19 @@ class Refresher:
                 logger.exception("refresh failed unexpectedly")
             if self.ready is not None:
                 self.ready.set()  # the first pass is over, whatever it found
-            await asyncio.sleep(every)
+            await self.sleep(every)
+
+
+def _holds(
+    item: FeedItem, held: int | None, stored: ProjectRecord | None, releases: dict[str, StoredRelease] | None
+) -> bool:
+    """Whether the catalog holds what a feed item tells: the project listed (`held`: its serial) and, for a release,
+    that release read from its JSON, or created well before the serial the catalog holds (which covers it)."""
+    if held is None:
+        return False
+    if item.version is None or (releases is not None and item.version in releases):
+        return True
+    return stored is not None and item.published < stored.seen_at - COVERED
 
 
 def _entries(snapshot: IndexSnapshot) -> list[ListedProject]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import sqlite3
 import threading
@@ -29,13 +28,12 @@ from shim.catalog.problems import (
     other_upstream,
     unavailable,
 )
-from shim.catalog.terms import analyze
+from shim.catalog.search_table import SEARCHED, rewrite_search
 from shim.upstream.urls import UpstreamURL, redact_url
 
 __all__ = [
     "DEFAULT_ACTION",
     "MAX_ROWS",
-    "SEARCHED",
     "CatalogFile",
     "ConnectionFactory",
     "adopt",
@@ -43,7 +41,6 @@ __all__ = [
     "locked",
     "open_sqlite",
     "recorded_upstream",
-    "search_row",
 ]
 
 logger = logging.getLogger(__name__)
@@ -56,30 +53,9 @@ SCHEMA_VERSION = "1"
 MAX_ROWS = 50_000
 _JOURNALS = ("-wal", "-shm")
 
-# The text fields search reads from the catalog (name and version are matched elsewhere).
-SEARCHED = (
-    "summary",
-    "description",
-    "keywords",
-    "author",
-    "author_email",
-    "maintainer",
-    "maintainer_email",
-    "home_page",
-    "license",
-    "platform",
-    "download_url",
-)
-
-# What the search table holds: "2", each field's terms (shim.catalog.terms), space-separated and repeated as often
-# as they occur, which the full-text engine indexes and the ranking counts. Before it, the text as it was.
-SEARCH_FORM = "2"
-
 # When the catalog can prove a project changed but not how (a role, a description, a file it never saw):
 # PyPI has no such word; this one is documented in the method table.
 DEFAULT_ACTION = "update"
-
-_INSERT_SEARCH = f"INSERT INTO search (normalized, {', '.join(SEARCHED)}) VALUES (?{', ?' * len(SEARCHED)})"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -110,6 +86,16 @@ CREATE TABLE IF NOT EXISTS events (
     PRIMARY KEY (serial, name, seq)
 );
 CREATE INDEX IF NOT EXISTS events_timestamp ON events (timestamp);
+-- A project's rows recorded below a serial the feed had already given (`behind`): the Simple index's pass records
+-- what the RSS feeds never showed after the feed poller recorded newer serials. changelog_since_serial gives them
+-- again to callers since a serial between the two, who could have missed them.
+CREATE TABLE IF NOT EXISTS late (
+    serial INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    behind INTEGER NOT NULL,
+    PRIMARY KEY (serial, name)
+);
+CREATE INDEX IF NOT EXISTS late_behind ON late (behind);
 CREATE TABLE IF NOT EXISTS classifiers (
     normalized TEXT NOT NULL,
     version TEXT NOT NULL,
@@ -142,29 +128,6 @@ CREATE TABLE IF NOT EXISTS files (
 
 
 ConnectionFactory = Callable[[Path], sqlite3.Connection]
-
-
-def search_row(normalized: str, metadata: dict[str, Any]) -> tuple[str, ...]:
-    """A project's row of the search table: its name, then each searched field's terms."""
-    return (normalized, *(" ".join(analyze(field, str(metadata.get(field) or ""))) for field in SEARCHED))
-
-
-def _rewrite_search(connection: sqlite3.Connection) -> None:
-    """A catalog whose search table holds an older form is given this one, from the metadata it keeps (once)."""
-    (form,) = connection.execute("SELECT value FROM meta WHERE key = 'search_form'").fetchone() or (None,)
-    if form == SEARCH_FORM:
-        return
-    rows = connection.execute("SELECT normalized, metadata FROM projects WHERE metadata IS NOT NULL")
-    connection.execute("DELETE FROM search")
-    written = 0
-    for normalized, metadata in rows.fetchall():
-        fields = json.loads(metadata)
-        if isinstance(fields, dict):
-            connection.execute(_INSERT_SEARCH, search_row(str(normalized), fields))
-            written += 1
-    if written:
-        logger.warning("the catalog's search terms were rewritten for %d projects (once, for this version)", written)
-    connection.execute("INSERT OR REPLACE INTO meta VALUES ('search_form', ?)", (SEARCH_FORM,))
 
 
 def open_sqlite(path: Path) -> sqlite3.Connection:
@@ -343,7 +306,7 @@ class CatalogFile:
                 connection.execute(f"CREATE TABLE IF NOT EXISTS search (normalized TEXT PRIMARY KEY, {columns})")
                 fts = "0"
             connection.execute("INSERT OR REPLACE INTO meta VALUES ('fts', ?)", (fts,))
-            _rewrite_search(connection)
+            rewrite_search(connection)
             if self.upstream is not None:  # a file that records none is this upstream's from now on
                 connection.execute("INSERT OR IGNORE INTO meta VALUES ('upstream', ?)", (self.upstream.base,))
             connection.commit()

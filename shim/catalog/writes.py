@@ -9,7 +9,8 @@ from typing import Any
 
 from shim.catalog.reads import CatalogReader
 from shim.catalog.rows import Event, ListedProject, StoredRelease
-from shim.catalog.schema import SEARCHED, locked, search_row
+from shim.catalog.schema import locked
+from shim.catalog.search_table import SEARCHED, search_row
 
 __all__ = ["CatalogWriter"]
 
@@ -43,9 +44,13 @@ class CatalogWriter(CatalogReader):
         releases: dict[str, StoredRelease] | None,
         metadata: dict[str, Any] | None,
         now: int,
+        given: int | None = None,
     ) -> None:
-        """One observed serial change of one project, with the rows it gives and what its JSON showed."""
+        """One observed serial change of one project, with the rows it gives and what its JSON showed; `given` is
+        the highest serial the feed gave before (rows below it are late: given again to callers since between)."""
         with self.transaction() as connection:
+            if given is not None and row_serial < given and events:
+                connection.execute("INSERT OR REPLACE INTO late VALUES (?, ?, ?)", (row_serial, name, given))
             connection.execute(
                 "INSERT INTO serial_changes (normalized, old_serial, new_serial, seen_at) VALUES (?, ?, ?, ?)",
                 (normalized, old_serial, new_serial, now),
@@ -157,6 +162,12 @@ class CatalogWriter(CatalogReader):
     def mark_refresh(self, now: int) -> None:
         with self.transaction() as connection:
             self.set_meta(connection, "last_refresh", str(now))
+
+    @locked
+    def mark_index_serial(self, serial: int) -> None:
+        """The Simple index's serial as of the copy the refresher last read for changes."""
+        with self.transaction() as connection:
+            self.set_meta(connection, "index_serial", str(serial))
 
     def save_cursor(self, cursor: str) -> None:
         with self.transaction() as connection:

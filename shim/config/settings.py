@@ -119,6 +119,7 @@ class Settings:
     snapshot_max_bytes: int = _default("snapshot_max_bytes")
     seed_timeout: float = _default("seed_timeout")
     catalog_takeover: float = _default("catalog_takeover")
+    feed_poll: float = _default("feed_poll")
     log_level: LogLevel = _default("log_level")
 
     @classmethod

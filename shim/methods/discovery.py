@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 from pydantic import StrictStr
 
 from shim.catalog.ranking import FieldScores, best
-from shim.catalog.schema import SEARCHED
+from shim.catalog.search_table import SEARCHED
 from shim.catalog.terms import query_terms
 from shim.errors import Refused, UpstreamError
 from shim.methods.reading import read_catalog, reads_settled

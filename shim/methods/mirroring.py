@@ -21,7 +21,8 @@ __all__ = ["changelog", "changelog_last_serial", "changelog_since_serial", "list
 async def changelog_last_serial(context: CallContext) -> int | None:
     """The index's last serial: the Simple index's `meta._last-serial` (or its X-PyPI-Last-Serial header), or the
     catalog's highest serial when that is higher: one reported before a restart (the Simple index may answer from
-    an older copy now), or one its writer in another process has seen. It never goes back while either holds."""
+    an older copy now), one its writer in another process has seen, or one the feed poller read from a project's
+    JSON since the Simple index was read. It never goes back while either holds."""
     listing = (await index_snapshot(context)).listing
     catalog = context.services.catalog
     known = [s for s in (listing.last_serial, await catalog.run(catalog.last_serial)) if s is not None]

@@ -85,9 +85,12 @@ METHODS = MethodTable(
             returns="int",
             summary="The serial of the index's last change (`<nil/>` for an empty index).",
             grade=Grade.EXACT,
-            note="The Simple index's `_last-serial` (or its X-PyPI-Last-Serial header), as of the last index "
-            "refresh, never below the highest serial the catalog holds: no lower after a restart, nor when a CDN "
-            "node answers an older copy (which is not taken); a fault if the upstream publishes no serial.",
+            note="The higher of the Simple index's `_last-serial` (or its X-PyPI-Last-Serial header), as of its "
+            "last read (SHIM_INDEX_REFRESH, 300 s), and the highest serial the catalog holds, where a release or "
+            "project the upstream's RSS feeds show is within SHIM_FEED_POLL (30 s), at its JSON's serial: never "
+            "lower after a restart, nor when a CDN node answers an older copy (which is not taken), never above a "
+            "serial the upstream gave. Over an upstream without RSS feeds it moves only at the Simple index's "
+            "reads. A fault if the upstream publishes no serial.",
         ),
         MethodSpec(
             "changelog_since_serial",
@@ -97,10 +100,16 @@ METHODS = MethodTable(
                 "_", " "
             ),
             grade=Grade.APPROXIMATE,
-            note="From the catalog: real Simple-index serials; one row per observed change at least, in "
+            note="From the catalog, at real serials (each project's `_last-serial`, or its JSON's): new releases "
+            "and projects within SHIM_FEED_POLL (30 s), from the upstream's RSS feeds and each one's JSON; "
+            "removals, yanks and files added later within SHIM_INDEX_REFRESH (300 s), from the Simple index, and "
+            "so is everything over an upstream without RSS feeds. One row per observed change at least, in "
             "Warehouse's action words where the JSON/RSS show what changed, else `update` with a nil version; "
-            "below the first serial seen, one `update` row per project above `serial`; a fault naming what is "
-            "missing if the Simple index gives no per-project serials (HTML only).",
+            "below the first serial seen, one `update` row per project above `serial`. A change recorded below a "
+            "serial already given (the Simple index's read, behind the feeds) is also given to callers since a "
+            "serial between the two, so a mirror that synced in between does not miss it: unlike PyPI, such rows "
+            "may be at or below `serial`. A fault naming what is missing if the Simple index gives no per-project "
+            "serials (HTML only).",
             whole_index=True,
         ),
         MethodSpec(
@@ -211,8 +220,9 @@ METHODS = MethodTable(
             returns="array",
             summary="`[name, version, timestamp, action(, serial)]` rows newer than a timestamp.",
             grade=Grade.APPROXIMATE,
-            note="The same rows as changelog_since_serial, by timestamp (actions not cleaned, as PyPI). "
-            "PyPI has refused it since 2023.",
+            note="The same rows as changelog_since_serial, by timestamp (actions not cleaned, as PyPI), as fresh: "
+            "releases and projects within SHIM_FEED_POLL from the RSS feeds, the rest (and everything over an "
+            "upstream without RSS feeds) within SHIM_INDEX_REFRESH. PyPI has refused it since 2023.",
             today=CHANGELOG_RETIRED,
             whole_index=True,
         ),

@@ -206,11 +206,12 @@ class DocumentCache:
 
         `changed_at` is when the Simple index last showed the document's project change; `floor` is the
         serial it shows for the project now: an entry with a lower serial is fetched again, once.
-        `stale_ok=False` accepts no older copy, neither stale-if-error nor one that lags `floor`: for a
-        reader that must see the upstream's current copy (the change feed's writer).
+        `stale_ok=False` accepts no older copy, neither stale-if-error nor one that lags `floor`, nor one still
+        fresh without asking (it is revalidated, a conditional request): for a reader that must see the upstream's
+        current copy (the change feed's writer, told of a change the Simple index does not show yet).
         """
         entry = await self.storage.get(key)
-        if entry is not None and self._fresh(entry, changed_at, floor, stale_ok):
+        if entry is not None and stale_ok and self._fresh(entry, changed_at, floor, stale_ok):
             return entry
         try:
             return await self._fetch(key, entry, loader, changed_at, floor)

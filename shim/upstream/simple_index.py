@@ -22,7 +22,7 @@ from shim.errors import UpstreamError, UpstreamMalformed
 from shim.upstream.client import SIMPLE_JSON, Upstream
 from shim.upstream.parsers import IndexListing, parse_simple_index
 
-__all__ = ["IndexSnapshot", "SimpleIndex"]
+__all__ = ["IndexSnapshot", "SimpleIndex", "listing_reach"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def _changes(old: IndexSnapshot, new: IndexSnapshot) -> list[str]:
     return changed
 
 
-def _reach(listing: IndexListing) -> int | None:
+def listing_reach(listing: IndexListing) -> int | None:
     """The serial a copy of the index has got to: its own, else its projects' highest (None: it gives none)."""
     if listing.last_serial is not None or listing.serials is None:
         return listing.last_serial
@@ -125,7 +125,7 @@ class SimpleIndex:
             )
         except ValueError as exc:
             raise UpstreamMalformed(fetched.url, str(exc)) from None
-        reach = await asyncio.to_thread(_reach, listing)
+        reach = await asyncio.to_thread(listing_reach, listing)
         if previous is not None and reach is not None and self._reach is not None and reach < self._reach:
             if reach != self._older:
                 logger.warning(

@@ -170,11 +170,17 @@ class Passthrough:
             return None
         return normalized in snapshot
 
-    def _unlisted(self, normalized: str) -> bool:
-        """Known not to exist, without asking the upstream."""
-        return self._listed(normalized) is False
+    async def _unlisted(self, normalized: str) -> bool:
+        """Known not to exist, without asking the upstream: the Simple index does not list it, nor has the change
+        feed recorded it above that copy's serial (the feed poller records a new project before the next copy)."""
+        if self._listed(normalized) is not False:
+            return False
+        snapshot, catalog = self.services.index.snapshot, self.services.catalog
+        recorded = await catalog.run(catalog.serial_of, normalized)
+        copy = snapshot.listing.last_serial if snapshot is not None else None
+        return recorded is None or (copy is not None and recorded <= copy)
 
-    def _project(self, request: Request, kind: str) -> str | Response:
+    async def _project(self, request: Request, kind: str) -> str | Response:
         """The normalised project name of the path, or the answer when it is not one: 404 for a name no index can
         hold, a 301 to the normalised name, 404 for one the Simple index does not list."""
         name = request.path_params["name"]
@@ -183,12 +189,12 @@ class Passthrough:
             return not_found(kind)
         if normalized != name:
             return _redirect(request, self.settings, name, normalized)
-        return not_found(kind) if self._unlisted(normalized) else normalized
+        return not_found(kind) if await self._unlisted(normalized) else normalized
 
     # --- routes -------------------------------------------------------------------------------------
 
     async def project_json(self, request: Request) -> Response:
-        normalized = self._project(request, "json")
+        normalized = await self._project(request, "json")
         if isinstance(normalized, Response):
             return normalized
         upstream = self.services.store.upstream
@@ -209,8 +215,8 @@ class Passthrough:
         normalized = normalize_name(name)
         if normalized is None:
             return not_found("text")
-        listed = self._listed(normalized)
-        if listed is None:  # no fresh Simple index to go by: the project's JSON says
+        listed = False if await self._unlisted(normalized) else (self._listed(normalized) or None)
+        if listed is None:  # no fresh Simple index to go by, or the change feed knows it since: its JSON says
             upstream = self.services.store.upstream
             key, url = f"project:{normalized}", upstream.project_url(normalized)
             try:
@@ -227,7 +233,7 @@ class Passthrough:
 
     async def release_json(self, request: Request) -> Response:
         version = request.path_params["version"]
-        normalized = self._project(request, "json")
+        normalized = await self._project(request, "json")
         if isinstance(normalized, Response):
             return normalized
         if version in (".", ".."):
@@ -260,7 +266,7 @@ class Passthrough:
         return response
 
     async def simple_project(self, request: Request) -> Response:
-        normalized = self._project(request, "text")
+        normalized = await self._project(request, "text")
         if isinstance(normalized, Response):
             return normalized
         kind = negotiate_simple(request.headers.get("accept", ""))
@@ -283,7 +289,7 @@ class Passthrough:
         upstream = self.services.store.upstream
         if name is not None:
             normalized = normalize_name(name)
-            if normalized is None or self._unlisted(normalized):
+            if normalized is None or await self._unlisted(normalized):
                 return not_found("text")
             url, key, project = upstream.project_feed_url(normalized), f"rss:{normalized}", normalized
         elif feed in SITE_FEEDS:

@@ -179,4 +179,15 @@ STORAGE: tuple[Setting[Any], ...] = (
         5.0,
         metavar="SECONDS",
     ),
+    Setting(
+        "feed_poll",
+        parsers.seconds(0, 86400),
+        "Seconds between polls of the upstream's site RSS feeds (`/rss/updates.xml`, `/rss/packages.xml`, each a "
+        "conditional request), the change feed's fast path: each release or project they show that the catalog "
+        "lacks is read from its JSON and recorded at its real serial, so it is in the change feed within this "
+        "plus a few seconds. Removals, yanks and files added later wait for SHIM_INDEX_REFRESH; so does "
+        "everything over an upstream without RSS feeds (asked for them again at that interval). 0 turns it off.",
+        30.0,
+        metavar="SECONDS",
+    ),
 )
