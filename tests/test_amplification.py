@@ -21,6 +21,8 @@ from testkit.fakeindex.state import IndexState, Project
 
 from .helpers import after_first_pass, call, fault_of, in_app, rpc_for, served
 
+pytestmark = pytest.mark.heavy  # seconds of memory and volume measurement: run after the fast stage
+
 
 def many_projects(count: int) -> FakeIndex:
     """A fake index of `count` generated projects without releases: a big Simple index, nothing else."""

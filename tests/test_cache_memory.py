@@ -22,6 +22,8 @@ from testkit.wheels import wheel_file
 from .helpers import in_app, make_settings, rpc_for, served
 from .transports import Tampered
 
+pytestmark = pytest.mark.heavy  # seconds of memory and volume measurement: run after the fast stage
+
 BUDGET = 1024 * 1024
 XML = {"Content-Type": "text/xml"}
 ARRIVALS = 0.005

@@ -291,6 +291,7 @@ def test_no_serials_upstream_the_feed_says_why() -> None:
     )
 
 
+@pytest.mark.heavy
 def test_at_most_50000_rows_the_lowest_serials_first(tmp_path: Path) -> None:
     path = tmp_path / "catalog.sqlite3"
     meta = CatalogWriter(path)

@@ -51,6 +51,7 @@ class _Generated(httpx.AsyncByteStream):
             yield chunk[: min(len(chunk), self.size - start)]
 
 
+@pytest.mark.heavy
 def test_a_file_larger_than_memory_would_hold_is_streamed_in_constant_memory(fake: FakeIndex) -> None:
     size = 256 * 1024 * 1024
     fake.add_release(

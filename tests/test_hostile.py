@@ -24,6 +24,8 @@ from testkit.fakeindex import FakeIndex
 from .helpers import make_settings
 from .hostile_corpus import CORPUS, XML, Case
 
+pytestmark = pytest.mark.heavy  # seconds of memory and volume measurement: run after the fast stage
+
 
 def _expect(case: Case, response: httpx.Response) -> None:
     if isinstance(case.expect, int):

@@ -39,6 +39,7 @@ def file_urls_for_hosts(client: TestClient, hosts: int) -> set[str]:
     }
 
 
+@pytest.mark.heavy
 def test_a_thousand_host_values_keep_few_copies_all_counted_by_the_cache() -> None:
     with served(FakeIndex(), files=FilesMode.PROXY, cache_max_bytes=BUDGET) as client:
         urls = file_urls_for_hosts(client, 1000)
