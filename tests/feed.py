@@ -62,6 +62,13 @@ class Feed:
         return rows
 
 
+def started(running: Feed) -> None:
+    """Wait for the first pass (the starting point: `changelog_since_serial(0)` waits for it), then read every
+    project's JSON into the catalog, so that the changes a test makes next are diffed exactly."""
+    running.rpc("changelog_since_serial", 0)
+    crawl_all(running)
+
+
 def crawl_all(running: Feed) -> None:
     """Read every project's JSON into the catalog (what the crawler does, here at once)."""
     refresher: Refresher = running.client.app.state.refresher  # type: ignore[attr-defined]

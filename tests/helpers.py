@@ -162,6 +162,19 @@ def fault_of(rpc: Rpc, method: str, *params: Any, path: str = "/pypi") -> tuple[
     return caught.value.faultCode, caught.value.faultString
 
 
+def shim_environ(upstream: str, catalog: Path, home: Path, **settings: str) -> dict[str, str]:
+    """The whole environment of a child `python -m shim`: its upstream and catalog, a home of its own, no pip
+    configuration of the machine's, and `settings` (`SHIM_...` names)."""
+    return {
+        "SHIM_UPSTREAM": upstream,
+        "SHIM_CATALOG_PATH": str(catalog),
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(home),
+        "PIP_CONFIG_FILE": "/dev/null",
+        **settings,
+    }
+
+
 def run_shim(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """`python -m shim ARGS` in a child process with exactly `env`; bounded in time."""
     return subprocess.run(

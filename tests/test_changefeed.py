@@ -25,8 +25,8 @@ from testkit.fakeindex import FakeIndex
 from testkit.servers import serve_in_thread
 from testkit.wheels import wheel_file
 
-from .feed import Feed, crawl_all, posix
-from .helpers import call, make_settings, run_shim_json
+from .feed import Feed, posix, started
+from .helpers import call, make_settings, run_shim_json, shim_environ
 from .transports import Lagging
 
 
@@ -35,8 +35,7 @@ def feed() -> Iterator[Feed]:
     fake = FakeIndex()
     running = Feed(fake, make_settings())
     with running.client:
-        running.rpc("changelog_since_serial", 0)  # waits for the first pass: the starting point
-        crawl_all(running)  # what each project held before the changes below
+        started(running)
         yield running
 
 
@@ -68,8 +67,7 @@ def test_without_feeds_a_release_is_timed_by_its_first_upload() -> None:
     fake = FakeIndex(rss=False)
     running = Feed(fake, make_settings())
     with running.client:
-        running.rpc("changelog_since_serial", 0)
-        crawl_all(running)
+        started(running)
         start = fake.state.serial
         fake.add_release("roundup", "1.7.0", created="2026-01-02T03:04:05Z", files=[wheel_file("roundup", "1.7.0")])
         running.refresh()
@@ -100,8 +98,7 @@ def test_a_json_copy_older_than_the_simple_index_is_not_recorded_until_it_catche
     lagging = Lagging(fake, "/pypi/roundup/json", before, times=0)
     running = Feed(fake, make_settings(), lagging)
     with running.client:
-        running.rpc("changelog_since_serial", 0)
-        crawl_all(running)
+        started(running)
         start = fake.state.serial
         fake.add_release("roundup", "1.7.0", files=[])
         lagging.times = 2  # the CDN serves the old copy to both tries of this pass
@@ -236,8 +233,7 @@ def test_the_catalog_survives_a_restart_and_catches_up(tmp_path: Path) -> None:
     settings = make_settings(catalog_path=tmp_path / "catalog.sqlite3")
     first = Feed(fake, settings)
     with first.client:
-        first.rpc("changelog_since_serial", 0)
-        crawl_all(first)
+        started(first)
         start = first.rpc("changelog_last_serial")
         fake.add_release("roundup", "1.7.0", files=[])
         first.refresh()
@@ -255,8 +251,7 @@ def test_a_corrupt_catalog_is_moved_aside_and_rebuilt(tmp_path: Path) -> None:
     fake = FakeIndex()
     running = Feed(fake, make_settings(catalog_path=path))
     with running.client:
-        running.rpc("changelog_since_serial", 0)
-        crawl_all(running)
+        started(running)
         start = running.rpc("changelog_last_serial")
         fake.add_release("roundup", "1.7.0", files=[])
         running.refresh()
@@ -357,12 +352,7 @@ def test_the_refresher_and_the_service_as_separate_processes(tmp_path: Path) -> 
     catalog_path = tmp_path / "catalog.sqlite3"
     with serve_in_thread(fake) as index_url:
         fake.set_urls(index_url + "/")
-        environ = {
-            "SHIM_UPSTREAM": index_url + "/",
-            "SHIM_CATALOG_PATH": str(catalog_path),
-            "PATH": "/usr/bin:/bin",
-            "HOME": str(tmp_path),
-        }
+        environ = shim_environ(index_url + "/", catalog_path, tmp_path)
 
         def index_process(*action: str) -> dict[str, Any]:
             return run_shim_json("catalog", *action, env=environ)

@@ -11,7 +11,7 @@ import pytest
 from testkit.fakeindex import FakeIndex
 from testkit.wheels import wheel_file
 
-from .feed import Feed, crawl_all
+from .feed import Feed, started
 from .helpers import make_settings
 
 
@@ -22,8 +22,7 @@ def feed() -> Iterator[Feed]:
     fake = FakeIndex()
     running = Feed(fake, make_settings())
     with running.client:
-        running.rpc("changelog_since_serial", 0)  # waits for the first pass: the starting point
-        crawl_all(running)
+        started(running)
         fake.add_release("roundup", "1.7.0", created="2026-01-02T03:04:05Z", files=[wheel_file("roundup", "1.7.0")])
         fake.add_release("httpx", "9.0", created="2020-06-01T00:00:00Z", files=[])
         fake.bump_serial("starlette")

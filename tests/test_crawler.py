@@ -24,7 +24,7 @@ from testkit.fakeindex import FakeIndex
 from testkit.servers import serve_in_thread
 
 from .clock import FakeClock
-from .helpers import after_first_pass, in_app, make_settings, run_shim_json, served
+from .helpers import after_first_pass, in_app, make_settings, run_shim_json, served, shim_environ
 
 
 def crawler_on(monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> list[Crawler]:
@@ -253,12 +253,7 @@ def test_catalog_crawl_on_a_fresh_file_makes_the_first_look_then_reads_every_pro
     fake = FakeIndex()
     with serve_in_thread(fake) as index_url:
         fake.set_urls(index_url + "/")
-        environ = {
-            "SHIM_UPSTREAM": index_url + "/",
-            "SHIM_CATALOG_PATH": str(tmp_path / "catalog.sqlite3"),
-            "PATH": "/usr/bin:/bin",
-            "HOME": str(tmp_path),
-        }
+        environ = shim_environ(index_url + "/", tmp_path / "catalog.sqlite3", tmp_path)
         crawled = run_shim_json("catalog", "crawl", env=environ)  # at the default rate: 13 reads, under 3 s
         status = run_shim_json("catalog", "status", env=environ)
     assert crawled == {"crawled": len(fake.state.projects)}

@@ -20,7 +20,7 @@ from shim.upstream.urls import UpstreamURL
 from testkit.fakeindex import FakeIndex
 from testkit.servers import serve_in_thread
 
-from .feed import Feed, crawl_all
+from .feed import Feed, started
 from .helpers import fault_of, make_settings
 from .ranking_fixture import without_fts5
 
@@ -43,8 +43,7 @@ def discovery_service(**options: Any) -> Iterator[Feed]:
     add_project(fake, "dev-status", "3.1", summary="Status", classifiers=[D, P])
     running = Feed(fake, make_settings(), **options)
     with running.client:
-        running.rpc("changelog_since_serial", 0)
-        crawl_all(running)
+        started(running)
         yield running
 
 
@@ -123,8 +122,7 @@ def test_at_most_100_hits() -> None:
         add_project(fake, f"many-{i:03d}", "1.0", summary=f"Project {i}")
     running = Feed(fake, make_settings())
     with running.client:
-        running.rpc("changelog_since_serial", 0)
-        crawl_all(running)
+        started(running)
         hits = running.rpc("search", {"name": "many"})
     assert len(hits) == 100 and names(hits) == [f"many-{i:03d}" for i in range(100)]
 

@@ -20,6 +20,7 @@ from testkit.servers import serve_in_thread
 from testkit.wheels import wheel_file
 
 from .feed import Polled, index_copy, iso, posix
+from .helpers import shim_environ
 from .transports import Lagging
 
 WHEEL = "roundup-1.7.0-py3-none-any.whl"
@@ -186,13 +187,8 @@ def test_the_catalog_refresh_process_polls_the_feeds_too(tmp_path: Path) -> None
     catalog = CatalogReader(tmp_path / "catalog.sqlite3")
     with serve_in_thread(fake) as index_url:
         fake.set_urls(index_url + "/")
-        environ = {
-            "SHIM_UPSTREAM": index_url + "/",
-            "SHIM_CATALOG_PATH": str(catalog.path),
-            "SHIM_FEED_POLL": "1",  # the Simple index's next read is the default 300 s away
-            "PATH": "/usr/bin:/bin",
-            "HOME": str(tmp_path),
-        }
+        # A poll each second: the Simple index's next read is the default 300 s away.
+        environ = shim_environ(index_url + "/", catalog.path, tmp_path, SHIM_FEED_POLL="1")
         process = subprocess.Popen([sys.executable, "-m", "shim", "catalog", "refresh"], env=environ)
         try:
             assert eventually(lambda: catalog.get_meta("index_serial") is not None), "no first pass"

@@ -16,7 +16,7 @@ from shim.config.settings import Settings
 from shim.upstream.urls import UpstreamURL
 from testkit.fakeindex import FakeIndex
 
-from .helpers import UPSTREAM, call, run_shim_json
+from .helpers import UPSTREAM, call, run_shim_json, shim_environ
 
 BASE_ENV = {"SHIM_UPSTREAM": UPSTREAM}
 
@@ -112,13 +112,7 @@ def test_a_catalog_path_given_explicitly_leaves_the_former_default_file_alone(tm
 
 @pytest.mark.e2e
 def test_the_index_verbs_are_aliases_of_the_catalog_verbs(tmp_path: Path) -> None:
-    environ = {
-        "SHIM_UPSTREAM": UPSTREAM,
-        "SHIM_CATALOG_PATH": str(tmp_path / "catalog.sqlite3"),
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(tmp_path),
-        "PIP_CONFIG_FILE": "/dev/null",
-    }
+    environ = shim_environ(UPSTREAM, tmp_path / "catalog.sqlite3", tmp_path)
 
     def status(verb: str) -> dict[str, object]:
         return run_shim_json(verb, "status", env=environ)

@@ -23,7 +23,7 @@ from testkit.servers import free_port, serve_in_thread, wait_until_answering
 from testkit.wheels import wheel_file
 
 from .clock import FakeClock
-from .feed import Feed, crawl_all
+from .feed import Feed, started
 from .helpers import call, fault_of, make_settings, rpc_for, served
 from .transports import Unreachable
 
@@ -143,8 +143,7 @@ def test_unreachable_feeds_cost_one_attempt_and_one_log_line_and_the_rows_are_st
     fake.fail("/rss/*", exception=httpx.ConnectError)
     running = Feed(fake, make_settings())
     with running.client:
-        running.rpc("changelog_since_serial", 0)
-        crawl_all(running)
+        started(running)
         start = fake.state.serial
         fake.add_release("roundup", "1.7.0", created="2026-01-02T03:04:05Z", files=[wheel_file("roundup", "1.7.0")])
         assert running.refresh() == 1

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from .feed import Feed, crawl_all
+from .feed import Feed, started
 from .helpers import make_settings
 from .ranking_fixture import ranking_index, without_fts5
 
@@ -107,8 +107,7 @@ def ranked(request: pytest.FixtureRequest) -> Iterator[Feed]:
     options: dict[str, Any] = {"catalog_connection_factory": without_fts5} if request.param == "plain table" else {}
     running = Feed(ranking_index(), make_settings(), **options)
     with running.client:
-        running.rpc("changelog_since_serial", 0)
-        crawl_all(running)
+        started(running)
         yield running
 
 
@@ -131,8 +130,7 @@ def test_a_catalog_written_before_ranking_has_its_search_terms_rewritten_when_op
     fake = ranking_index()
     first = Feed(fake, settings)
     with first.client:
-        first.rpc("changelog_since_serial", 0)
-        crawl_all(first)
+        started(first)
     # As the version before this one left the file: the search table holds the text as it was, no form recorded.
     with contextlib.closing(sqlite3.connect(settings.catalog_path)) as connection, connection:
         for field in ("summary", "keywords"):

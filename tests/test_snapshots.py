@@ -25,7 +25,7 @@ from testkit.fakeindex import FakeIndex
 from testkit.servers import free_port, serve_in_thread, wait_until_answering
 
 from .feed import Feed
-from .helpers import UPSTREAM, Rpc, make_settings, run_shim, run_shim_json
+from .helpers import UPSTREAM, Rpc, make_settings, run_shim, run_shim_json, shim_environ
 from .snapshots import answers, command, exported, json_requests, populated, reading_service, rows_of
 
 
@@ -170,13 +170,7 @@ def test_end_to_end_a_snapshot_exported_while_the_service_runs_serves_a_second_o
     fake = populated(FakeIndex())
     with serve_in_thread(fake) as upstream:
         fake.set_urls(upstream + "/")
-        environ = {
-            "SHIM_UPSTREAM": upstream + "/",
-            "SHIM_CATALOG_PATH": str(tmp_path / "first.sqlite3"),
-            "PATH": "/usr/bin:/bin",
-            "HOME": str(tmp_path),
-            "PIP_CONFIG_FILE": "/dev/null",
-        }
+        environ = shim_environ(upstream + "/", tmp_path / "first.sqlite3", tmp_path)
         snapshot = str(tmp_path / "catalog.snapshot")
         assert run_shim_json("catalog", "refresh", "--once", env=environ) == {"recorded": 0}  # the starting point
         crawled = run_shim_json("catalog", "crawl", env={**environ, "SHIM_CRAWL_RATE": "1000"})
