@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -65,6 +65,22 @@ def test_a_service_started_on_a_fresh_file_with_a_crawl_rate_reads_every_project
     fake = FakeIndex()
     crawler_on(monkeypatch, FakeClock())
     with served(fake, crawl_rate=5) as client:
+        everything = len(fake.state.projects)
+        assert until_covered(client, everything) == (everything, everything)
+
+
+@pytest.mark.parametrize(
+    "index",
+    [lambda: FakeIndex(json_simple=False), lambda: FakeIndex(serial_headers=False)],
+    ids=["HTML only", "JSON without _last-serial"],
+)
+def test_over_a_simple_index_without_serials_the_crawler_still_reads_every_project(
+    monkeypatch: pytest.MonkeyPatch, index: Callable[[], FakeIndex]
+) -> None:
+    # A mirror or proxy without serials has no change feed, but search, browse and user_packages need the catalog.
+    fake = index()
+    crawler_on(monkeypatch, FakeClock())
+    with served(fake) as client:
         everything = len(fake.state.projects)
         assert until_covered(client, everything) == (everything, everything)
 

@@ -58,3 +58,18 @@ def test_the_refresher_logs_it_once(
     said = [r.getMessage() for r in caplog.records if "serial" in r.getMessage() and r.levelno >= logging.WARNING]
     assert said == [message[0].lower() + message[1:].removesuffix(".")]  # the fault's words
     assert not any("first refresh" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(("index", "message"), INDEXES)
+def test_what_calls_read_still_reaches_the_catalog(index: Callable[[], FakeIndex], message: str) -> None:
+    fake = index()
+    fake.add_release("rolesy", "1.0", info={"summary": "Roles for everyone", "classifiers": ["Framework :: Rolesy"]})
+    fake.project("rolesy").roles = [{"role": "Owner", "user": "alice"}]
+    with served(fake, crawl_rate=0) as client:
+        rpc = rpc_for(client)
+        after_first_pass(client)
+        assert rpc("package_roles", "rolesy") == [["Owner", "alice"]]
+        assert rpc("user_packages", "alice") == [["Owner", "rolesy"]]
+        assert [hit["name"] for hit in rpc("search", {"summary": "everyone"})] == ["rolesy"]
+        assert rpc("browse", ["Framework :: Rolesy"]) == [["rolesy", "1.0"]]
+        assert fault_of(rpc, "changelog_since_serial", 0) == (-32500, f"RuntimeError: {message}")

@@ -101,9 +101,13 @@ class Crawler:
                 logger.error("the crawler waits: %s; it tries again in %g s", exc, self.retry)
                 await self.sleep(self.retry)
 
+    def _unlisted(self) -> bool:
+        """Whether the catalog lists no project yet: no first look, nor a listing without serials."""
+        return self.catalog.oldest_serial is None and self.catalog.get_meta("listed_at") is None
+
     async def _until_baseline(self) -> None:
         told = False
-        while await self.catalog.run(lambda: self.catalog.oldest_serial) is None:
+        while await self.catalog.run(self._unlisted):
             if not told:
                 logger.info("the crawler waits for the catalog's first look at the Simple index")
                 told = True

@@ -96,6 +96,12 @@ class Refresher:
             if not self._warned:
                 logger.warning("%s", missing_serials(snapshot))
                 self._warned = True
+            if listing is not self._settled:
+                # No change feed without serials, but the catalog still lists every project, so that what calls read
+                # and what the crawler reads is kept: search, browse and user_packages answer from it.
+                listed = [(name, listing.names[i]) for name, i in snapshot.positions.items()]
+                await self.catalog.run(self.catalog.list_projects, listed, int(self.clock()))
+                self._settled = listing
             return 0
         now = int(self.clock())
         if listing is self._settled:
@@ -104,7 +110,7 @@ class Refresher:
         if self._serials is None:
             self._serials = await self.catalog.run(self.catalog.serials)
         current = {p.normalized: (p.name, p.serial) for p in _entries(snapshot)}
-        if not self._serials and self.catalog.oldest_serial is None:
+        if self.catalog.oldest_serial is None:  # the first look with serials (the projects may be listed already)
             baseline = [ListedProject(name, display, serial) for name, (display, serial) in current.items()]
             known = (serial for serial in listing.serials if serial is not None)
             last = listing.last_serial if listing.last_serial is not None else max(known, default=0)
