@@ -4,6 +4,7 @@ is read again; on a fake clock that drives the service's catalog work."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from shim.catalog.poller import MAX_TRIES
 from shim.catalog.reads import CatalogReader
 from testkit.fakeindex import FakeIndex
 from testkit.servers import serve_in_thread
@@ -88,6 +90,23 @@ def test_a_project_read_for_a_call_just_before_its_release_is_read_again_for_it(
         rows = polled.until(lambda: polled.rpc("changelog_since_serial", start), within=60)
         assert [(r[1], r[3], r[4]) for r in rows] == [("1.7.0", "new release", fake.project("roundup").last_serial)]
         assert "1.7.0" in polled.rpc("package_releases", "roundup")
+
+
+def test_an_item_given_up_on_is_not_taken_up_again_while_the_feeds_still_show_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="shim.catalog.poller")
+    fake = FakeIndex()
+    with TestClient(fake, base_url="https://upstream.test") as upstream:
+        before = upstream.get("/pypi/roundup/json")
+    lagging = Lagging(fake, "/pypi/roundup/json", before, times=0)
+    with Polled(fake, lagging) as polled:
+        fake.add_release("roundup", "1.7.0", created=iso(5), files=[])
+        lagging.times = 10**6  # a CDN copy that never catches up: given up on after MAX_TRIES polls
+        for _ in range(3 * MAX_TRIES):
+            polled.advance(30)  # the feeds still show the release all along
+    given_up = [m for m in caplog.messages if m == "roundup 1.7.0: left to the Simple index's next read"]
+    assert len(given_up) == 1  # left to the Simple index's reads, never polled for again
 
 
 def test_a_json_copy_that_lags_the_feed_or_fails_is_asked_again_at_the_next_poll() -> None:

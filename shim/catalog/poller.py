@@ -81,7 +81,10 @@ class FeedPoller:
                 continue
             self._pending[item] -= 1
             if self._pending[item] <= 0:
+                # Given up on, not settled: left to the Simple index's read, and never taken up again while the
+                # feeds still show it (or it would be read twice a poll for as long as it stays there).
                 del self._pending[item]
+                self._settled.add(item)
                 logger.info("%s %s: left to the Simple index's next read", item.project, item.version or "")
         if recorded:
             logger.info("recorded %d project change(s) from the RSS feeds", recorded)
