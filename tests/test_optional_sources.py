@@ -101,6 +101,20 @@ def test_the_files_host_is_asked_again_once_its_pause_is_over_and_its_recovery_l
     assert f"core metadata from https://{FILES} reads again" in caplog.messages
 
 
+def test_a_files_host_down_for_ten_minutes_is_warned_of_once_as_unreadable_and_once_as_open(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake = FakeIndex()
+    clock = FakeClock()
+    with served(fake, Unreachable(fake, FILES), clock=clock) as client:
+        for round_ in range(20):  # a call every 31 s: each finds the pause over, asks once more, and fails
+            call(client, "release_data", "httpx", ("0.28.1", "1.0.dev5")[round_ % 2])
+            clock.advance(31)
+    unreadable, opened = files_host_warnings(caplog)  # two warnings in ten minutes, each said once
+    assert unreadable.startswith(f"core metadata from https://{FILES} cannot be read, answers go without it; ")
+    assert opened == f"the upstream (https://{FILES}) failed 5 times in a row: circuit open for 30 s"
+
+
 def test_a_files_host_circuit_opening_leaves_the_index_closed() -> None:
     fake = FakeIndex()
     transport = Unreachable(fake, FILES)

@@ -150,7 +150,9 @@ class Guard:
         self.count("failures")
         if self.probing or self.failures == self.config.threshold:
             self.open_until = self.clock() + self.config.cooldown
-            logger.warning(
+            # Warned once, when it opens; each failed probe after that is the same outage, not news.
+            log = logger.warning if self.failures == self.config.threshold else logger.info
+            log(
                 "%s failed %d times in a row: circuit open for %.0f s", self._named, self.failures, self.config.cooldown
             )
         self.probing = False
