@@ -8,7 +8,7 @@ from urllib.parse import urljoin
 
 from pydantic import StrictBool, StrictStr
 
-from shim.errors import Refused
+from shim.errors import Refused, UpstreamUnavailable
 from shim.methods.reading import project
 from shim.methods.structs import file_struct, release_data_struct
 from shim.upstream.archive_stream import stream_kind
@@ -128,6 +128,10 @@ async def release_data(context: CallContext, package_name: StrictStr, version: S
             info = {**core.info, "name": doc.name}
         elif (read := await _metadata_from_files(context, normalized, doc, version)) is not None:
             info, core = {**read.info, "name": doc.name}, read
+        elif store.files_unreadable(urls := [urljoin(doc.url, f["url"]) for f in _archive_files(files or [])]):
+            raise UpstreamUnavailable(
+                urls[0], "the release's files cannot be read now, and nothing else has its metadata"
+            )
         else:
             raise Refused(
                 RuntimeError(

@@ -12,6 +12,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from cachetools import LRUCache
+
 from shim.errors import UpstreamError, UpstreamMalformed
 from shim.upstream.answers import Fetched, origin_label
 from shim.upstream.cache import DocumentCache, Entry, footprint
@@ -72,6 +74,7 @@ class DocumentStore:
         self.capabilities = Capabilities(lambda: upstream.guard.clock(), recheck=recheck)
         # How much of a release's file may be read for its metadata (shim.wiring sets it); None: nothing.
         self.archives: ArchiveLimits | None = None
+        self._unreadable: LRUCache[str, bool] = LRUCache(maxsize=10_000)  # files that gave no metadata, once read
         # The serial another source reports for a project (the catalog, written by a refresher that
         # may run in another process and be ahead of this process's copy of the Simple index).
         self.reported_serial: Callable[[str], Awaitable[int | None]] | None = None
@@ -265,7 +268,9 @@ class DocumentStore:
         wheel = filename.lower().endswith(".whl")
         limits = self.archives
         ranges = self.capabilities.ranges
-        if limits is None or (wheel and not ranges.usable) or not self._fetchable(normalized, file_url):
+        if limits is None or (wheel and not ranges.usable) or file_url in self._unreadable:
+            return None
+        if not self._fetchable(normalized, file_url):
             return None
 
         async def load(previous: Entry | None) -> Entry:
@@ -285,16 +290,26 @@ class DocumentStore:
             except (UpstreamMalformed, ValueError) as exc:
                 reason = exc.reason if isinstance(exc, UpstreamMalformed) else str(exc)
                 logger.info("no metadata read from %s: %s", redact_url(file_url)[:200], reason)
+                # A file's bytes do not change under its URL: one that gives none never will (not read again).
+                self._unreadable[file_url] = True
                 return Entry(status=404, body=b"", url=file_url, fetched_at=now)
             return Entry(status=200, body=text, url=file_url, fetched_at=now, parsed=parsed, parsed_bytes=parsed_bytes)
 
-        entry = await self.cache.get(f"archive-metadata:{file_url}", load)
-        if entry.status == 404:
+        # Optional: a files host that cannot be reached (or redirects elsewhere) costs the answer only this source,
+        # logged once and left alone for a while; the next file (an sdist after a wheel) may still answer.
+        entry = await self.upstream.optional.read(
+            "release files", origin_label(file_url), lambda: self.cache.get(f"archive-metadata:{file_url}", load)
+        )
+        if entry is None or entry.status == 404:
             return None
         if entry.parsed is None:  # read back from a store that keeps only bytes
             entry.parsed, entry.parsed_bytes = await parse_document(_metadata_text, entry.body, entry.url)
         found: CoreMetadata = entry.parsed
         return found
+
+    def files_unreadable(self, file_urls: list[str]) -> bool:
+        """Whether the files host of any of `file_urls` failed to be reached the last time a file was read there."""
+        return any(self.upstream.optional.failing("release files", origin_label(url)) for url in file_urls)
 
     def _fetchable(self, normalized: str, file_url: str) -> bool:
         """Whether `file_url` is a file of the upstream's; a refused one is logged once."""
