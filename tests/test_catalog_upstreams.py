@@ -12,6 +12,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from shim.app import create_app
+from shim.catalog.schema import adopt
 from shim.config.settings import Settings
 from shim.upstream.urls import UpstreamURL
 from testkit.fakeindex import FakeIndex
@@ -151,3 +152,22 @@ def test_a_catalog_written_before_catalogs_recorded_their_upstream_is_adopted_an
     assert recorded_upstream(ours.catalog_path) == UPSTREAM  # from now on, another upstream's service refuses it
     other = Settings(upstream=UpstreamURL.parse(OTHER))
     assert since(other, small_index(OTHER))[0][0] == "onlyhere"  # and starts a catalog of its own
+
+
+def test_a_worker_that_finds_the_catalog_adopted_under_it_by_another_starts_on_the_adopted_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    former, path = tmp_path / "catalog.sqlite3", tmp_path / "catalog-new.sqlite3"
+    sqlite3.connect(former).close()
+    Path(str(former) + "-wal").write_bytes(b"")
+    rename = Path.rename
+
+    def raced(self: Path, target: str | Path) -> Path:
+        if str(self).endswith("-wal"):  # another worker moved the journal between our look and our move
+            rename(self, target)
+            raise FileNotFoundError(str(self))
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", raced)
+    assert adopt(former, path) is True  # no crash: the journal is where it belongs, and the file is moved
+    assert path.exists() and Path(str(path) + "-wal").exists() and not former.exists()

@@ -9,6 +9,7 @@ adopted (moved, with its journal) rather than left behind.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import sqlite3
@@ -176,9 +177,10 @@ def adopt(former: Path, path: Path, upstream: str | None = None) -> bool:
     path.parent.mkdir(parents=True, exist_ok=True)
     # The journals first: whoever opens the file at its new path then finds its log beside it, never without it.
     for suffix in _JOURNALS:
-        journal = Path(str(former) + suffix)
-        if journal.exists():
-            journal.rename(str(path) + suffix)
+        # Another process (a worker beside this one) may be adopting it at the same moment: whoever moves a
+        # file first has it, the other finds it gone.
+        with contextlib.suppress(FileNotFoundError):
+            Path(str(former) + suffix).rename(str(path) + suffix)
     try:
         former.rename(path)
     except FileNotFoundError:  # another process adopted it first
