@@ -245,3 +245,17 @@ def test_per_release_json_that_cannot_be_read_is_unavailable_when_nothing_else_h
             "server error; service unavailable",
         )
     assert fake.count("/pypi/roundup/1.5.1/json") == 3  # needed: retried as any document the answer needs
+
+
+def test_a_malformed_core_metadata_file_costs_only_its_fields_and_is_counted() -> None:
+    fake = FakeIndex()
+    malformed = "Metadata-Version: 2.1\nSummary: no Name, no Version\nRequires: os.path\n"
+    fake.add_release("meta-demo", "1.0", files=[{**wheel_with_metadata("1.0"), "metadata": malformed}])
+    fake.add_release("meta-demo", "2.0", files=[])
+    with served(fake, clock=FakeClock()) as client:
+        answer = call(client, "release_data", "meta-demo", "1.0")
+        health = client.get("/healthz").json()
+    assert (len(answer), answer["version"], answer["requires"]) == (33, "1.0", [])  # from the per-release JSON
+    core = health["optional_reads"]["core metadata"][f"https://{FILES}"]
+    assert (core["malformed"], core["failures"], core["state"]) == (1, 0, "failing")
+    assert "the metadata file has no Name or Version" in core["last_error"]
