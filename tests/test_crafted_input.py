@@ -62,6 +62,7 @@ def test_crafted_versions_reach_nothing(rpc: Rpc, fake_index: FakeIndex, version
     assert upstream_paths(fake_index) == ["/pypi/roundup/json"]
 
 
+@pytest.mark.heavy  # the whole crafted corpus: a second or more
 def test_every_upstream_request_has_a_documented_shape(rpc: Rpc, fake_index: FakeIndex) -> None:
     for name in ("roundup", "oddversions", "nofiles", "Zope.Interface_Demo", *CRAFTED_NAMES):
         for version in ("1.0", "0.1", "2004d", "1.0-beta", *CRAFTED_VERSIONS):

@@ -116,6 +116,7 @@ def test_summaries_are_cleaned_as_pypi_cleaned_them(discovery: Feed) -> None:
     assert hit["summary"] == "Hello&#8230; &#26085;&#26412;&#35486; [31mred[0m tab\there"
 
 
+@pytest.mark.heavy  # hundreds of projects: a second or more
 def test_at_most_100_hits() -> None:
     fake = FakeIndex()
     for i in range(130):

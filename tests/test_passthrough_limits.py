@@ -27,6 +27,7 @@ JUNK_PATHS = [
 ]
 
 
+@pytest.mark.heavy  # a volume of names: a second or more
 def test_names_the_simple_index_does_not_list_are_404_without_asking_the_upstream() -> None:
     fake = FakeIndex()
     with served(fake) as client:

@@ -16,6 +16,8 @@ from .feed import Feed, started
 from .helpers import make_settings
 from .ranking_fixture import ranking_index, without_fts5
 
+pytestmark = pytest.mark.heavy  # a corpus of 223 projects, analysed and ranked: seconds in all
+
 MORE = ...  # the hits go on past those listed
 
 Spec = dict[str, str | list[str]]
