@@ -22,8 +22,10 @@ from shim.catalog.crawler import IDLE, WANTED, WARMUP, Crawler
 from shim.upstream.urls import UpstreamURL
 from testkit.fakeindex import FakeIndex
 from testkit.servers import serve_in_thread
+from testkit.wheels import wheel_file
 
 from .clock import FakeClock
+from .feed import Feed, crawl_all
 from .helpers import after_first_pass, in_app, make_settings, run_shim_json, served, shim_environ
 
 
@@ -274,3 +276,20 @@ def test_catalog_crawl_on_a_fresh_file_makes_the_first_look_then_reads_every_pro
         status = run_shim_json("catalog", "status", env=environ)
     assert crawled == {"crawled": len(fake.state.projects)}
     assert (status["crawl"]["read"], status["crawl"]["eta_seconds"]) == (len(fake.state.projects), 0)
+
+
+def test_a_project_the_crawler_reads_ahead_of_the_change_feed_still_gets_its_new_release_row() -> None:
+    fake = FakeIndex()
+    running = Feed(fake, make_settings(crawl_rate=0))
+    with running.client:
+        start = running.rpc("changelog_last_serial")  # the first look: no project read yet
+        later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 5))  # after the first look
+        wheel = wheel_file("roundup", "1.7.0", upload=later)
+        fake.add_release("roundup", "1.7.0", created=later, files=[wheel])
+        crawl_all(running)  # the crawler reads roundup's JSON, 1.7.0 in it, before the feed records the change
+        assert running.refresh() == 1
+        rows = running.since(start)
+    assert [(r[0], r[1], r[3]) for r in rows] == [
+        ("roundup", "1.7.0", "new release"),
+        ("roundup", "1.7.0", "add py3 file roundup-1.7.0-py3-none-any.whl"),
+    ]

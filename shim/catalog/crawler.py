@@ -21,6 +21,7 @@ from shim.catalog.problems import CatalogUnavailable
 from shim.catalog.writes import CatalogWriter
 from shim.errors import UpstreamError, UpstreamUnavailable
 from shim.upstream.documents import DocumentStore
+from shim.upstream.parsers import ProjectDoc
 
 __all__ = ["IDLE", "WANTED", "WARMUP", "Crawler"]
 
@@ -201,6 +202,21 @@ class Crawler:
         self.interval = max(self.base_interval, self.interval / 2)
         if doc is None:
             await self.catalog.run(self.catalog.store_releases, normalized, {}, None)
+        elif await self.catalog.run(self._ahead_of_the_feed, normalized, doc):
+            # A copy newer than the serial the change feed holds for the project: its change is the feed's to record,
+            # diffed from the releases held, or a release stored now would never be a `new release` row. Only its
+            # metadata is kept; the project stays unread, and is read again once the feed has caught up.
+            releases, metadata = releases_of(doc), project_metadata(doc)
+            await self.catalog.run(self.catalog.observe, normalized, doc.last_serial, releases, metadata)
+            self._failed.add(normalized)  # passed over until the next look, as a failed read is
+            return 0
         else:
             await self.catalog.run(self.catalog.store_releases, normalized, releases_of(doc), project_metadata(doc))
         return 1
+
+    def _ahead_of_the_feed(self, normalized: str, doc: ProjectDoc) -> bool:
+        """Whether `doc` is newer than the serial the change feed holds (never, without a change feed)."""
+        if self.catalog.oldest_serial is None or doc.last_serial is None:
+            return False
+        held = self.catalog.serial_of(normalized)
+        return held is not None and doc.last_serial > held
