@@ -149,6 +149,7 @@ def test_compressed_bodies_are_read(small_client: TestClient, encoding: str, com
     assert _result(response.content) == "pypi-only"
 
 
+@pytest.mark.heavy  # a bomb decompressed to its cap: memory measured
 def test_a_compression_bomb_is_refused_at_the_cap(small_client: TestClient) -> None:
     bomb = gzip.compress(_padded_call(50_000_000))  # ~50 MB that packs into ~50 KB
     assert len(bomb) < 100_000

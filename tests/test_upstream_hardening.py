@@ -331,6 +331,7 @@ def test_a_document_in_another_encoding_is_malformed(
     assert f"https://upstream.test/pypi/roundup/json: {why}" in caplog.text
 
 
+@pytest.mark.heavy  # bombs decompressed to their cap: memory measured
 @pytest.mark.parametrize("layers", [1, 2])
 def test_a_compressed_bomb_is_refused_at_the_cap_in_bounded_memory(layers: int) -> None:
     body = bomb(64 * 2**20)  # 64 MiB decoded, 64 KiB on the wire
