@@ -73,3 +73,26 @@ def test_what_calls_read_still_reaches_the_catalog(index: Callable[[], FakeIndex
         assert [hit["name"] for hit in rpc("search", {"summary": "everyone"})] == ["rolesy"]
         assert rpc("browse", ["Framework :: Rolesy"]) == [["rolesy", "1.0"]]
         assert fault_of(rpc, "changelog_since_serial", 0) == (-32500, f"RuntimeError: {message}")
+
+
+@pytest.mark.parametrize(("index", "message"), INDEXES)
+def test_a_project_listed_later_is_listed_in_the_catalog_and_only_it_is_written(
+    index: Callable[[], FakeIndex], message: str
+) -> None:
+    fake = index()
+    with served(fake, crawl_rate=0) as client:
+        after_first_pass(client)
+        refresher = client.app.state.refresher  # type: ignore[attr-defined]
+        writer, written = refresher.catalog, []
+        list_projects = writer.list_projects
+
+        def listing(projects: list[tuple[str, str]], now: int) -> None:
+            written.append(projects)
+            list_projects(projects, now)
+
+        writer.list_projects = listing
+        fake.add_release("later-pkg", "1.0")
+        in_app(client, refresher.refresh)
+        coverage = client.get("/healthz").json()["catalog"]
+    assert written == [[("later-pkg", "later-pkg")]]  # the one name the last listing lacked
+    assert coverage["projects"] == len(fake.state.projects)

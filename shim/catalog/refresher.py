@@ -98,9 +98,14 @@ class Refresher:
                 self._warned = True
             if listing is not self._settled:
                 # No change feed without serials, but the catalog still lists every project, so that what calls read
-                # and what the crawler reads is kept: search, browse and user_packages answer from it.
-                listed = [(name, listing.names[i]) for name, i in snapshot.positions.items()]
-                await self.catalog.run(self.catalog.list_projects, listed, int(self.clock()))
+                # and what the crawler reads is kept: search, browse and user_packages answer from it. Only the names
+                # the last listing lacked are written (all of them once per process: it is idempotent).
+                before = set(self._settled.names) if self._settled is not None else set()
+                listed = [
+                    (name, listing.names[i]) for name, i in snapshot.positions.items() if listing.names[i] not in before
+                ]
+                if listed:
+                    await self.catalog.run(self.catalog.list_projects, listed, int(self.clock()))
                 self._settled = listing
             return 0
         now = int(self.clock())

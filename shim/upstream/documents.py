@@ -249,7 +249,7 @@ class DocumentStore:
             found: CoreMetadata | None = await self._document(
                 f"metadata:{file_url}",
                 file_url + ".metadata",
-                lambda body, url: CoreMetadata.from_text(body.decode("utf-8", "replace")),
+                _metadata_text,
                 normalized,
                 optional=True,
             )
@@ -324,4 +324,5 @@ class DocumentStore:
 
 
 def _metadata_text(body: bytes, url: str) -> CoreMetadata:
+    """A release's metadata text (a core metadata file, or METADATA/PKG-INFO read from its files), parsed."""
     return CoreMetadata.from_text(body.decode("utf-8", "replace"))
