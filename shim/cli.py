@@ -140,8 +140,7 @@ async def _run_catalog(settings: Settings, work: CatalogWork, action: str, *, on
         await work.seed(settings)
         print(json.dumps({"recorded": await work.refresher.refresh()}))
     elif action == "refresh":
-        await work.seed(settings)
-        await work.refresh(settings)
+        await work.run(settings, crawl=False)
     elif action == "crawl" and work.crawler is not None:
         if work.writer.oldest_serial is None:  # a fresh file: the first look, as the refresher makes it, comes first
             await work.refresher.refresh()

@@ -162,14 +162,15 @@ class CatalogWork:
     crawler: Crawler | None  # only when SHIM_CRAWL_RATE is above 0
     poller: FeedPoller | None = None  # the change feed's fast path, unless SHIM_FEED_POLL is 0
 
-    async def run(self, settings: Settings) -> None:
-        """The catalog's background work, for ever: the refresher and its feed poller and, when set, the crawler.
-        Started as one task by the service's lifespan; cancelled, it stops them all."""
+    async def run(self, settings: Settings, *, crawl: bool = True) -> None:
+        """The catalog's background work, for ever: the seed first, then the refresher and its feed poller and (with
+        `crawl`, when set) the crawler. The service's lifespan starts it as one task, `pypi-xmlrpc-shim catalog
+        refresh` without the crawler; cancelled, it stops them all."""
         await self.seed(settings)
         jobs: list[Coroutine[Any, Any, object]] = [self.refresher.run(settings.index_refresh)]
         if self.poller is not None:
             jobs.append(self.poller.run())
-        if self.crawler is not None:
+        if crawl and self.crawler is not None:
             jobs.append(self.crawler.follow())
         # One job that ends (or fails) never stops the others: the change feed outlives a crawler's bug.
         for outcome in await asyncio.gather(*jobs, return_exceptions=True):
@@ -183,11 +184,6 @@ class CatalogWork:
             await seed_catalog(
                 self.writer, upstream, settings.catalog_seed, max_bytes=limit, timeout=settings.seed_timeout
             )
-
-    async def refresh(self, settings: Settings) -> None:
-        """The refresher and its feed poller, for ever, without the crawler: `pypi-xmlrpc-shim catalog refresh`."""
-        polling = [self.poller.run()] if self.poller is not None else []
-        await asyncio.gather(self.refresher.run(settings.index_refresh), *polling)
 
     def close(self) -> None:
         self.writer.close()
