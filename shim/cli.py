@@ -134,7 +134,7 @@ def _writer(pid: int | None) -> str:
 async def _run_catalog(settings: Settings, work: CatalogWork, action: str, *, once: bool, limit: int | None) -> int:
     if action == "status":
         coverage = await work.writer.run(work.writer.coverage)
-        crawl = dataclasses.asdict(await work.writer.run(work.writer.crawl_progress))
+        crawl = dataclasses.asdict(await work.writer.run(work.writer.crawl_progress, coverage))
         print(json.dumps({"path": str(settings.catalog_path), **dataclasses.asdict(coverage), "crawl": crawl}))
     elif action == "refresh" and once:
         await work.seed(settings)

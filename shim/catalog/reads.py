@@ -153,9 +153,9 @@ class CatalogReader(CatalogFile):
         return Coverage(int(projects), int(known), self.oldest_serial, int(refreshed) if refreshed else None, events)
 
     @locked
-    def crawl_progress(self) -> CrawlProgress:
-        """The crawler's coverage and, at the rate it last read at, the time it needs for the projects left."""
-        coverage = self.coverage()
+    def crawl_progress(self, coverage: Coverage) -> CrawlProgress:
+        """The crawler's share of `coverage` (as `coverage()` gave it: its counts are not made twice) and, at the
+        rate it last read at, the time it needs for the projects left."""
         try:
             rate_text, read_at, cursor = (self.get_meta(key) for key in ("crawl_rate", "crawl_read_at", "crawl_cursor"))
         except sqlite3.DatabaseError:

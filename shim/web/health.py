@@ -30,7 +30,7 @@ async def health(request: Request) -> Response:
             "fetched_at": snapshot.fetched_at,
         }
     coverage = await services.catalog.run(services.catalog.coverage)
-    crawl = await services.catalog.run(services.catalog.crawl_progress)
+    crawl = await services.catalog.run(services.catalog.crawl_progress, coverage)
     state = services.catalog.state
     problem = state.problem
     store = services.store
