@@ -322,9 +322,9 @@ def test_the_crawler_reads_every_project_at_its_rate_and_resumes(tmp_path: Path)
         original = services.store.project
         run = 0
 
-        async def counted(normalized: str) -> Any:
+        async def counted(normalized: str, *, by_catalog: bool) -> Any:
             runs[run].append((now[0], normalized))
-            return await original(normalized)
+            return await original(normalized, by_catalog=by_catalog)
 
         # A stand-in taking only what the crawler passes (no stale_ok), so its signature differs from the method's.
         services.store.project = counted  # type: ignore[method-assign, assignment]

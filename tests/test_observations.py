@@ -24,6 +24,7 @@ from shim.catalog.writes import CatalogWriter
 from shim.upstream.parsers import ProjectDoc
 from testkit.wheels import wheel_file
 
+from .feed import Feed, started
 from .helpers import after_first_pass, in_app, make_settings, rolesy_index, rpc_for, served
 
 
@@ -220,3 +221,13 @@ async def test_a_read_waits_for_what_was_read_before_it_never_for_what_follows(t
     drain.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await drain
+
+
+def test_the_crawlers_reads_are_written_by_the_crawler_alone() -> None:
+    running = Feed(rolesy_index(), make_settings())
+    with running.client:
+        started(running)  # the crawler's reads: every project once
+        observations = running.client.app.state.services.observations  # type: ignore[attr-defined]
+        kept(running.client)
+        assert (observations.kept, observations.dropped) == (0, 0)  # none of them handed over a second time
+        assert ["Owner", "rolesy"] in running.rpc("user_packages", "alice")  # the crawler wrote it

@@ -190,7 +190,7 @@ class Crawler:
 
     async def _read(self, normalized: str) -> int:
         try:
-            doc = await self.store.project(normalized)
+            doc = await self.store.project(normalized, by_catalog=True)
         except UpstreamError as exc:
             self._failed.add(normalized)
             if isinstance(exc, UpstreamUnavailable):  # no answer: the upstream is slowed down for, not a project

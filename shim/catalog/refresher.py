@@ -192,7 +192,7 @@ class Refresher:
             )  # fmt: skip
             self._serials.pop(change.normalized, None)
             return 1
-        doc = await self.store.project(change.normalized, stale_ok=False)
+        doc = await self.store.project(change.normalized, stale_ok=False, by_catalog=True)
         if doc is not None and doc.last_serial is not None and doc.last_serial < change.new:
             # A copy that lags the Simple index (a CDN): recording from it would lose the change. Next pass.
             raise UpstreamUnavailable(doc.url, f"serial {doc.last_serial}, the Simple index says {change.new}")
@@ -267,7 +267,7 @@ class Refresher:
         releases = await self.catalog.run(self.catalog.releases, normalized) if stored and stored.known else None
         if all(_holds(item, held, stored, releases) for item in told):
             return True, 0
-        doc = await self.store.project(normalized, stale_ok=False)
+        doc = await self.store.project(normalized, stale_ok=False, by_catalog=True)
         new = releases_of(doc) if doc is not None else {}
         if doc is None or any(item.version is not None and item.version not in new for item in told):
             # A JSON copy that lags the feed (a CDN): the change would be lost. The next poll asks again.

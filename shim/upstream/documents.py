@@ -92,11 +92,14 @@ class DocumentStore:
         accept: str | None = None,
         stale_ok: bool = True,
         optional: bool = False,
+        by_catalog: bool = False,
     ) -> Entry:
         """The cached entry for `url` (a 404 included), fetched or revalidated as the cache's policy says.
 
         With `project`, the entry follows that project's changes in the Simple index, and is never older
-        than the serial the index shows for it (fetched again once when it is).
+        than the serial the index shows for it (fetched again once when it is). `by_catalog`: read by the catalog's
+        own writers (the refresher, the crawler), which record what they read: neither told (`on_project`) nor
+        counted as asked for (`asked`).
         """
 
         async def load(previous: Entry | None) -> Entry:
@@ -105,11 +108,10 @@ class DocumentStore:
             if fetched.status == 304 and previous is not None:
                 return previous
             loaded = await self._entry(fetched, parse)
-            # The change feed's writer (stale_ok=False) records what it reads itself.
             if (
                 self.on_project is not None
                 and project is not None
-                and stale_ok
+                and not by_catalog
                 and isinstance(loaded.parsed, ProjectDoc)
             ):
                 self._observed(self.on_project, project, loaded.parsed)
@@ -117,7 +119,7 @@ class DocumentStore:
 
         changed_at = floor = None
         if project is not None:
-            if self.asked is not None:
+            if self.asked is not None and not by_catalog:
                 self.asked(project)
             changed_at = self.index.changed_at(project)
             snapshot = self.index.snapshot
@@ -135,10 +137,20 @@ class DocumentStore:
             logger.exception("the catalog was not told of %s", project)
 
     async def _document(
-        self, key: str, url: str, parse: Parse, project: str, *, stale_ok: bool = True, optional: bool = False
+        self,
+        key: str,
+        url: str,
+        parse: Parse,
+        project: str,
+        *,
+        stale_ok: bool = True,
+        optional: bool = False,
+        by_catalog: bool = False,
     ) -> Any:
         """The parsed document at `url`, or None for a genuine not-found."""
-        entry = await self.entry(key, url, project, parse=parse, stale_ok=stale_ok, optional=optional)
+        entry = await self.entry(
+            key, url, project, parse=parse, stale_ok=stale_ok, optional=optional, by_catalog=by_catalog
+        )
         if entry.status == 404:
             return None
         if entry.parsed is None:  # read back from a store that keeps only bytes
@@ -170,16 +182,18 @@ class DocumentStore:
             parsed_bytes=parsed_bytes,
         )
 
-    async def project(self, normalized: str, *, stale_ok: bool = True) -> ProjectDoc | None:
+    async def project(self, normalized: str, *, stale_ok: bool = True, by_catalog: bool = False) -> ProjectDoc | None:
         """`/pypi/<name>/json`, or None when the project has no release (or does not exist).
 
-        The change feed's writer passes `stale_ok=False`: a change derived from an old copy would be lost."""
+        The change feed's writer passes `stale_ok=False`: a change derived from an old copy would be lost; it and
+        the crawler pass `by_catalog` (see `entry`)."""
         doc: ProjectDoc | None = await self._document(
             f"project:{normalized}",
             self.upstream.project_url(normalized),
             ProjectDoc.from_json,
             normalized,
             stale_ok=stale_ok,
+            by_catalog=by_catalog,
         )
         if doc is not None:
             self.capabilities.ownership.observed(doc.ownership is not None)
