@@ -1,4 +1,4 @@
-"""The connection guards, over real sockets on 127.0.0.1, under each HTTP parser the command can serve with.
+"""The connection guards, over real sockets on 127.0.0.1, under each HTTP parser and event loop the command can serve with.
 
 The service runs in a thread as `pypi-xmlrpc-shim` serves it (`shim.web.server.guarded_config`), with timeouts of
 0.3 s; every bound below is ten times the time expected.
@@ -26,21 +26,25 @@ from testkit.servers import Served, serving_config
 
 from .helpers import make_settings
 
-PARSERS = ["h11", "httptools"]
+# Each parser under each event loop: uvloop where it is installed (the default then), asyncio's own everywhere.
+STACKS = [f"{parser}/{loop}" for loop in ("asyncio", "uvloop") for parser in ("h11", "httptools")]
 TIMEOUT = 0.3
 BOUND = 10 * TIMEOUT
 BIG = 8 * 1024 * 1024  # more than the kernel's socket buffers take in on loopback (a few MB)
 
 # Real sockets against a real server, waiting out real timeouts: the end-to-end stage.
-pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("parser", PARSERS)]
+pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("stack", STACKS)]
 
 
 @contextmanager
-def shim(parser: str, fake: FakeIndex | None = None, **overrides: Any) -> Iterator[Served]:
+def shim(stack: str, fake: FakeIndex | None = None, **overrides: Any) -> Iterator[Served]:
     timeouts = {"header_timeout": TIMEOUT, "idle_timeout": TIMEOUT, "write_timeout": TIMEOUT}
     settings = make_settings(**{**timeouts, **overrides})
     app = create_app(settings, transport=httpx.ASGITransport(app=fake or FakeIndex()))
-    config = guarded_config(app, settings, parser=parser, access_log=False, log_level="warning")
+    parser, loop = stack.split("/")
+    if loop == "uvloop":
+        pytest.importorskip("uvloop", reason="uvloop is not installed here (it is on every Linux and macOS CPython)")
+    config = guarded_config(app, settings, parser=parser, loop=loop, access_log=False, log_level="warning")
     with serving_config(config) as served:
         yield served
 
@@ -89,22 +93,22 @@ def connections(served: Served) -> int:
     return len(served.server.server_state.connections)
 
 
-def test_a_connection_that_sends_nothing_is_closed_after_the_idle_timeout(parser: str) -> None:
-    with shim(parser) as served, connect(served) as silent:
+def test_a_connection_that_sends_nothing_is_closed_after_the_idle_timeout(stack: str) -> None:
+    with shim(stack) as served, connect(served) as silent:
         elapsed = closed_after(silent, BOUND)
     assert elapsed is not None and elapsed >= TIMEOUT * 0.9
 
 
-def test_a_keep_alive_connection_is_closed_when_no_next_request_comes(parser: str) -> None:
-    with shim(parser) as served, connect(served) as sock:
+def test_a_keep_alive_connection_is_closed_when_no_next_request_comes(stack: str) -> None:
+    with shim(stack) as served, connect(served) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
         assert closed_after(sock, BOUND) is not None  # uvicorn alone keeps it 5 s
 
 
-def test_a_slow_request_head_is_closed_after_the_header_timeout_while_other_clients_get_answers(parser: str) -> None:
+def test_a_slow_request_head_is_closed_after_the_header_timeout_while_other_clients_get_answers(stack: str) -> None:
     # Slowloris: a header line every 0.1 s, so the connection is never idle but its head never ends.
-    with shim(parser, idle_timeout=60) as served, ExitStack() as stack:
+    with shim(stack, idle_timeout=60) as served, ExitStack() as stack:
         slow = [stack.enter_context(connect(served)) for _ in range(20)]
         for sock in slow:
             sock.sendall(b"POST /pypi HTTP/1.1\r\nHost: x\r\n")
@@ -134,8 +138,8 @@ def answer_to(sock: socket.socket, request: bytes) -> bytes:
         return b""
 
 
-def test_a_request_head_past_the_size_bound_is_refused(parser: str) -> None:
-    with shim(parser) as served:
+def test_a_request_head_past_the_size_bound_is_refused(stack: str) -> None:
+    with shim(stack) as served:
         with connect(served) as sock:  # a large but reasonable head is served
             answer = answer_to(sock, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 8192 + b"\r\n\r\n")
             assert answer.startswith(b"HTTP/1.1 200 ")
@@ -147,8 +151,8 @@ def test_a_request_head_past_the_size_bound_is_refused(parser: str) -> None:
     assert status in (b"", b"HTTP/1.1 400 Bad Request", b"HTTP/1.1 431 Request Header Fields Too Large")
 
 
-def test_past_the_connection_cap_the_longest_waiting_connection_makes_room(parser: str) -> None:
-    with shim(parser, max_connections=10, idle_timeout=60) as served, ExitStack() as stack:
+def test_past_the_connection_cap_the_longest_waiting_connection_makes_room(stack: str) -> None:
+    with shim(stack, max_connections=10, idle_timeout=60) as served, ExitStack() as stack:
         waiting = [stack.enter_context(connect(served)) for _ in range(10)]
         time.sleep(0.2)  # all ten accepted and counted
         more = [stack.enter_context(connect(served)) for _ in range(5)]
@@ -158,8 +162,8 @@ def test_past_the_connection_cap_the_longest_waiting_connection_makes_room(parse
         assert not any(is_closed(sock) for sock in more)
 
 
-def test_past_the_connection_cap_with_none_waiting_a_new_connection_is_answered_503_at_once(parser: str) -> None:
-    with shim(parser, max_connections=3, body_timeout=60) as served, ExitStack() as stack:
+def test_past_the_connection_cap_with_none_waiting_a_new_connection_is_answered_503_at_once(stack: str) -> None:
+    with shim(stack, max_connections=3, body_timeout=60) as served, ExitStack() as stack:
         for _ in range(3):  # busy: their heads are in, their bodies are not
             busy = stack.enter_context(connect(served))
             busy.sendall(b"POST /pypi HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: 100\r\n\r\n<m")
@@ -173,11 +177,11 @@ def test_past_the_connection_cap_with_none_waiting_a_new_connection_is_answered_
         assert connections(served) == 3
 
 
-def test_a_client_that_never_reads_a_large_answer_is_closed_and_the_answer_freed(parser: str) -> None:
+def test_a_client_that_never_reads_a_large_answer_is_closed_and_the_answer_freed(stack: str) -> None:
     fake = FakeIndex()
     fake.add_release("big", "1.0", info={"description": "x" * BIG})
     call = xmlrpc.client.dumps(("big", "1.0"), "release_data").encode()
-    with shim(parser, fake) as served, connect(served, receive_buffer=4096) as reader:
+    with shim(stack, fake) as served, connect(served, receive_buffer=4096) as reader:
         reader.sendall(b"POST /pypi HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n")
         reader.sendall(b"Content-Length: %d\r\n\r\n%s" % (len(call), call))
         buffered: list[int] = []
@@ -202,13 +206,13 @@ def test_a_client_that_never_reads_a_large_answer_is_closed_and_the_answer_freed
             assert len(cast(dict[str, Any], proxy.release_data("big", "1.0"))["description"]) == BIG
 
 
-def test_a_client_that_asks_to_close_and_never_reads_its_answer_is_dropped(parser: str) -> None:
+def test_a_client_that_asks_to_close_and_never_reads_its_answer_is_dropped(stack: str) -> None:
     # An answer that stays below the send buffer's high-water mark: no pause ever starts the write timer, and the
     # close that follows the answer (Connection: close) would wait for the client to read it, for ever.
     fake = FakeIndex()
     fake.add_release("mid", "1.0", info={"description": "x" * 60_000})
     call = xmlrpc.client.dumps(("mid", "1.0"), "release_data").encode()
-    with shim(parser, fake, idle_timeout=60) as served, connect(served, receive_buffer=4096) as reader:
+    with shim(stack, fake, idle_timeout=60) as served, connect(served, receive_buffer=4096) as reader:
 
         async def small_kernel_buffer() -> None:  # so that the kernel cannot take in the whole answer
             while not served.server.server_state.connections:

@@ -22,6 +22,12 @@ class LogLevel(StrEnum):
     ERROR = "error"
 
 
+class EventLoop(StrEnum):
+    AUTO = "auto"  # uvloop where it is installed, else asyncio's own
+    ASYNCIO = "asyncio"
+    UVLOOP = "uvloop"
+
+
 @dataclass(frozen=True)
 class Setting(Generic[T]):
     name: str

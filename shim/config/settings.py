@@ -21,7 +21,7 @@ from shim.config.defaults import default_catalog_path
 from shim.config.parsers import Network
 from shim.config.rates import RateLimit
 from shim.config.registry import BY_NAME, REGISTRY
-from shim.config.setting import LogLevel, Setting
+from shim.config.setting import EventLoop, LogLevel, Setting
 from shim.modes import FilesMode, Mode
 from shim.upstream.urls import REDACTED, Credentials, Secret, UpstreamURL, redact_url
 
@@ -121,6 +121,7 @@ class Settings:
     catalog_takeover: float = _default("catalog_takeover")
     feed_poll: float = _default("feed_poll")
     log_level: LogLevel = _default("log_level")
+    event_loop: EventLoop = _default("event_loop")
 
     @classmethod
     def load(

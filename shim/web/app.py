@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from shim.catalog.schema import ConnectionFactory, open_sqlite
 from shim.config.settings import Settings, SettingsError
 from shim.methods.table import METHODS
-from shim.web.endpoint import MODE_PREFIXES, xmlrpc_routes
+from shim.web.endpoint import MODE_PREFIXES, XMLRPCFront, xmlrpc_endpoints, xmlrpc_routes
 from shim.web.health import health_routes
 from shim.web.passthrough import passthrough_routes
 from shim.wiring import (
@@ -84,10 +84,11 @@ def create_app(
         search_fill_timeout=settings.search_fill_timeout,
         limiter=RateLimiter(settings.rate_limit) if settings.rate_limit is not None else None,
     )
+    endpoints = xmlrpc_endpoints(settings, dispatcher)
     routes = [
         *health_routes(),
         *passthrough_routes(settings, services, list(MODE_PREFIXES)),
-        *xmlrpc_routes(settings, dispatcher),
+        *xmlrpc_routes(endpoints),
     ]
 
     @contextlib.asynccontextmanager
@@ -127,7 +128,11 @@ def create_app(
             if services.observations is not None:
                 services.observations.close()
 
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(CollapseSlashes)])
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(CollapseSlashes), Middleware(XMLRPCFront, endpoints=endpoints)],
+    )
     app.state.settings = settings
     app.state.dispatcher = dispatcher
     app.state.services = services

@@ -24,7 +24,7 @@ import socket
 import struct
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from weakref import WeakKeyDictionary
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -93,7 +93,8 @@ class _Guarded(_Base):
     _refused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # uvloop's TCP transport has asyncio.Transport's methods without being one of its subclasses.
+        transport = cast(asyncio.Transport, transport)
         self._guards = guards_of(self.config)
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_LOW_WATER)
         if len(self.server_state.connections) >= self._guards.max_connections and not self._make_room():

@@ -5,27 +5,32 @@ prefixes `/restore/`, `/today/` and `/removed/` in that mode, each form answered
 no redirect (a 307 is its ProtocolError). Before a body reaches dispatch it is bounded
 in size (after decompression) and in time, the caller's address is worked out (trusted proxies only), and
 the calls in progress are capped; a call is cut off at its deadline.
+
+A POST to an endpoint's path is served straight from the ASGI scope (`XMLRPCFront`): on a cache hit, matching
+the app's fifty routes in turn and building Starlette's request and response objects were a third of the call.
+Every other request to those paths (the docs page, a wrong method) goes through the routes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
-import re
+from collections.abc import AsyncIterator
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shim import encodings
 from shim.config.settings import Settings
 from shim.modes import Mode
+from shim.web.addresses import peer_address
 from shim.web.docs import docs_page
 from shim.web.responses import not_found
 from shim.xmlrpc.dispatch import Dispatcher, Unserved
 
-__all__ = ["MODE_PREFIXES", "client_address", "xmlrpc_routes"]
+__all__ = ["MODE_PREFIXES", "XMLRPCFront", "xmlrpc_endpoints", "xmlrpc_routes"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,80 +50,42 @@ def _xmlrpc_bytes(body: bytes, headers: dict[str, str] | None = None) -> Respons
     return Response(body, headers={"content-type": XMLRPC_CONTENT_TYPE, **(headers or {})})
 
 
-def client_address(request: Request, settings: Settings) -> str:
-    """The caller, as the rate limits count it: the peer, or the client a trusted proxy forwarded.
+class _Head:
+    """The few request headers a call reads, taken from the scope in one pass."""
 
-    Every X-Forwarded-For line is read, in order, as one list (a proxy may add a line of its own rather than
-    append to the client's). Walking it from the right, past the trusted proxies, the first other entry is the
-    client. An entry that is no address (garbage, or a proxy's obfuscated name) is never a client: the hop that
-    passed it on is. IPv6 clients are grouped by their SHIM_IPV6_PREFIX network, as a host holds a whole one.
-    """
-    peer = request.client.host if request.client else ""
-    hop = _address(peer)
-    if hop is None:
-        return peer  # not an IP peer (a test client, a Unix socket): the only name there is
-    if _trusted(hop, settings):
-        lines = request.headers.getlist("x-forwarded-for")
-        entries = [entry for line in lines for entry in line.split(",") if entry.strip()]
-        for entry in reversed(entries):
-            address = _address(entry)
-            if address is None:
-                break
-            hop = address
-            if not _trusted(address, settings):
-                break
-    return _client_key(hop, settings.ipv6_prefix)
+    __slots__ = ("content_encoding", "content_length", "forwarded", "media_type")
+
+    def __init__(self, scope: Scope) -> None:
+        self.media_type = self.content_length = self.content_encoding = ""
+        self.forwarded: list[str] = []
+        for key, value in scope["headers"]:
+            if key == b"content-type":
+                self.media_type = value.decode("latin-1").split(";", 1)[0].strip().lower()
+            elif key == b"content-length":
+                self.content_length = value.decode("latin-1")
+            elif key == b"content-encoding":
+                self.content_encoding = value.decode("latin-1")
+            elif key == b"x-forwarded-for":
+                self.forwarded.append(value.decode("latin-1"))
 
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-# uvicorn's own proxy-header middleware reads one header line and no ports, hence this. Quotes are allowed.
-_ENTRY = re.compile(
-    r"""
-    "?(?:
-        \[(?P<bracketed>[0-9A-Fa-f:.]+)\](?::[0-9]{1,5})?  # [2001:db8::1], [2001:db8::1]:443
-      | (?P<v4>[0-9.]+)(?::[0-9]{1,5})?                   # 1.2.3.4, 1.2.3.4:5678
-      | (?P<v6>[0-9A-Fa-f:.]+)                            # 2001:db8::1, ::ffff:1.2.3.4
-    )"?
-    """,
-    re.VERBOSE,
-)
+async def _chunks(receive: Receive) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        yield message.get("body", b"")
+        if not message.get("more_body", False):
+            return
 
 
-def _address(text: str) -> IPAddress | None:
-    """The IP address an X-Forwarded-For entry (or the peer) names, its port dropped; None for anything else."""
-    match = _ENTRY.fullmatch(text.strip())
-    if match is None:
-        return None
-    try:
-        address = ipaddress.ip_address(match["bracketed"] or match["v4"] or match["v6"])
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped  # a dual-stack socket's view of an IPv4 client
-    return address
-
-
-def _client_key(address: IPAddress, ipv6_prefix: int) -> str:
-    if isinstance(address, ipaddress.IPv6Address) and ipv6_prefix < 128:
-        return str(ipaddress.IPv6Network((address, ipv6_prefix), strict=False))
-    return str(address)
-
-
-def _trusted(address: IPAddress, settings: Settings) -> bool:
-    return any(address in network for network in settings.trusted_proxies)
-
-
-def _media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(head: _Head, receive: Receive, limit: int) -> bytes:
     """The request body, decompressed, refused as soon as it would pass `limit` bytes."""
-    declared = request.headers.get("content-length", "")
+    declared = head.content_length
     if declared.isdigit() and int(declared) > limit:
         raise BodyRefused(f"Content-Length {declared}")
     try:
-        return await encodings.read_decoded(request.stream(), request.headers.get("content-encoding", ""), limit)
+        return await encodings.read_decoded(_chunks(receive), head.content_encoding, limit)
     except (encodings.TooLarge, encodings.Undecodable) as exc:
         raise BodyRefused(str(exc)) from None
 
@@ -133,51 +100,102 @@ class XMLRPCEndpoint:
         self.calls = calls  # shared by every endpoint: the cap on calls in progress
 
     async def handle(self, request: Request) -> Response:
+        """Anything but a POST (which `XMLRPCFront` sends to `post`)."""
         mode = self.mode or self.settings.mode
         if mode is Mode.REMOVED:
             return not_found("text")  # "removed" mode is the endpoint gone, as the index answers an unknown path
-        is_xml = _media_type(request) in XML_TYPES
-        if request.method != "POST":
-            if is_xml:  # Warehouse answers another method on its XML-RPC route with this fault.
-                return _xmlrpc_bytes(self.dispatcher.unserved(Unserved.WRONG_HTTP_METHOD))
-            if request.method in ("GET", "HEAD") and request.url.path.endswith("/"):
-                return HTMLResponse(docs_page(self.dispatcher.table, self.settings, mode))
-            return PlainTextResponse(
-                "This is an XML-RPC endpoint: POST a text/xml methodCall.\n", status_code=405, headers={"Allow": "POST"}
-            )
-        if not is_xml:
+        if request.headers.get("content-type", "").split(";", 1)[0].strip().lower() in XML_TYPES:
+            # Warehouse answers another method on its XML-RPC route with this fault.
+            return _xmlrpc_bytes(self.dispatcher.unserved(Unserved.WRONG_HTTP_METHOD))
+        if request.method in ("GET", "HEAD") and request.url.path.endswith("/"):
+            return HTMLResponse(docs_page(self.dispatcher.table, self.settings, mode))
+        return PlainTextResponse(
+            "This is an XML-RPC endpoint: POST a text/xml methodCall.\n", status_code=405, headers={"Allow": "POST"}
+        )
+
+    async def post(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self._post(scope, receive)
+        if isinstance(response, Response):
+            await response(scope, receive, send)
+            return
+        body, headers = response
+        raw = [(b"content-type", b"text/xml; charset=UTF-8"), (b"content-length", str(len(body)).encode())]
+        raw += [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+        await send({"type": "http.response.start", "status": 200, "headers": raw})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _post(self, scope: Scope, receive: Receive) -> Response | tuple[bytes, dict[str, str]]:
+        mode = self.mode or self.settings.mode
+        if mode is Mode.REMOVED:
+            return not_found("text")
+        head = _Head(scope)
+        if head.media_type not in XML_TYPES:
             return PlainTextResponse("XML-RPC calls must be sent as text/xml or application/xml.\n", status_code=415)
+        settings = self.settings
+        reading = True
         try:
-            async with asyncio.timeout(self.settings.body_timeout):
-                body = await _read_body(request, self.settings.max_body_bytes)
-        except BodyRefused as exc:
-            logger.warning("request body refused (%s); SHIM_MAX_BODY_BYTES is %d", exc, self.settings.max_body_bytes)
-            return _xmlrpc_bytes(self.dispatcher.unserved(Unserved.BODY_REFUSED))
+            # One timer for the call: the body's bound, then the call's (each timer costs as much as a route match).
+            async with asyncio.timeout(settings.body_timeout) as deadline:
+                try:
+                    body = await _read_body(head, receive, settings.max_body_bytes)
+                except BodyRefused as exc:
+                    logger.warning("request body refused (%s); SHIM_MAX_BODY_BYTES is %d", exc, settings.max_body_bytes)
+                    return self.dispatcher.unserved(Unserved.BODY_REFUSED), {}
+                except ClientDisconnect:
+                    return Response(status_code=400)
+                reading = False
+                if self.calls.locked():
+                    # Past the cap on calls in progress: a quick, well-formed refusal rather than a queue.
+                    logger.warning("over SHIM_MAX_CONCURRENT_CALLS=%d: call refused", settings.max_concurrent_calls)
+                    return self.dispatcher.unserved(Unserved.BUSY), {"Retry-After": "1"}
+                deadline.reschedule(asyncio.get_running_loop().time() + settings.call_timeout)
+                async with self.calls:
+                    client = scope.get("client")
+                    address = peer_address(client[0] if client else "", head.forwarded, settings)
+                    answer = await self.dispatcher.handle(body, mode, address)
         except TimeoutError:
-            logger.warning("request body not received within SHIM_BODY_TIMEOUT=%ds", self.settings.body_timeout)
-            return PlainTextResponse("Request body timed out.\n", status_code=408)
-        except ClientDisconnect:
-            return Response(status_code=400)
-        if self.calls.locked():
-            # Past the cap on calls in progress: a quick, well-formed refusal rather than a queue.
-            logger.warning("over SHIM_MAX_CONCURRENT_CALLS=%d: call refused", self.settings.max_concurrent_calls)
-            return _xmlrpc_bytes(self.dispatcher.unserved(Unserved.BUSY), {"Retry-After": "1"})
-        async with self.calls:
-            try:
-                async with asyncio.timeout(self.settings.call_timeout):
-                    answer = await self.dispatcher.handle(body, mode, client_address(request, self.settings))
-            except TimeoutError:
-                logger.warning("a call took longer than SHIM_CALL_TIMEOUT=%gs", self.settings.call_timeout)
-                return _xmlrpc_bytes(self.dispatcher.unserved(Unserved.TIMED_OUT))
-        return _xmlrpc_bytes(answer.body, answer.headers)
+            if reading:
+                logger.warning("request body not received within SHIM_BODY_TIMEOUT=%ds", settings.body_timeout)
+                return PlainTextResponse("Request body timed out.\n", status_code=408)
+            logger.warning("a call took longer than SHIM_CALL_TIMEOUT=%gs", settings.call_timeout)
+            return self.dispatcher.unserved(Unserved.TIMED_OUT), {}
+        return answer.body, answer.headers
 
 
-def xmlrpc_routes(settings: Settings, dispatcher: Dispatcher) -> list[Route]:
-    routes = []
+class XMLRPCFront:
+    """Sends each POST to an XML-RPC path straight to its endpoint; every other request to the app's routes."""
+
+    def __init__(self, app: ASGIApp, endpoints: dict[str, XMLRPCEndpoint]) -> None:
+        self.app = app
+        self.endpoints = endpoints
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path = scope["path"]
+            root = scope.get("root_path", "")
+            if root and path.startswith(root):  # as Starlette's routes match: the path below the app's root
+                path = path[len(root) :]
+            endpoint = self.endpoints.get(path)
+            if endpoint is not None:
+                await endpoint.post(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def xmlrpc_endpoints(settings: Settings, dispatcher: Dispatcher) -> dict[str, XMLRPCEndpoint]:
+    """Each XML-RPC path's endpoint."""
+    endpoints: dict[str, XMLRPCEndpoint] = {}
     calls = asyncio.Semaphore(settings.max_concurrent_calls)
     for prefix, mode in MODE_PREFIXES.items():
         endpoint = XMLRPCEndpoint(settings, dispatcher, mode, calls)
         paths = {prefix + path for path in ENDPOINT_PATHS} | ({prefix} if prefix else set())
-        for path in sorted(paths):
-            routes.append(Route(path, endpoint.handle, methods=ANY_METHOD, include_in_schema=False))
-    return routes
+        endpoints.update((path, endpoint) for path in sorted(paths))
+    return endpoints
+
+
+def xmlrpc_routes(endpoints: dict[str, XMLRPCEndpoint]) -> list[Route]:
+    """The routes of every request to an XML-RPC path but the POSTs, which `XMLRPCFront` answers."""
+    return [
+        Route(path, endpoint.handle, methods=ANY_METHOD, include_in_schema=False)
+        for path, endpoint in endpoints.items()
+    ]

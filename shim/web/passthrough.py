@@ -28,7 +28,7 @@ from shim.upstream.cache import Entry
 from shim.upstream.client import SIMPLE_JSON, SITE_FEEDS
 from shim.upstream.names import normalize_name, path_segment
 from shim.upstream.parsers import ProjectDoc, load_json
-from shim.web.endpoint import client_address
+from shim.web.addresses import client_address
 from shim.web.files import FileProxy
 from shim.web.responses import not_found, unavailable
 from shim.xmlrpc.context import Services

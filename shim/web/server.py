@@ -88,6 +88,7 @@ def guarded_config(app: Any, settings: Settings, *, parser: str = "httptools", *
         "host": settings.host,
         "port": settings.port,
         "http": guarded_protocol(parser),
+        "loop": settings.event_loop.value,
         "ws": "none",  # the service has no WebSocket route: an upgrade request is a plain request
         "lifespan": "on",
         "log_level": settings.log_level.value,

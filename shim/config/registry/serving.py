@@ -3,6 +3,7 @@ bounds, rate limits and logging."""
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 from shim.config import parsers
@@ -11,10 +12,17 @@ from shim.config.defaults import (
     default_port,
 )
 from shim.config.rates import RateLimit
-from shim.config.setting import LogLevel, Setting
+from shim.config.setting import EventLoop, LogLevel, Setting
 from shim.modes import Mode
 
 __all__ = ["SERVING"]
+
+
+def _event_loop(text: str) -> EventLoop:
+    loop: EventLoop = parsers.choice(EventLoop)(text)
+    if loop is EventLoop.UVLOOP and importlib.util.find_spec("uvloop") is None:
+        raise ValueError("uvloop is not installed here (pip install uvloop); `auto` or `asyncio` serve without it")
+    return loop
 
 
 def _rate_limit(text: str) -> RateLimit | None:
@@ -159,5 +167,14 @@ SERVING: tuple[Setting[Any], ...] = (
         "Logging level: debug, info, warning or error.",
         LogLevel.INFO,
         metavar="LEVEL",
+    ),
+    Setting(
+        "event_loop",
+        _event_loop,
+        "Event loop: `uvloop` (about twice the calls per second of asyncio's own on cache hits; see README, "
+        '"Performance"), `asyncio`, or `auto` for uvloop where it is installed (every Linux and macOS CPython), else '
+        "asyncio's own.",
+        EventLoop.AUTO,
+        metavar="LOOP",
     ),
 )
