@@ -1,4 +1,4 @@
-"""The connection guards, over real sockets on 127.0.0.1, under each HTTP parser and event loop the command can serve with.
+"""The connection guards, over real sockets on 127.0.0.1, under each HTTP parser and event loop the command serves with.
 
 The service runs in a thread as `pypi-xmlrpc-shim` serves it (`shim.web.server.guarded_config`), with timeouts of
 0.3 s; every bound below is ten times the time expected.

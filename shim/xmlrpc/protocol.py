@@ -20,6 +20,7 @@ from xml.sax.saxutils import escape
 
 from defusedxml.xmlrpc import DefusedExpatParser
 
+from shim.xmlrpc.fastcall import read_simple_call
 from shim.xmlrpc.text import strip_illegal_xml
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "dump_response",
     "encode_value",
     "parse_call",
+    "parse_with_expat",
 ]
 
 INT32 = (-(2**31), 2**31 - 1)
@@ -75,6 +77,14 @@ class Raw:
 
 def parse_call(body: bytes) -> Call:
     """Read a `<methodCall>`; raise NotWellFormed for anything else or anything unsafe."""
+    simple = read_simple_call(body)
+    if simple is not None:
+        return Call(*simple)
+    return parse_with_expat(body)
+
+
+def parse_with_expat(body: bytes) -> Call:
+    """`parse_call` by the parser alone, for any body (the common shape included)."""
     unmarshaller = xmlrpc.client.Unmarshaller(use_datetime=False, use_builtin_types=False)
     parser = DefusedExpatParser(unmarshaller, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     try:
