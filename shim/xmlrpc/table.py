@@ -15,7 +15,7 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
-from pydantic import ConfigDict, validate_call
+from pydantic import ConfigDict, Strict, validate_call
 
 from shim.modes import Mode
 
@@ -161,8 +161,31 @@ class MethodSpec:
         checker: Callable[..., None] = validate_call(config=ConfigDict(arbitrary_types_allowed=True))(twin)
         return checker
 
+    @cached_property
+    def _plain(self) -> tuple[int, tuple[type, ...]] | None:
+        """How many parameters are required and each one's type, when all are strict str, int or bool (pydantic's
+        StrictStr, StrictInt, StrictBool); None when any is another kind."""
+        kinds = []
+        for parameter in self.parameters:
+            annotation = parameter.annotation
+            if typing.get_origin(annotation) is not typing.Annotated:
+                return None
+            kind, *metadata = typing.get_args(annotation)
+            if kind not in (str, int, bool) or metadata != [Strict()]:
+                return None
+            kinds.append(kind)
+        required = sum(p.default is inspect.Parameter.empty for p in self.parameters)
+        return required, tuple(kinds)
+
     def check_arguments(self, context: Any, *params: Any) -> None:
         """Raise pydantic's ValidationError unless `params` fit the signature, as Warehouse checks them."""
+        plain = self._plain
+        # Arguments of exactly the strict types, as many as the signature takes, are what pydantic accepts without a
+        # word: spared its validation (a fifth of a cache-hit call). Anything else is pydantic's to judge and word.
+        if plain is not None:
+            required, kinds = plain
+            if required <= len(params) <= len(kinds) and all(type(p) is k for p, k in zip(params, kinds, strict=False)):
+                return
         self._checker(context, *params)
 
     @property
