@@ -18,9 +18,9 @@ from shim.upstream.names import normalize_name
 from shim.upstream.parsers import ProjectDoc
 from shim.upstream.simple_index import IndexSnapshot
 from shim.xmlrpc.context import CallContext
-from shim.xmlrpc.protocol import Raw, encode_value
+from shim.xmlrpc.protocol import Raw, WireError, encode_value
 
-__all__ = ["index_snapshot", "memo", "project", "read_catalog", "reads_settled"]
+__all__ = ["encoded_once", "index_snapshot", "memo", "project", "read_catalog", "reads_settled"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,29 @@ async def project(context: CallContext, package_name: str) -> tuple[str, Project
         return None
     doc = await context.services.store.project(normalized)
     return None if doc is None else (normalized, doc)
+
+
+# What one document keeps of its answers: a few (a client asks for one release, or a few), small ones.
+DOC_ANSWERS = 16
+DOC_ANSWER_BYTES = 16 * 1024
+
+
+def encoded_once(context: CallContext, doc: ProjectDoc, key: tuple[Any, ...], build: Callable[[], T]) -> Raw | T:
+    """`build()`'s answer from `doc`, encoded once for as long as `doc` is the cache's copy: a cache hit then costs
+    no rebuild and no encoding. An answer that cannot be encoded is left to dispatch, which says so."""
+    key = (*key, context.allow_i8)
+    answer: Raw | None = doc.answers.get(key)
+    if answer is None:
+        value = build()
+        try:
+            answer = encode_value(value, allow_i8=context.allow_i8)
+        except WireError:
+            return value
+        if answer.size <= DOC_ANSWER_BYTES:
+            if len(doc.answers) >= DOC_ANSWERS:
+                doc.answers.clear()
+            doc.answers[key] = answer
+    return answer
 
 
 async def index_snapshot(context: CallContext) -> IndexSnapshot:

@@ -9,22 +9,29 @@ from urllib.parse import urljoin
 from pydantic import StrictBool, StrictStr
 
 from shim.errors import Refused, UpstreamUnavailable
-from shim.methods.reading import project
+from shim.methods.reading import encoded_once, project
 from shim.methods.structs import file_struct, release_data_struct
 from shim.upstream.archive_stream import stream_kind
 from shim.upstream.parsers import CoreMetadata, ProjectDoc
 from shim.versions import legacy_sorted
 from shim.xmlrpc.context import CallContext
+from shim.xmlrpc.protocol import Raw
 
 __all__ = ["package_releases", "release_data", "release_urls"]
 
 
-async def package_releases(context: CallContext, package_name: StrictStr, show_hidden: StrictBool = False) -> list[str]:
+async def package_releases(
+    context: CallContext, package_name: StrictStr, show_hidden: StrictBool = False
+) -> list[str] | Raw:
     """The latest release, or every release highest first, from the JSON API."""
     found = await project(context, package_name)
     if found is None:
         return []
     _, doc = found
+    return encoded_once(context, doc, ("package_releases", show_hidden), lambda: _releases(doc, show_hidden))
+
+
+def _releases(doc: ProjectDoc, show_hidden: bool) -> list[str]:
     if show_hidden:
         versions = doc.releases.keys() if doc.releases is not None else [doc.version]
         return legacy_sorted(versions)[::-1]
@@ -39,7 +46,7 @@ def _release_files(doc: ProjectDoc, version: str) -> list[dict[str, Any]] | None
     return doc.urls if doc.version == version else None
 
 
-async def release_urls(context: CallContext, package_name: StrictStr, version: StrictStr) -> list[Any]:
+async def release_urls(context: CallContext, package_name: StrictStr, version: StrictStr) -> list[Any] | Raw:
     """A release's files, from the project document's `releases`."""
     found = await project(context, package_name)
     if found is None:
@@ -50,7 +57,7 @@ async def release_urls(context: CallContext, package_name: StrictStr, version: S
         release = await context.services.store.release(normalized, version)
         if release is not None and release.info["version"] == version:
             return [file_struct(f, release.url) for f in release.urls]
-    return [file_struct(f, doc.url) for f in files or []]
+    return encoded_once(context, doc, ("release_urls", version), lambda: [file_struct(f, doc.url) for f in files or []])
 
 
 def _declares_metadata(file: dict[str, Any]) -> bool | None:

@@ -159,6 +159,9 @@ class ProjectDoc:
     urls: list[JSONObject]
     ownership: JSONObject | None
     last_serial: int | None
+    # Answers the methods built from this document, encoded (shim.methods.reading.encoded_once): kept while it is
+    # the cache's copy, gone with it.
+    answers: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_json(cls, body: bytes, url: str) -> ProjectDoc:

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shim import encodings
 from shim.config.settings import Settings
@@ -69,14 +69,15 @@ class _Head:
                 self.forwarded.append(value.decode("latin-1"))
 
 
-async def _chunks(receive: Receive) -> AsyncIterator[bytes]:
+async def _chunks(receive: Receive, first: Message) -> AsyncIterator[bytes]:
+    message = first
     while True:
-        message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientDisconnect()
         yield message.get("body", b"")
         if not message.get("more_body", False):
             return
+        message = await receive()
 
 
 async def _read_body(head: _Head, receive: Receive, limit: int) -> bytes:
@@ -84,8 +85,14 @@ async def _read_body(head: _Head, receive: Receive, limit: int) -> bytes:
     declared = head.content_length
     if declared.isdigit() and int(declared) > limit:
         raise BodyRefused(f"Content-Length {declared}")
+    first = await receive()
+    if not head.content_encoding and first["type"] == "http.request" and not first.get("more_body", False):
+        body: bytes = first.get("body", b"")  # the whole body in one message, as it is: nothing to undo
+        if len(body) > limit:
+            raise BodyRefused(f"a body over {limit} bytes")
+        return body
     try:
-        return await encodings.read_decoded(_chunks(receive), head.content_encoding, limit)
+        return await encodings.read_decoded(_chunks(receive, first), head.content_encoding, limit)
     except (encodings.TooLarge, encodings.Undecodable) as exc:
         raise BodyRefused(str(exc)) from None
 
