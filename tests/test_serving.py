@@ -3,6 +3,7 @@ short of file descriptors keeps answering."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import resource
 import signal
@@ -80,6 +81,23 @@ class _Transport(xmlrpc.client.Transport):
 def answers(base: str) -> bool:
     with xmlrpc.client.ServerProxy(base + "/pypi", transport=_Transport()) as proxy:
         return bool(proxy.package_hosting_mode("roundup") == "pypi-only")
+
+
+def test_with_defaults_the_command_serves_on_uvloop_where_installed_and_logs_no_line_per_request() -> None:
+    expected = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    with command(environ()) as running:
+        assert answers(running.base)
+        code, output = running.stop()
+    assert code == 0 and f"serving on {expected}'s event loop" in output, output
+    assert '"POST /pypi HTTP/1.1" 200' not in output, output
+
+
+def test_asked_to_the_command_logs_a_line_per_request_and_serves_on_asyncio_s_own_loop() -> None:
+    with command(environ(SHIM_ACCESS_LOG="on", SHIM_EVENT_LOOP="asyncio")) as running:
+        assert answers(running.base)
+        code, output = running.stop()
+    assert code == 0 and "serving on asyncio's event loop" in output, output
+    assert '"POST /pypi HTTP/1.1" 200' in output, output
 
 
 def test_a_sigterm_lets_the_call_in_progress_finish_then_exits_0() -> None:

@@ -122,6 +122,7 @@ class Settings:
     feed_poll: float = _default("feed_poll")
     log_level: LogLevel = _default("log_level")
     event_loop: EventLoop = _default("event_loop")
+    access_log: bool = _default("access_log")
 
     @classmethod
     def load(

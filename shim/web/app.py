@@ -96,6 +96,8 @@ def create_app(
         # The Simple index loads in the background: the first calls that need it wait, the others don't.
         # The refresher keeps it fresh and, as the catalog's one writer, the change feed too.
         # What calls read reaches the catalog from every process; the change feed has one writer, elected.
+        loop = type(asyncio.get_running_loop())
+        logger.info("serving on %s's event loop", "uvloop" if loop.__module__.startswith("uvloop") else "asyncio")
         tasks: list[asyncio.Task[Any]] = [asyncio.create_task(keep_what_calls_read(services))]
         role = None
         if settings.catalog_writer:

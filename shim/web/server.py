@@ -89,6 +89,7 @@ def guarded_config(app: Any, settings: Settings, *, parser: str = "httptools", *
         "port": settings.port,
         "http": guarded_protocol(parser),
         "loop": settings.event_loop.value,
+        "access_log": settings.access_log,
         "ws": "none",  # the service has no WebSocket route: an upgrade request is a plain request
         "lifespan": "on",
         "log_level": settings.log_level.value,

@@ -177,4 +177,12 @@ SERVING: tuple[Setting[Any], ...] = (
         EventLoop.AUTO,
         metavar="LOOP",
     ),
+    Setting(
+        "access_log",
+        parsers.boolean,
+        "Log a line per request (uvicorn's access log). Off, as gunicorn has it: the line costs more than a cache-hit "
+        'call, about a third of the calls per second (README, "Performance"); the proxy in front usually logs them.',
+        False,
+        metavar="BOOL",
+    ),
 )
