@@ -73,6 +73,7 @@ def _address(text: str) -> IPAddress | None:
     return address
 
 
+@functools.lru_cache(maxsize=4096)
 def _client_key(address: IPAddress, ipv6_prefix: int) -> str:
     if isinstance(address, ipaddress.IPv6Address) and ipv6_prefix < 128:
         return str(ipaddress.IPv6Network((address, ipv6_prefix), strict=False))

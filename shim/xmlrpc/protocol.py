@@ -200,7 +200,7 @@ def _message(inner: bytes, value: Raw, outer: bytes) -> bytes:
 
 def dump_response(value: Any, *, allow_i8: bool = False) -> bytes:
     """A `<methodResponse>` carrying `value`, as Warehouse renders it."""
-    body = encode_value(value, allow_i8=allow_i8)
+    body = value if type(value) is Raw else encode_value(value, allow_i8=allow_i8)  # an answer encoded once
     return _message(b"<params>\n<param>\n", body, b"</param>\n</params>\n</methodResponse>\n")
 
 
