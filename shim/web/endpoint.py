@@ -26,6 +26,7 @@ from shim import encodings
 from shim.config.settings import Settings
 from shim.modes import Mode
 from shim.web.addresses import peer_address
+from shim.web.deadline import Deadline
 from shim.web.docs import docs_page
 from shim.web.responses import not_found
 from shim.xmlrpc.dispatch import Dispatcher, Unserved
@@ -141,8 +142,7 @@ class XMLRPCEndpoint:
         settings = self.settings
         reading = True
         try:
-            # One timer for the call: the body's bound, then the call's (each timer costs as much as a route match).
-            async with asyncio.timeout(settings.body_timeout) as deadline:
+            async with Deadline(settings.body_timeout) as deadline:  # the body's bound, then the call's
                 try:
                     body = await _read_body(head, receive, settings.max_body_bytes)
                 except BodyRefused as exc:
@@ -155,7 +155,7 @@ class XMLRPCEndpoint:
                     # Past the cap on calls in progress: a quick, well-formed refusal rather than a queue.
                     logger.warning("over SHIM_MAX_CONCURRENT_CALLS=%d: call refused", settings.max_concurrent_calls)
                     return self.dispatcher.unserved(Unserved.BUSY), {"Retry-After": "1"}
-                deadline.reschedule(asyncio.get_running_loop().time() + settings.call_timeout)
+                deadline.move(settings.call_timeout)
                 async with self.calls:
                     client = scope.get("client")
                     address = peer_address(client[0] if client else "", head.forwarded, settings)
