@@ -20,6 +20,7 @@ import httpx
 
 from shim.catalog.crawler import Crawler
 from shim.catalog.election import Election
+from shim.catalog.followed import FollowedSerials
 from shim.catalog.observations import CatalogObserver, Observations
 from shim.catalog.poller import FeedPoller
 from shim.catalog.reads import CatalogReader
@@ -136,7 +137,7 @@ def build_services(
 def follow_catalog(store: DocumentStore, catalog: CatalogReader, *, following: bool) -> None:
     """While the change feed is written elsewhere it may be ahead of this process: its serials are floors too."""
     if following:
-        store.reported_serial = lambda project: catalog.run(catalog.serial_of, project)
+        store.reported_serial = FollowedSerials(catalog).serial_of
     else:
         store.reported_serial = None
 
