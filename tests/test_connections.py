@@ -93,6 +93,18 @@ def connections(served: Served) -> int:
     return len(served.server.server_state.connections)
 
 
+def test_answers_go_out_without_waiting_for_the_clients_ack_on_a_socket_bound_as_workers_bind_it(stack: str) -> None:
+    # The listening socket is bound with protocol 0, as uvicorn binds it for its workers, so asyncio never sets
+    # TCP_NODELAY on the connections it accepts: Nagle's algorithm held each answer's body behind its head until
+    # the client's delayed ACK, 40 ms a call.
+    with shim(stack) as served, connect(served) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        (connection,) = served.server.server_state.connections
+        accepted = connection.transport.get_extra_info("socket")
+        assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
 def test_a_connection_that_sends_nothing_is_closed_after_the_idle_timeout(stack: str) -> None:
     with shim(stack) as served, connect(served) as silent:
         elapsed = closed_after(silent, BOUND)
@@ -108,8 +120,8 @@ def test_a_keep_alive_connection_is_closed_when_no_next_request_comes(stack: str
 
 def test_a_slow_request_head_is_closed_after_the_header_timeout_while_other_clients_get_answers(stack: str) -> None:
     # Slowloris: a header line every 0.1 s, so the connection is never idle but its head never ends.
-    with shim(stack, idle_timeout=60) as served, ExitStack() as stack:
-        slow = [stack.enter_context(connect(served)) for _ in range(20)]
+    with shim(stack, idle_timeout=60) as served, ExitStack() as held:
+        slow = [held.enter_context(connect(served)) for _ in range(20)]
         for sock in slow:
             sock.sendall(b"POST /pypi HTTP/1.1\r\nHost: x\r\n")
         started, open_ = time.monotonic(), set(slow)
@@ -152,10 +164,10 @@ def test_a_request_head_past_the_size_bound_is_refused(stack: str) -> None:
 
 
 def test_past_the_connection_cap_the_longest_waiting_connection_makes_room(stack: str) -> None:
-    with shim(stack, max_connections=10, idle_timeout=60) as served, ExitStack() as stack:
-        waiting = [stack.enter_context(connect(served)) for _ in range(10)]
+    with shim(stack, max_connections=10, idle_timeout=60) as served, ExitStack() as held:
+        waiting = [held.enter_context(connect(served)) for _ in range(10)]
         time.sleep(0.2)  # all ten accepted and counted
-        more = [stack.enter_context(connect(served)) for _ in range(5)]
+        more = [held.enter_context(connect(served)) for _ in range(5)]
         assert answers(served)
         assert connections(served) <= 10
         assert all(closed_after(sock, BOUND) is not None for sock in waiting[:5])  # the oldest went first
@@ -163,9 +175,9 @@ def test_past_the_connection_cap_the_longest_waiting_connection_makes_room(stack
 
 
 def test_past_the_connection_cap_with_none_waiting_a_new_connection_is_answered_503_at_once(stack: str) -> None:
-    with shim(stack, max_connections=3, body_timeout=60) as served, ExitStack() as stack:
+    with shim(stack, max_connections=3, body_timeout=60) as served, ExitStack() as held:
         for _ in range(3):  # busy: their heads are in, their bodies are not
-            busy = stack.enter_context(connect(served))
+            busy = held.enter_context(connect(served))
             busy.sendall(b"POST /pypi HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: 100\r\n\r\n<m")
         time.sleep(0.2)
         with connect(served) as refused:
