@@ -84,14 +84,16 @@ def serving(app: ASGIApp, *, startup_timeout: float = 10.0, lifespan: Lifespan =
 
 
 @contextmanager
-def serving_config(config: uvicorn.Config, *, startup_timeout: float = 10.0) -> Iterator[Served]:
+def serving_config(
+    config: uvicorn.Config, *, startup_timeout: float = 10.0, protocol: int = socket.IPPROTO_TCP
+) -> Iterator[Served]:
     """Serve with this uvicorn config (its host and port are ignored) in a thread until the block ends.
 
     The socket is bound before uvicorn starts, so the port is known at once and never raced for.
     """
     # Bound as IPPROTO_TCP, so that asyncio sets TCP_NODELAY on what it accepts (else each answer waits on
-    # Nagle's algorithm for the client's delayed ACK: 40 ms).
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    # Nagle's algorithm for the client's delayed ACK: 40 ms); `protocol=0` binds it as uvicorn's workers bind theirs.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, protocol)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

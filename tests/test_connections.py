@@ -37,7 +37,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("stack", STACKS)]
 
 
 @contextmanager
-def shim(stack: str, fake: FakeIndex | None = None, **overrides: Any) -> Iterator[Served]:
+def shim(
+    stack: str, fake: FakeIndex | None = None, *, protocol: int = socket.IPPROTO_TCP, **overrides: Any
+) -> Iterator[Served]:
     timeouts = {"header_timeout": TIMEOUT, "idle_timeout": TIMEOUT, "write_timeout": TIMEOUT}
     settings = make_settings(**{**timeouts, **overrides})
     app = create_app(settings, transport=httpx.ASGITransport(app=fake or FakeIndex()))
@@ -45,7 +47,7 @@ def shim(stack: str, fake: FakeIndex | None = None, **overrides: Any) -> Iterato
     if loop == "uvloop":
         pytest.importorskip("uvloop", reason="uvloop is not installed here (it is on every Linux and macOS CPython)")
     config = guarded_config(app, settings, parser=parser, loop=loop, access_log=False, log_level="warning")
-    with serving_config(config) as served:
+    with serving_config(config, protocol=protocol) as served:
         yield served
 
 
@@ -97,7 +99,7 @@ def test_answers_go_out_without_waiting_for_the_clients_ack_on_a_socket_bound_as
     # The listening socket is bound with protocol 0, as uvicorn binds it for its workers, so asyncio never sets
     # TCP_NODELAY on the connections it accepts: Nagle's algorithm held each answer's body behind its head until
     # the client's delayed ACK, 40 ms a call.
-    with shim(stack) as served, connect(served) as sock:
+    with shim(stack, protocol=0) as served, connect(served) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         assert sock.recv(65536).startswith(b"HTTP/1.1 200")
         (connection,) = served.server.server_state.connections
