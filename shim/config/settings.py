@@ -121,6 +121,7 @@ class Settings:
     catalog_takeover: float = _default("catalog_takeover")
     feed_poll: float = _default("feed_poll")
     log_level: LogLevel = _default("log_level")
+    compress_min_bytes: int | None = _default("compress_min_bytes")
 
     @classmethod
     def load(

@@ -21,6 +21,7 @@ from starlette.routing import Route
 from shim import encodings
 from shim.config.settings import Settings
 from shim.modes import Mode
+from shim.web import compression
 from shim.web.docs import docs_page
 from shim.web.responses import not_found
 from shim.xmlrpc.dispatch import Dispatcher, Unserved
@@ -169,7 +170,9 @@ class XMLRPCEndpoint:
             except TimeoutError:
                 logger.warning("a call took longer than SHIM_CALL_TIMEOUT=%gs", self.settings.call_timeout)
                 return _xmlrpc_bytes(self.dispatcher.unserved(Unserved.TIMED_OUT))
-        return _xmlrpc_bytes(answer.body, answer.headers)
+        headers = {"content-type": XMLRPC_CONTENT_TYPE, **answer.headers}
+        accept = request.headers.get("accept-encoding")
+        return await compression.encoded(accept, answer.body, headers, self.settings.compress_min_bytes)
 
 
 def xmlrpc_routes(settings: Settings, dispatcher: Dispatcher) -> list[Route]:

@@ -23,6 +23,8 @@ from defusedxml.xmlrpc import DefusedExpatParser
 from shim.xmlrpc.text import strip_illegal_xml
 
 __all__ = [
+    "RESPONSE_CLOSE",
+    "RESPONSE_OPEN",
     "Call",
     "NotWellFormed",
     "Raw",
@@ -37,6 +39,9 @@ INT32 = (-(2**31), 2**31 - 1)
 INT64 = (-(2**63), 2**63 - 1)
 
 _RESPONSE_HEAD = b"<?xml version='1.0'?>\n<methodResponse>\n"
+# What a response holds around its one `<value>` element.
+RESPONSE_OPEN = _RESPONSE_HEAD + b"<params>\n<param>\n"
+RESPONSE_CLOSE = b"</param>\n</params>\n</methodResponse>\n"
 
 
 class NotWellFormed(Exception):
