@@ -7,14 +7,13 @@ import gzip
 import xmlrpc.client
 import zlib
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
 from testkit.fakeindex import FakeIndex
 
-from .helpers import served
+from .helpers import raw_post, served, value_of
 
 RELEASE_DATA = xmlrpc.client.dumps(("roundup", "1.6.0"), methodname="release_data").encode()  # about 3 kB
 SMALL = xmlrpc.client.dumps(("roundup",), methodname="package_hosting_mode").encode()  # under 1 kB
@@ -38,25 +37,6 @@ def eager() -> Iterator[TestClient]:
     """A client of a service that compresses every answer (SHIM_COMPRESS_MIN_BYTES=0)."""
     with served(FakeIndex(), compress_min_bytes=0) as client:
         yield client
-
-
-def raw_post(client: TestClient, body: bytes, accept_encoding: str | None, path: str = "/pypi") -> Any:
-    """POST `body` with this Accept-Encoding (None: no such header at all); the response, its bytes as sent."""
-    headers = dict(XML)
-    if accept_encoding is not None:
-        headers["Accept-Encoding"] = accept_encoding
-    saved = client.headers.pop("accept-encoding", None)  # httpx sends its own unless told otherwise
-    try:
-        with client.stream("POST", path, content=body, headers=headers) as response:
-            response.raw_bytes = b"".join(response.iter_raw())
-    finally:
-        if saved is not None:
-            client.headers["accept-encoding"] = saved
-    return response
-
-
-def value_of(body: bytes) -> Any:
-    return xmlrpc.client.loads(body)[0][0]
 
 
 def identity_answer(client: TestClient, body: bytes) -> bytes:

@@ -15,12 +15,14 @@ have to change (RFC 9110 §8.8.3), and the Simple index page would be compressed
 from __future__ import annotations
 
 import asyncio
+import io
 import zlib
 from collections.abc import AsyncIterator, Iterator, Mapping
 
 from starlette.responses import Response, StreamingResponse
 
 from shim.xmlrpc.compressed import Deflated
+from shim.xmlrpc.protocol import Raw
 
 __all__ = ["LEVEL", "compress", "encoded", "negotiate"]
 
@@ -80,10 +82,13 @@ async def _compressed(body: bytes, coding: str) -> bytes:
 
 
 async def encoded(
-    accept_encoding: str | None, body: bytes | Deflated, headers: Mapping[str, str], min_bytes: int | None
+    accept_encoding: str | None, body: bytes | Deflated | Raw, headers: Mapping[str, str], min_bytes: int | None
 ) -> Response:
-    """The response for `body` (and `headers`), encoded as `accept_encoding` allows; `min_bytes` None is off."""
-    size = body.size if isinstance(body, Deflated) else len(body)
+    """The response for `body` (and `headers`), encoded as `accept_encoding` allows; `min_bytes` None is off.
+
+    A response in pieces (a multicall holding a whole-index answer) is sent as it is, never compressed: that
+    would be compressing the whole index again on each such request, the cost keeping it deflated saves."""
+    size = len(body) if isinstance(body, bytes) else body.size
     sent = dict(headers)
     coding = None
     if min_bytes is not None:
@@ -91,10 +96,22 @@ async def encoded(
         coding = negotiate(accept_encoding) if size >= min_bytes else None
     if isinstance(body, Deflated):
         return _deflated(body, coding, sent)
+    if isinstance(body, Raw):
+        whole = await asyncio.to_thread(_joined, body) if size >= OFF_LOOP_BYTES else _joined(body)
+        return Response(whole, headers=sent)
     if coding is None:
         return Response(body, headers=sent)
     sent["content-encoding"] = coding
     return Response(await _compressed(body, coding), headers=sent)
+
+
+def _joined(body: Raw) -> bytes:
+    # One buffer, written as the pieces inflate, handed on without a copy: the answer is held once (b"".join
+    # would hold every inflated piece beside it).
+    buffer = io.BytesIO()
+    for chunk in body.chunks():
+        buffer.write(chunk)
+    return buffer.getvalue()
 
 
 def _deflated(body: Deflated, coding: str | None, headers: dict[str, str]) -> Response:
