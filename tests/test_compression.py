@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from starlette.testclient import TestClient
 
+from shim.config.settings import Settings, SettingsError
 from testkit.fakeindex import FakeIndex
 
 from .helpers import raw_post, served, value_of
@@ -107,3 +108,16 @@ def test_faults_are_answers_like_any_other(eager: TestClient) -> None:
     with pytest.raises(xmlrpc.client.Fault) as caught:
         xmlrpc.client.loads(zlib.decompress(response.raw_bytes))
     assert caught.value.faultCode == -32700
+
+
+@pytest.mark.parametrize(("text", "value"), [("1400", 1400), ("0", 0), ("off", None), ("OFF", None), ("64_000", 64000)])
+def test_the_threshold_setting_reads_a_size_or_off(text: str, value: int | None) -> None:
+    settings = Settings.load({"SHIM_UPSTREAM": "https://upstream.test/", "SHIM_COMPRESS_MIN_BYTES": text})
+    assert settings.compress_min_bytes == value
+
+
+@pytest.mark.parametrize("text", ["-1", "lots", "1.5"])
+def test_a_bad_threshold_names_the_setting_and_the_value(text: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.load({"SHIM_UPSTREAM": "https://upstream.test/", "SHIM_COMPRESS_MIN_BYTES": text})
+    assert "SHIM_COMPRESS_MIN_BYTES" in str(caught.value) and text in str(caught.value)
