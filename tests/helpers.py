@@ -207,3 +207,23 @@ def client_leaks_collected() -> Iterator[None]:
             yield
         finally:
             gc.collect()
+
+
+def raw_post(client: TestClient, body: bytes, accept_encoding: str | None, path: str = "/pypi") -> Any:
+    """POST `body` with this Accept-Encoding (None: no such header at all); the response, its bytes as sent."""
+    headers = {"Content-Type": "text/xml"}
+    if accept_encoding is not None:
+        headers["Accept-Encoding"] = accept_encoding
+    saved = client.headers.pop("accept-encoding", None)  # httpx sends its own unless told otherwise
+    try:
+        with client.stream("POST", path, content=body, headers=headers) as response:
+            response.raw_bytes = b"".join(response.iter_raw())
+    finally:
+        if saved is not None:
+            client.headers["accept-encoding"] = saved
+    return response
+
+
+def value_of(body: bytes) -> Any:
+    """The value an XML-RPC response body carries (xmlrpc.client.Fault for a fault)."""
+    return xmlrpc.client.loads(body)[0][0]

@@ -123,6 +123,7 @@ class Settings:
     log_level: LogLevel = _default("log_level")
     event_loop: EventLoop = _default("event_loop")
     access_log: bool = _default("access_log")
+    compress_min_bytes: int | None = _default("compress_min_bytes")
 
     @classmethod
     def load(

@@ -11,8 +11,8 @@ from pydantic import StrictBool, StrictInt
 from shim.catalog.rows import ChangeRow
 from shim.errors import Refused
 from shim.methods.reading import index_snapshot, memo, read_catalog
+from shim.xmlrpc.compressed import Deflated
 from shim.xmlrpc.context import CallContext
-from shim.xmlrpc.protocol import Raw
 from shim.xmlrpc.text import clean_for_xml
 
 __all__ = ["changelog", "changelog_last_serial", "changelog_since_serial", "list_packages", "list_packages_with_serial"]
@@ -48,7 +48,7 @@ async def changelog_since_serial(context: CallContext, serial: StrictInt) -> lis
     return [[r.name, r.version, r.timestamp, clean_for_xml(r.action), r.serial] for r in rows]
 
 
-async def list_packages_with_serial(context: CallContext) -> Raw:
+async def list_packages_with_serial(context: CallContext) -> Deflated:
     """Every project's display name and last serial, from the Simple index (PEP 691 JSON)."""
     snapshot = await index_snapshot(context)
     serials = snapshot.listing.serials
@@ -67,7 +67,7 @@ async def list_packages_with_serial(context: CallContext) -> Raw:
     return memo(context, snapshot, "list_packages_with_serial", build)
 
 
-async def list_packages(context: CallContext) -> Raw:
+async def list_packages(context: CallContext) -> Deflated:
     """Every project's display name, from the Simple index."""
     snapshot = await index_snapshot(context)
     return memo(context, snapshot, "list_packages", lambda: snapshot.listing.names)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from shim.catalog.problems import CatalogUnavailable
@@ -17,6 +17,7 @@ from shim.errors import Refused
 from shim.upstream.names import normalize_name
 from shim.upstream.parsers import ProjectDoc
 from shim.upstream.simple_index import IndexSnapshot
+from shim.xmlrpc.compressed import Deflated
 from shim.xmlrpc.context import CallContext
 from shim.xmlrpc.protocol import Raw, WireError, encode_value
 
@@ -66,12 +67,20 @@ async def index_snapshot(context: CallContext) -> IndexSnapshot:
     return await context.services.index.current()
 
 
-def memo(context: CallContext, snapshot: IndexSnapshot, method: str, build: Callable[[], Any]) -> Raw:
-    """A whole-index answer, encoded once per snapshot of the index."""
+def memo(context: CallContext, snapshot: IndexSnapshot, method: str, build: Callable[[], Any]) -> Deflated:
+    """A whole-index answer, encoded and deflated once per snapshot of the index, and kept deflated only.
+
+    `build` gives the value (encoded here), its encoded `Raw`, or an iterator of the encoded `<value>` element's
+    chunks, deflated as they come: the whole answer, uncompressed, need never be in memory at once."""
     key = f"{method}:{context.allow_i8}"
-    if key not in snapshot.answers:
-        snapshot.answers[key] = encode_value(build(), allow_i8=context.allow_i8)
-    answer: Raw = snapshot.answers[key]
+    answer: Deflated | None = snapshot.answers.get(key)
+    if answer is None:
+        built = build()
+        if isinstance(built, Iterator):
+            chunks: Iterable[bytes] = built
+        else:
+            chunks = (built if isinstance(built, Raw) else encode_value(built, allow_i8=context.allow_i8)).chunks()
+        answer = snapshot.answers[key] = Deflated.response(chunks)
     return answer
 
 

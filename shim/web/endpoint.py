@@ -25,11 +25,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shim import encodings
 from shim.config.settings import Settings
 from shim.modes import Mode
+from shim.web import compression
 from shim.web.addresses import peer_address
 from shim.web.deadline import Deadline
 from shim.web.docs import docs_page
 from shim.web.responses import not_found
-from shim.xmlrpc.dispatch import Dispatcher, Unserved
+from shim.xmlrpc.dispatch import AnswerBody, Dispatcher, Unserved
 
 __all__ = ["MODE_PREFIXES", "XMLRPCFront", "xmlrpc_endpoints", "xmlrpc_routes"]
 
@@ -54,10 +55,11 @@ def _xmlrpc_bytes(body: bytes, headers: dict[str, str] | None = None) -> Respons
 class _Head:
     """The few request headers a call reads, taken from the scope in one pass."""
 
-    __slots__ = ("content_encoding", "content_length", "forwarded", "media_type")
+    __slots__ = ("accept_encoding", "content_encoding", "content_length", "forwarded", "media_type")
 
     def __init__(self, scope: Scope) -> None:
         self.media_type = self.content_length = self.content_encoding = ""
+        self.accept_encoding: str | None = None
         self.forwarded: list[str] = []
         for key, value in scope["headers"]:
             if key == b"content-type":
@@ -66,6 +68,9 @@ class _Head:
                 self.content_length = value.decode("latin-1")
             elif key == b"content-encoding":
                 self.content_encoding = value.decode("latin-1")
+            elif key == b"accept-encoding":  # several lines are one list (RFC 9110 §5.3)
+                given = value.decode("latin-1")
+                self.accept_encoding = given if self.accept_encoding is None else f"{self.accept_encoding}, {given}"
             elif key == b"x-forwarded-for":
                 self.forwarded.append(value.decode("latin-1"))
 
@@ -122,21 +127,29 @@ class XMLRPCEndpoint:
         )
 
     async def post(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = await self._post(scope, receive)
-        if isinstance(response, Response):
-            await response(scope, receive, send)
+        head = _Head(scope)
+        outcome = await self._post(scope, receive, head)
+        if isinstance(outcome, Response):
+            await outcome(scope, receive, send)
             return
-        body, headers = response
-        raw = [(b"content-type", b"text/xml; charset=UTF-8"), (b"content-length", str(len(body)).encode())]
-        raw += [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
-        await send({"type": "http.response.start", "status": 200, "headers": raw})
-        await send({"type": "http.response.body", "body": body})
+        body, headers = outcome
+        min_bytes = self.settings.compress_min_bytes
+        if isinstance(body, bytes) and not compression.worth_compressing(len(body), min_bytes):
+            # The common small answer, straight to the server: no response object to build.
+            raw = [(b"content-type", b"text/xml; charset=UTF-8"), (b"content-length", str(len(body)).encode())]
+            raw += [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+            raw += compression.vary(min_bytes)
+            await send({"type": "http.response.start", "status": 200, "headers": raw})
+            await send({"type": "http.response.body", "body": body})
+            return
+        sent = {"content-type": XMLRPC_CONTENT_TYPE, **headers}
+        response = await compression.encoded(head.accept_encoding, body, sent, min_bytes)
+        await response(scope, receive, send)
 
-    async def _post(self, scope: Scope, receive: Receive) -> Response | tuple[bytes, dict[str, str]]:
+    async def _post(self, scope: Scope, receive: Receive, head: _Head) -> Response | tuple[AnswerBody, dict[str, str]]:
         mode = self.mode or self.settings.mode
         if mode is Mode.REMOVED:
             return not_found("text")
-        head = _Head(scope)
         if head.media_type not in XML_TYPES:
             return PlainTextResponse("XML-RPC calls must be sent as text/xml or application/xml.\n", status_code=415)
         settings = self.settings

@@ -20,13 +20,23 @@ from pydantic import ValidationError
 
 from shim.errors import BadArguments, Refused, UpstreamError
 from shim.modes import Mode
+from shim.xmlrpc.compressed import Deflated
 from shim.xmlrpc.context import CallContext, Services
 from shim.xmlrpc.faults import APPLICATION_ERROR, METHOD_NOT_FOUND, NOT_WELL_FORMED, SERVICE_UNAVAILABLE, Fault
-from shim.xmlrpc.protocol import NotWellFormed, Raw, WireError, dump_fault, dump_response, encode_value, parse_call
+from shim.xmlrpc.protocol import (
+    NotWellFormed,
+    Raw,
+    WireError,
+    dump_fault,
+    dump_response,
+    encode_value,
+    parse_call,
+    response_parts,
+)
 from shim.xmlrpc.ratelimit import RateLimiter
 from shim.xmlrpc.table import MethodSpec, MethodTable, Refuse
 
-__all__ = ["MULTICALL_MAX_BYTES", "ONCE_PER_MULTICALL", "TOO_BIG", "Answer", "Dispatcher"]
+__all__ = ["MULTICALL_MAX_BYTES", "ONCE_PER_MULTICALL", "TOO_BIG", "Answer", "AnswerBody", "Dispatcher"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,10 +58,15 @@ _UNSERVED_FAULTS = {
 }
 
 
+AnswerBody = bytes | Deflated | Raw
+
+
 @dataclass
 class Answer:
-    body: bytes
+    # bytes; a whole-index answer as it is kept (Deflated); or a response holding one, in pieces (Raw)
+    body: AnswerBody
     headers: dict[str, str] = field(default_factory=dict)
+    spliced: bool = False  # a multicall slot holds a whole-index answer, inflated once as the response is written
 
 
 @dataclass
@@ -123,7 +138,13 @@ class Dispatcher:
             return answer
         try:
             value = await self.invoke(call.method, call.params, mode, client=client, answer=answer)
-            answer.body = dump_response(value, allow_i8=self.allow_i8)
+            # A whole-index answer is its response already, kept deflated: the endpoint frames it per client.
+            if isinstance(value, Deflated):
+                answer.body = value
+            elif answer.spliced:
+                answer.body = response_parts(value, allow_i8=self.allow_i8)
+            else:
+                answer.body = dump_response(value, allow_i8=self.allow_i8)
         except Fault as fault:
             answer.body = self._fault_bytes(fault)
         except WireError:
@@ -201,6 +222,10 @@ class Dispatcher:
                 if boxcar.full:
                     raise Fault.wrapped(TOO_BIG.format(limit=self.max_multicall_bytes))
                 value = await self.invoke(method, tuple(params), mode, boxcar=boxcar, client=client, answer=answer)
+                if isinstance(value, Deflated):  # spliced as it is kept; inflated once, as the response is written
+                    value = Raw(value.element())
+                    if answer is not None:
+                        answer.spliced = True
                 slot = encode_value([value], allow_i8=self.allow_i8)
                 if boxcar.size + slot.size > self.max_multicall_bytes:
                     boxcar.full = True

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import math
 import xmlrpc.client
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from xml.sax.saxutils import escape
 
 from defusedxml.xmlrpc import DefusedExpatParser
@@ -24,7 +24,10 @@ from shim.xmlrpc.fastcall import read_simple_call
 from shim.xmlrpc.text import strip_illegal_xml
 
 __all__ = [
+    "RESPONSE_CLOSE",
+    "RESPONSE_OPEN",
     "Call",
+    "Lazy",
     "NotWellFormed",
     "Raw",
     "WireError",
@@ -33,12 +36,16 @@ __all__ = [
     "encode_value",
     "parse_call",
     "parse_with_expat",
+    "response_parts",
 ]
 
 INT32 = (-(2**31), 2**31 - 1)
 INT64 = (-(2**63), 2**63 - 1)
 
 _RESPONSE_HEAD = b"<?xml version='1.0'?>\n<methodResponse>\n"
+# What a response holds around its one `<value>` element.
+RESPONSE_OPEN = _RESPONSE_HEAD + b"<params>\n<param>\n"
+RESPONSE_CLOSE = b"</param>\n</params>\n</methodResponse>\n"
 
 
 class NotWellFormed(Exception):
@@ -55,16 +62,24 @@ class Call:
     params: tuple[Any, ...]
 
 
+class Lazy(Protocol):
+    """A piece of an encoded value made only as it is sent: a whole-index answer's element, inflated."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[bytes]: ...
+
+
 @dataclass(frozen=True, init=False)
 class Raw:
     """A value already encoded as a `<value>` element (UTF-8), spliced in as it is: a whole-index answer, a
     multicall slot. Kept in the pieces it was encoded in, so that splicing it shares them: a response holding a
     Raw of megabytes copies it once, when the body is joined, never once per level of nesting."""
 
-    parts: tuple[bytes, ...]
+    parts: tuple[bytes | Lazy, ...]
     size: int
 
-    def __init__(self, *pieces: str | bytes) -> None:
+    def __init__(self, *pieces: str | bytes | Lazy) -> None:
         parts = tuple(piece.encode() if isinstance(piece, str) else piece for piece in pieces)
         object.__setattr__(self, "parts", parts)
         object.__setattr__(self, "size", sum(len(part) for part in parts))
@@ -72,7 +87,15 @@ class Raw:
     @property
     def xml(self) -> str:
         """The element as text: a copy, for tests and logs, never on an answer's way out."""
-        return b"".join(self.parts).decode()
+        return b"".join(self.chunks()).decode()
+
+    def chunks(self) -> Iterator[bytes]:
+        """The element's bytes, piece by piece, a lazy piece made as it comes."""
+        for part in self.parts:
+            if isinstance(part, bytes):
+                yield part
+            else:
+                yield from part
 
 
 def parse_call(body: bytes) -> Call:
@@ -105,7 +128,7 @@ class _Pieces:
     CHUNK = 4096  # strings per chunk: a whole-index answer is never a million small strings at once
 
     def __init__(self) -> None:
-        self.parts: list[bytes] = []
+        self.parts: list[bytes | Lazy] = []
         self.text: list[str] = []
 
     def write(self, text: str) -> None:
@@ -195,13 +218,18 @@ def encode_value(value: Any, *, allow_i8: bool = False) -> Raw:
 
 def _message(inner: bytes, value: Raw, outer: bytes) -> bytes:
     # One join: the only copy of an answer's pieces, however big they are.
-    return b"".join((_RESPONSE_HEAD, inner, *value.parts, outer))
+    return b"".join((_RESPONSE_HEAD, inner, *value.chunks(), outer))
 
 
 def dump_response(value: Any, *, allow_i8: bool = False) -> bytes:
     """A `<methodResponse>` carrying `value`, as Warehouse renders it."""
     body = value if type(value) is Raw else encode_value(value, allow_i8=allow_i8)  # an answer encoded once
     return _message(b"<params>\n<param>\n", body, b"</param>\n</params>\n</methodResponse>\n")
+
+
+def response_parts(value: Any, *, allow_i8: bool = False) -> Raw:
+    """dump_response's bytes left in their pieces, for a response sent as it is made (one holding a Lazy piece)."""
+    return Raw(RESPONSE_OPEN, *encode_value(value, allow_i8=allow_i8).parts, RESPONSE_CLOSE)
 
 
 def dump_fault(code: int, string: str) -> bytes:

@@ -29,6 +29,10 @@ def _rate_limit(text: str) -> RateLimit | None:
     return None if text.strip().lower() in ("off", "none", "0") else RateLimit.parse(text)
 
 
+def _min_bytes(text: str) -> int | None:
+    return None if text.strip().lower() in ("off", "none") else parsers.int_between(0, 2**31 - 1)(text)
+
+
 SERVING: tuple[Setting[Any], ...] = (
     Setting(
         "host", parsers.host, "Address to listen on; `0.0.0.0` to serve other machines.", "127.0.0.1", metavar="ADDRESS"
@@ -184,5 +188,15 @@ SERVING: tuple[Setting[Any], ...] = (
         'call, about a third of the calls per second (README, "Performance"); the proxy in front usually logs them.',
         False,
         metavar="BOOL",
+    ),
+    Setting(
+        "compress_min_bytes",
+        _min_bytes,
+        "Smallest XML-RPC answer sent compressed, as the client's Accept-Encoding allows "
+        "(gzip, deflate); `0` compresses every one, `off` none. About one TCP segment, below which the bytes "
+        "saved save no packet; measured, it is also where zlib's time (about 8 µs at 1.4 kB) equals the time the "
+        "1.2 kB it saves take on a 1 Gb/s link (on loopback compression never pays; README, Compression).",
+        1400,
+        metavar="BYTES",
     ),
 )
