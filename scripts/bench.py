@@ -1,7 +1,7 @@
 """The benchmark of issue 15: the service beside comparison servers, and in front of a generated index the real
 index's size, each figure printed with its ratio to what it is measured against in the same run.
 
-    python scripts/bench.py [--short] [--json] [--projects N] [--seconds S] [--rounds R]
+    python scripts/bench.py [--short] [--json] [--projects N] [--seconds S] [--rounds R] [--deadline S]
 
 Run from the repository's root; everything stays on 127.0.0.1, each server its own process. Cache hits: the
 service (`python -m shim`, default settings but SHIM_RATE_LIMIT=off: every benchmark connection comes from one
@@ -14,7 +14,8 @@ counts. Without wrk, a small Python loop (its figures say little). The whole-ind
 generated upstream (testkit/bigindex.py, --projects, 927,088 by default) by a fresh service.
 
 `--short` (for CI): 20,000 projects, one-second runs, one round. The exit status is 1 on a wrong answer only (a
-fault, a malformed answer, a wrong value, a server that would not start), never on a time or a ratio.
+fault, a malformed answer, a wrong value, a server that would not start, no answer by --deadline: 30 minutes,
+4 with --short), never on a time or a ratio.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import argparse
 import contextlib
 import importlib.util
 import json
+import signal
 import sys
 import tempfile
 import time
@@ -64,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--projects", type=int, default=None, help=f"generated projects (default {PUBLIC_SIZE:,})")
     parser.add_argument("--seconds", type=float, default=None, help="seconds of each load run (default 5)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds over the servers (default 3)")
+    parser.add_argument("--deadline", type=float, default=None, help="seconds before what is left is given up")
     return parser
 
 
@@ -176,11 +179,16 @@ def table(figures: list[Figure]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+def _out_of_time(signum: int, frame: object) -> None:
+    raise WrongAnswer("no answer within the run's deadline (--deadline)")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     args.projects = args.projects or (20_000 if args.short else PUBLIC_SIZE)
     args.seconds = args.seconds or (1.0 if args.short else 5.0)
     args.rounds = args.rounds or (1 if args.short else 3)
+    args.deadline = args.deadline or (240.0 if args.short else 1800.0)
     tool = "wrk" if wrk_path() is not None else "a Python loop (install wrk for real figures: apt-get install wrk)"
     print(
         f"bench: {args.projects:,} projects; load: {tool}, 16 connections, {args.rounds} x {args.seconds:g} s per "
@@ -194,11 +202,17 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="shim-bench-") as directory:
         state = Path(directory)
-        try:
-            figures += cache_hits(args, state, problems)
-            figures += whole_index(args, state, problems)
-        except (WrongAnswer, RuntimeError, OSError, httpx.HTTPError, xmlrpc.client.Error) as exc:
-            problems.append(f"{type(exc).__name__}: {exc}")
+        signal.signal(signal.SIGALRM, _out_of_time)
+        signal.alarm(int(args.deadline))
+        for phase in (cache_hits, whole_index):
+            if time.monotonic() - started > args.deadline:
+                problems.append(f"{phase.__name__}: not run, the run's deadline had passed")
+                continue
+            try:
+                figures += phase(args, state, problems)
+            except (WrongAnswer, RuntimeError, OSError, httpx.HTTPError, xmlrpc.client.Error) as exc:
+                problems.append(f"{phase.__name__}: {type(exc).__name__}: {exc}")
+        signal.alarm(0)
     if args.json:
         document: dict[str, Any] = {"figures": [f.as_json() for f in figures], "wrong": problems}
         print(json.dumps(document, indent=2))

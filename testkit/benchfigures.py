@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import http.client
-import os
 import statistics
 import subprocess
 import sys
@@ -18,14 +17,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .benchload import stop
 from .bigindex import RARE_WORD, normalize
 from .proc import proc_status
-from .servers import free_port, wait_until_answering
+from .servers import wait_until_answering
+from .shimprocess import service as shim_service
 
 __all__ = ["FIGURES", "Figure", "WrongAnswer", "fetch_raw", "index_figures", "median_time", "service", "xmlrpc_call"]
 
-ROOT = Path(__file__).resolve().parent.parent
 WORDS = ("django", "py", RARE_WORD)  # two common words (many hits), one rare (a handful)
 CALL_TIMEOUT = 120.0
 
@@ -97,29 +95,11 @@ def median_time(step: Callable[[], object], times: int) -> float:
 def service(
     upstream: str, state: Path, changed: dict[str, str], *, wait: bool = True
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """The service with its defaults but the rate limit (off: one address calls), on a port of its own."""
-    state.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    environ = {
-        **os.environ,
-        "SHIM_HOST": "127.0.0.1",
-        "SHIM_UPSTREAM": upstream,
-        "SHIM_CATALOG_PATH": str(state / "catalog.sqlite3"),
-        "SHIM_RATE_LIMIT": "off",
-        **changed,
-        "NO_PROXY": "127.0.0.1,localhost",
-        "no_proxy": "127.0.0.1,localhost",
-    }
-    argv = [sys.executable, "-m", "shim", "--port", str(port)]
-    with (state / "service.log").open("wb") as log:
-        process = subprocess.Popen(argv, cwd=ROOT, env=environ, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            if wait and not wait_until_answering(base, process, timeout=60.0):
-                raise WrongAnswer(f"the service did not start: {(state / 'service.log').read_text()[-2000:]}")
-            yield process, base
-        finally:
-            stop(process)
+    """The service with its defaults but the rate limit (off: every benchmark connection comes from one address)."""
+    with shim_service(upstream, state, {"SHIM_RATE_LIMIT": "off", **changed}) as (process, base):
+        if wait and not wait_until_answering(base, process, timeout=60.0):
+            raise WrongAnswer(f"the service did not start: {(state / 'service.log').read_text()[-2000:]}")
+        yield process, base
 
 
 def fetch_raw(base: str, method: str, params: tuple[Any, ...], *, accept_gzip: bool) -> tuple[bytes, str]:

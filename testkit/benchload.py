@@ -18,9 +18,9 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["Load", "child", "python_load", "stop", "wrk_load", "wrk_path"]
+from .shimprocess import stop
 
-STOP_TIMEOUT = 5.0
+__all__ = ["Load", "child", "python_load", "wrk_load", "wrk_path"]
 
 
 @dataclass(frozen=True)
@@ -31,18 +31,6 @@ class Load:
     answers: int
     wrong: int
     errors: int  # connect/read/write errors and timeouts (not wrong answers: a time, not a value)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.stdin is not None:
-        process.stdin.close()
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @contextmanager
