@@ -49,12 +49,13 @@ def test_a_fault_or_a_malformed_answer_is_a_wrong_answer() -> None:
     [
         (Figure("calls", 900.0, 0.9, ">= 0.8"), "met"),
         (Figure("calls", 900.0, 0.7, ">= 0.8"), "not met"),
-        (Figure("rss", 240.0, None, "<= 250", "MB"), "met"),
-        (Figure("rss", 260.0, None, "<= 250", "MB"), "not met"),
+        (Figure("rss", 240.0, None, "<= 250", "MB", judged="value"), "met"),
+        (Figure("rss", 260.0, None, "<= 250", "MB", judged="value"), "not met"),
+        (Figure("calls", 900.0, None, ">= 0.8"), "not met"),  # no ratio (nothing to divide by): never met
         (Figure("bare", 9000.0, 0.4, "(the ceiling)"), ""),
         (Figure("dumps", 1.0, None, ""), ""),
     ],
 )
-def test_a_target_is_judged_on_the_ratio_when_there_is_one_else_on_the_value(figure: Figure, met: str) -> None:
+def test_a_target_bounds_the_ratio_or_the_value_it_names(figure: Figure, met: str) -> None:
     assert figure.met == met
     assert figure.as_json()["met"] == met
