@@ -8,9 +8,12 @@ import sys
 import xmlrpc.client
 from pathlib import Path
 
+import httpx
 import pytest
 
 from testkit.benchfigures import FIGURES, Figure, WrongAnswer, value
+from testkit.benchload import _lua_string
+from testkit.benchservers import Call, bare_app, parse_app
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,3 +62,30 @@ def test_a_fault_or_a_malformed_answer_is_a_wrong_answer() -> None:
 def test_a_target_bounds_the_ratio_or_the_value_it_names(figure: Figure, met: str) -> None:
     assert figure.met == met
     assert figure.as_json()["met"] == met
+
+
+ANSWER = xmlrpc.client.dumps((["1.6.1"],), methodresponse=True).encode()
+CALLS: list[Call] = [("package_releases", ("roundup",), ANSWER)]
+
+
+@pytest.mark.anyio
+async def test_the_parse_and_answer_endpoint_answers_the_cached_bytes_for_that_call_only() -> None:
+    transport = httpx.ASGITransport(app=parse_app(CALLS))
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench.test") as client:
+        hit = await client.post("/pypi", content=xmlrpc.client.dumps(("roundup",), "package_releases"))
+        assert hit.content == ANSWER and hit.headers["content-type"].startswith("text/xml")
+        miss = await client.post("/pypi", content=xmlrpc.client.dumps(("other",), "package_releases"))
+        with pytest.raises(xmlrpc.client.Fault, match="no cached answer for package_releases"):
+            xmlrpc.client.loads(miss.content)
+
+
+@pytest.mark.anyio
+async def test_the_bare_endpoint_answers_the_same_bytes_to_anything() -> None:
+    transport = httpx.ASGITransport(app=bare_app(CALLS))
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench.test") as client:
+        assert (await client.post("/pypi", content=b"anything")).content == ANSWER
+
+
+def test_a_body_goes_into_a_lua_long_string_whatever_brackets_it_holds() -> None:
+    assert _lua_string(b"<a/>") == "[[<a/>]]"
+    assert _lua_string(b"x]]y]=]z") == "[==[x]]y]=]z]==]"
