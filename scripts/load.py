@@ -27,14 +27,12 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
 import xmlrpc.client
 from collections import Counter
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +47,10 @@ from testkit.fakeindex import FakeIndex  # noqa: E402
 from testkit.flaky import FlakyIndex  # noqa: E402
 from testkit.loadclients import REQUEST_TIMEOUT, Tally, client_loop, percentile, whole_index_loop  # noqa: E402
 from testkit.proc import cpu_seconds, proc_status  # noqa: E402
-from testkit.servers import free_port, serve_in_thread, wait_until_answering  # noqa: E402
+from testkit.servers import serve_in_thread, wait_until_answering  # noqa: E402
+from testkit.shimprocess import service  # noqa: E402
 
 READY_TIMEOUT = 15.0  # seconds for the service to load its first Simple index
-STOP_TIMEOUT = 5.0  # seconds the service has to exit on SIGTERM before it is killed
 LINE_EVERY = 2.0  # seconds between a slowloris connection's header lines
 HOSTILE_KINDS = ("slowloris", "non_readers", "whole_index")
 
@@ -61,43 +59,6 @@ HOSTILE_KINDS = ("slowloris", "non_readers", "whole_index")
 MAX_P99_RATIO = 2.0
 MIN_CALLS_RATIO = 0.6
 MAX_RSS_MB = 250.0
-
-# --- the service, as its own process ------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def service(upstream: str, state: Path, changed: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """The service with its defaults, but for where it serves from and the `changed` settings."""
-    port = free_port()
-    environ = {
-        **os.environ,
-        "SHIM_HOST": "127.0.0.1",
-        "SHIM_UPSTREAM": upstream,
-        "SHIM_CATALOG_PATH": str(state / "catalog.sqlite3"),
-        **changed,
-        "NO_PROXY": "127.0.0.1,localhost",
-        "no_proxy": "127.0.0.1,localhost",
-    }
-    log = (state / "service.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "shim", "--port", str(port)],
-        cwd=ROOT,
-        env=environ,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        yield process, f"http://127.0.0.1:{port}"
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        log.close()
-
 
 # --- the clients ---------------------------------------------------------------------------------------------------
 
