@@ -83,14 +83,17 @@ end
 
 
 def wrk_load(url: str, body: bytes, expected: bytes, *, seconds: float, connections: int = 16) -> Load:
-    """wrk, 2 threads and `connections` connections, POSTing `body` for `seconds`; every answer compared."""
+    """wrk, one thread and `connections` connections, POSTing `body` for `seconds`; every answer compared.
+
+    One thread drives 16 connections past any server here, and leaves the most of this machine's two cores to the
+    servers: with two threads, wrk took from `--workers 2` the core its second worker needs."""
     wrk = wrk_path()
     if wrk is None:
         raise RuntimeError("wrk is not installed")
     with tempfile.NamedTemporaryFile("w", suffix=".lua", encoding="utf-8") as script:
         script.write(LUA % {"body": _lua_string(body), "expected": _lua_string(expected)})
         script.flush()
-        argv = [wrk, "-t2", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "5s", "-s", script.name]
+        argv = [wrk, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "5s", "-s", script.name]
         run = subprocess.run([*argv, url], capture_output=True, text=True, timeout=seconds + 30, check=False)
     out = run.stdout
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
