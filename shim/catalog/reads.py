@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from array import array
 from typing import Any
 
 from shim.catalog.rows import (
@@ -31,6 +32,18 @@ class CatalogReader(CatalogFile):
         """Every project still listed, normalised name -> serial."""
         rows = self.connect().execute("SELECT normalized, serial FROM projects WHERE present = 1")
         return {str(name): int(serial) for name, serial in rows}
+
+    @locked
+    def listed_serials(self) -> tuple[list[str], array[int]]:
+        """`serials()` in two columns, in the order the projects were first listed (the Simple index's, mostly)."""
+        names: list[str] = []
+        serials = array("q")
+        for name, serial in self.connect().execute(
+            "SELECT normalized, serial FROM projects WHERE present = 1 ORDER BY rowid"
+        ):
+            names.append(str(name))
+            serials.append(int(serial))
+        return names, serials
 
     @locked
     def project(self, normalized: str) -> ProjectRecord | None:
