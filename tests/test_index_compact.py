@@ -4,12 +4,14 @@ answers encoded from its buffers are byte for byte what encode_value gives for t
 
 from __future__ import annotations
 
+import heapq
 import random
 from array import array
 
 import pytest
 from packaging.utils import canonicalize_name
 
+from shim.catalog.ranking import FieldScores, best
 from shim.methods.mirroring import names_answer, serials_answer
 from shim.upstream import compact
 from shim.upstream.changes import index_changes
@@ -161,3 +163,19 @@ def test_a_serial_beyond_32_bits_is_encode_values_error_or_an_i8() -> None:
         serials_answer(snapshot, False)  # before any chunk: the call's fault, not a cut answer
     assert str(ours.value) == str(expected.value) == "integer 2147483648 is outside the range the client can read"
     assert_encoded_as_encode_value(names, list[int | None](serials), True)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_one_fields_best_hundred_is_the_full_rankings(seed: int) -> None:
+    # Many matches, few distinct scores and lengths: the groups best() takes whole or sorts must give the same
+    # hundred, in the same order, as ranking every match.
+    rng = random.Random(seed)
+    scores = FieldScores("name", 10_000)
+    for _ in range(rng.randint(1, 3)):
+        scores.add({"".join(rng.choices("ab-", k=rng.randint(1, 5))): rng.choice((0.5, 1.0)) for _ in range(400)})
+    exact = set(rng.sample(sorted(scores.scores), 2)) | {"not-matched"}
+    every = heapq.nsmallest(
+        100, scores.scores, key=lambda name: (name not in exact, -scores.scores[name], len(name), name)
+    )
+    assert best([scores], exact, "and", 100) == every
+    assert best([scores], exact, "or", 7) == every[:7]
