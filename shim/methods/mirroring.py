@@ -86,7 +86,9 @@ def names_answer(snapshot: IndexSnapshot) -> Iterator[bytes]:
     names = snapshot.listing.names
     yield b"<value><array><data>\n"
     for _, chunk in names.chunks():
-        yield "".join([f"<value><string>{text}</string></value>\n" for text in _texts(chunk, names.plain)]).encode()
+        if chunk:
+            texts = "</string></value>\n<value><string>".join(_texts(chunk, names.plain))
+            yield f"<value><string>{texts}</string></value>\n".encode()
     yield b"</data></array></value>\n"
 
 
