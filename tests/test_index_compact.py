@@ -11,6 +11,7 @@ from array import array
 import pytest
 from packaging.utils import canonicalize_name
 
+from shim.catalog.held import HeldSerials
 from shim.catalog.ranking import FieldScores, best
 from shim.methods.mirroring import names_answer, serials_answer
 from shim.upstream import compact
@@ -179,3 +180,22 @@ def test_one_fields_best_hundred_is_the_full_rankings(seed: int) -> None:
     )
     assert best([scores], exact, "and", 100) == every
     assert best([scores], exact, "or", 7) == every[:7]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_serials_a_catalog_holds_read_back_against_the_index_are_its_rows(seed: int) -> None:
+    # After a restart the refresher holds the catalog's serials as the Simple index plus where they differ: every
+    # project answers the row's serial (None: no row), and every one that differs from the index is a candidate.
+    rng = random.Random(seed)
+    names = sorted({str(canonicalize_name(n)) for n in random_names(rng, 300, odd=False)})
+    serials: list[int | None] = [None if rng.random() < 0.05 else rng.randrange(1, 1000) for _ in names]
+    index = snapshot_of(names, serials)
+    given = {n: rng.randrange(0, 1000) if rng.random() < 0.2 else s for n, s in zip(names, serials, strict=True)}
+    rows = {n: s for n, s in given.items() if s is not None and rng.random() < 0.95} | {"only-held": 5}
+    for against in (index, None):
+        held = HeldSerials.of_rows(iter(rows.items()), against)
+        assert {name: held.get(name) for name in [*names, "only-held"]} == {
+            n: rows.get(n) for n in [*names, "only-held"]
+        }
+        differing = {n for n in [*names, "only-held"] if rows.get(n) != index.serial_of(n)}
+        assert differing <= set(held.candidates(index))

@@ -5,6 +5,7 @@ index's size a dict of every project cost a hundred megabytes for as long as the
 from __future__ import annotations
 
 from array import array
+from collections.abc import Iterable
 
 from shim.upstream.changes import differences
 from shim.upstream.compact import NameList
@@ -20,9 +21,28 @@ class HeldSerials:
         self.moved: dict[str, int | None] = {}  # where the catalog differs from `base` (None: not held)
 
     @classmethod
-    def of_rows(cls, names: list[str], serials: array[int]) -> HeldSerials:
-        """What the catalog's file holds (normalised names and their serials), read after a restart."""
-        return cls(IndexSnapshot.build(IndexListing(NameList.of(names), serials, None), None, 0.0, True))
+    def of_rows(cls, rows: Iterable[tuple[str, int]], snapshot: IndexSnapshot | None) -> HeldSerials:
+        """What the catalog's file holds (normalised name, serial of every listed project), read after a restart:
+        as it differs from the Simple index's `snapshot` (a few projects, when the file is recent), else as a
+        snapshot of its own."""
+        if snapshot is None:
+            names, serials = [], array("q")
+            for name, serial in rows:
+                names.append(name)
+                serials.append(serial)
+            return cls(IndexSnapshot.build(IndexListing(NameList.of(names), serials, None), None, 0.0, True))
+        held = cls(snapshot)
+        seen = bytearray(len(snapshot.listing.names))
+        for name, serial in rows:
+            position = snapshot.position_of(name)
+            if position is not None:
+                seen[position] = 1
+            if position is None or snapshot.serial_at(position) != serial:
+                held.moved[name] = serial
+        for position, name in snapshot.projects():  # listed now, not held: the catalog has no serial for it
+            if not seen[position] and snapshot.serial_at(position) is not None:
+                held.moved[name] = None
+        return held
 
     def get(self, normalized: str) -> int | None:
         if normalized in self.moved:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from array import array
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from shim.catalog.rows import (
     ChangeRow,
@@ -24,6 +24,9 @@ from shim.catalog.search_table import SEARCHED
 __all__ = ["CatalogReader"]
 
 
+T = TypeVar("T")
+
+
 class CatalogReader(CatalogFile):
     """The catalog, read-only: a missing schema or a damaged file answers empty, never raises, where noted."""
 
@@ -34,16 +37,11 @@ class CatalogReader(CatalogFile):
         return {str(name): int(serial) for name, serial in rows}
 
     @locked
-    def listed_serials(self) -> tuple[list[str], array[int]]:
-        """`serials()` in two columns, in the order the projects were first listed (the Simple index's, mostly)."""
-        names: list[str] = []
-        serials = array("q")
-        for name, serial in self.connect().execute(
-            "SELECT normalized, serial FROM projects WHERE present = 1 ORDER BY rowid"
-        ):
-            names.append(str(name))
-            serials.append(int(serial))
-        return names, serials
+    def listed_serials(self, read: Callable[[Iterator[tuple[str, int]]], T]) -> T:
+        """`read` of what `serials()` gives, one row at a time (no dict of them all), in the order the projects
+        were first listed (the Simple index's, mostly)."""
+        rows = self.connect().execute("SELECT normalized, serial FROM projects WHERE present = 1 ORDER BY rowid")
+        return read((str(name), int(serial)) for name, serial in rows)
 
     @locked
     def project(self, normalized: str) -> ProjectRecord | None:

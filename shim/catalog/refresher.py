@@ -123,7 +123,7 @@ class Refresher:
             self._settled = listing
             return 0
         if self._serials is None:
-            self._serials = HeldSerials.of_rows(*await self.catalog.run(self.catalog.listed_serials))
+            self._serials = await self._held(snapshot)
         # Not the catalog's highest serial: the feed poller records serials the Simple index shows only later.
         indexed = await self.catalog.run(self.catalog.index_serial)
         if listing.last_serial is not None and indexed is not None and listing.last_serial < indexed:
@@ -166,6 +166,10 @@ class Refresher:
             self._settled = listing
         held.rebase(snapshot, candidates)
         return recorded
+
+    async def _held(self, snapshot: IndexSnapshot | None) -> HeldSerials:
+        """The serials the catalog's file holds (read once per process: then kept as the passes change them)."""
+        return await self.catalog.run(self.catalog.listed_serials, lambda rows: HeldSerials.of_rows(rows, snapshot))
 
     async def _apply(self, change: _Change, snapshot: IndexSnapshot, now: int, feeds: SiteFeeds) -> int:
         async with self._semaphore:
@@ -239,7 +243,7 @@ class Refresher:
             if await self.catalog.run(self.catalog.get_meta, "index_serial") is None:
                 return set(), 0
             if self._serials is None:
-                self._serials = HeldSerials.of_rows(*await self.catalog.run(self.catalog.listed_serials))
+                self._serials = await self._held(self.index.snapshot)
             self._given = await self.catalog.run(self.catalog.last_serial)
             now = int(self.clock())
             wanted: dict[str, list[FeedItem]] = {}
