@@ -8,6 +8,7 @@ import heapq
 import math
 import sys
 import threading
+import tracemalloc
 import types
 from functools import cache
 
@@ -98,3 +99,17 @@ def test_name_search_over_the_real_index_size_ranks_as_the_dict_version(words: l
     discovery._score_names(scores, held.normalized, words, threading.Event())
     exact = {words[0]}
     assert best([scores], exact, "and", 100) == old_search(list(held.normalized), words, exact)
+
+
+def test_reading_the_real_index_size_makes_no_dict_per_project() -> None:
+    data = simple_json(big_names())  # as Warehouse writes it: every serial a plain integer
+    gc.collect()
+    tracemalloc.start()
+    try:
+        listing = parse_simple_index(data, JSON, None)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # json.loads of this body peaks past 300 MB (a dict per project); Warehouse's plain shape is read in its bytes.
+    assert peak < 200 * 2**20, f"{peak / 2**20:.0f} MB at the peak"
+    assert len(listing.names) == REAL_SIZE and not listing.malformed

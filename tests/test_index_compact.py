@@ -5,6 +5,7 @@ answers encoded from its buffers are byte for byte what encode_value gives for t
 from __future__ import annotations
 
 import heapq
+import json
 import random
 from array import array
 
@@ -14,10 +15,11 @@ from packaging.utils import canonicalize_name
 from shim.catalog.held import HeldSerials
 from shim.catalog.ranking import FieldScores, best
 from shim.methods.mirroring import names_answer, serials_answer
-from shim.upstream import compact
+from shim.upstream import compact, parsers
 from shim.upstream.changes import index_changes
 from shim.upstream.compact import NO_SERIAL, NameList
-from shim.upstream.parsers import IndexListing
+from shim.upstream.index_json import plain_projects
+from shim.upstream.parsers import IndexListing, parse_simple_index
 from shim.upstream.simple_index import IndexSnapshot
 from shim.xmlrpc.protocol import WireError, encode_value
 
@@ -199,3 +201,58 @@ def test_the_serials_a_catalog_holds_read_back_against_the_index_are_its_rows(se
         }
         differing = {n for n in [*names, "only-held"] if rows.get(n) != index.serial_of(n)}
         assert differing <= set(held.candidates(index))
+
+
+def warehouse(projects: list[dict[str, object]], **dumps: object) -> bytes:
+    return json.dumps({"meta": {"_last-serial": 99, "api-version": "1.1"}, "projects": projects}, **dumps).encode()  # type: ignore[arg-type]
+
+
+NAMES = [
+    {"name": n, "_last-serial": i}
+    for i, n in enumerate(["a", 'q"uote', "back\\slash", "caf\u00e9", "t\tab", "\U0001f40d"])
+]
+PLAIN = [
+    warehouse(NAMES),
+    warehouse(NAMES, separators=(",", ":")),
+    warehouse(NAMES, indent=1),
+    warehouse(NAMES, ensure_ascii=False),
+    warehouse([]),
+    warehouse([{"name": "big", "_last-serial": 2**63 - 1}, {"name": "zero", "_last-serial": 0}]),
+    b'{"projects": [{"name": "x", "_last-serial": 3}], "meta": {"_last-serial": 4}}',
+]
+OTHER = [
+    warehouse([{"_last-serial": 1, "name": "swapped"}]),
+    warehouse([{"name": "extra", "_last-serial": 1, "files": []}]),
+    warehouse([{"name": "bad", "_last-serial": "12"}, {"name": "neg", "_last-serial": -1}]),
+    warehouse([{"name": "float", "_last-serial": 1.0}, {"name": "huge", "_last-serial": 2**63}]),
+    warehouse([{"name": "none"}]),
+    warehouse([{"name": "-0.0e-31415", "_last-serial": 1}]),  # the stand-in itself, in a name
+    b'{"projects": [{"name": "first", "_last-serial": 1}], "projects": [{"name": "last", "_last-serial": 2}]}',
+    b'{"meta": {"projects": [{"name": "nested", "_last-serial": 1}]}, "projects": []}',
+    b'{"meta": {"projects": [{"name": "n", "_last-serial": 1}]}, "projects": [{"name": "top", "_last-serial": 2}]}',
+    b'{"proj\\u0065cts": [{"name": "escaped-key", "_last-serial": 1}]}',
+    b'{"projects": [{"name": "open", "_last-serial": 1},',
+    b'{"projects": [{"name": "lead", "_last-serial": 01}]}',
+    b'{"projects": [{"name": "ctl\x01", "_last-serial": 1}]}',
+    b'{"projects": [{"name": "\xff", "_last-serial": 1}]}',
+    b'{"projects": [{"name": "x", "_last-serial": 1}]} trailing',
+    b'[{"name": "x", "_last-serial": 1}]',
+    b'{"projects": {"name": "x"}}',
+]
+
+
+def parsed(body: bytes) -> tuple[object, ...] | str:
+    try:
+        got = parse_simple_index(body, "application/vnd.pypi.simple.v1+json", 7)
+    except ValueError as exc:
+        return str(exc)
+    serials = None if got.serials is None else list(got.serials)
+    return list(got.names), serials, got.last_serial, got.malformed
+
+
+@pytest.mark.parametrize("body", PLAIN + OTHER)
+def test_the_plain_project_list_is_read_as_json_loads_reads_it(body: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert (plain_projects(body) is not None) == (body in PLAIN)  # Warehouse's shape read without json.loads
+    ours = parsed(body)
+    monkeypatch.setattr(parsers, "plain_projects", lambda body: None)
+    assert ours == parsed(body)

@@ -19,6 +19,7 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError, with_config
 from typing_extensions import TypedDict  # pydantic reads only this one on Python < 3.12
 
 from shim.upstream.compact import NO_SERIAL, NameList
+from shim.upstream.index_json import plain_projects
 
 __all__ = [
     "CORE_LISTS",
@@ -271,14 +272,19 @@ def serial_value(value: Any) -> int | None:
 def parse_simple_index(body: bytes, content_type: str, header_serial: int | None) -> IndexListing:
     """PEP 691 JSON, or PEP 503 HTML (names only), into an IndexListing; ValueError when it is neither."""
     if "json" in content_type:
-        document = _load(body, "the Simple index")
-        projects = document.get("projects")
-        if not isinstance(projects, list):
-            raise ValueError("the Simple index has no projects list")
-        names: list[str] = []
-        serials = array("q")
+        plain = plain_projects(body)  # Warehouse's own shape, read without a dict per project
+        if plain is not None:
+            document, names, serials = plain
+            projects: list[Any] = []
+            published = True
+        else:
+            document = _load(body, "the Simple index")
+            projects = document.get("projects")  # type: ignore[assignment]
+            if not isinstance(projects, list):
+                raise ValueError("the Simple index has no projects list")
+            names, serials = [], array("q")
+            published = False  # an index without serials gives none at all; one entry without is malformed
         malformed: dict[str, str] = {}
-        published = False  # an index without serials gives none at all; one entry without is malformed
         for project in projects:
             if not isinstance(project, dict) or not isinstance(project.get("name"), str):
                 raise ValueError("a Simple index entry has no name")
