@@ -61,5 +61,30 @@ def best(fields: Sequence[FieldScores], exact: Collection[str], operator: str, l
     chosen = set(ordered[0].scores)
     for scores in ordered[1:]:
         chosen = chosen & scores.scores.keys() if operator == "and" else chosen | scores.scores.keys()
+    if len(ordered) == 1:  # a sum of one score is that score (fsum of one float is exact)
+        return _top(ordered[0].scores, exact, limit)
     totals = {name: math.fsum(f.scores.get(name, 0.0) for f in ordered) for name in chosen}
     return heapq.nsmallest(limit, totals, key=lambda name: (name not in exact, -totals[name], len(name), name))
+
+
+def _top(totals: Mapping[str, float], exact: Collection[str], limit: int) -> list[str]:
+    """`best`'s order over one field's scores, without a key per match: a search's matches take few distinct
+    scores, and lengths, so whole groups are taken or passed and only the last group taken is sorted by name."""
+    found = sorted((name for name in exact if name in totals), key=lambda name: (-totals[name], len(name), name))
+    by_score: dict[float, list[str]] = {}
+    for name, score in totals.items():
+        by_score.setdefault(score, []).append(name)
+    top = found[:limit]
+    for score in sorted(by_score, reverse=True):
+        if len(top) >= limit:
+            break
+        by_length: dict[int, list[str]] = {}
+        for name in by_score[score]:
+            by_length.setdefault(len(name), []).append(name)
+        for length in sorted(by_length):
+            group = [name for name in by_length[length] if name not in exact] if found else by_length[length]
+            wanted = limit - len(top)
+            top += sorted(group) if len(group) <= wanted else heapq.nsmallest(wanted, group)
+            if len(top) >= limit:
+                break
+    return top

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from shim.catalog.rows import (
     ChangeRow,
@@ -23,6 +24,9 @@ from shim.catalog.search_table import SEARCHED
 __all__ = ["CatalogReader"]
 
 
+T = TypeVar("T")
+
+
 class CatalogReader(CatalogFile):
     """The catalog, read-only: a missing schema or a damaged file answers empty, never raises, where noted."""
 
@@ -31,6 +35,13 @@ class CatalogReader(CatalogFile):
         """Every project still listed, normalised name -> serial."""
         rows = self.connect().execute("SELECT normalized, serial FROM projects WHERE present = 1")
         return {str(name): int(serial) for name, serial in rows}
+
+    @locked
+    def listed_serials(self, read: Callable[[Iterator[tuple[str, int]]], T]) -> T:
+        """`read` of what `serials()` gives, one row at a time (no dict of them all), in the order the projects
+        were first listed (the Simple index's, mostly)."""
+        rows = self.connect().execute("SELECT normalized, serial FROM projects WHERE present = 1 ORDER BY rowid")
+        return read((str(name), int(serial)) for name, serial in rows)
 
     @locked
     def project(self, normalized: str) -> ProjectRecord | None:

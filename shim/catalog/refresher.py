@@ -14,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 
 from shim.catalog.changes import derive_events, project_metadata, releases_of
 from shim.catalog.feeds import SiteFeedReader, SiteFeeds, release_times
+from shim.catalog.held import HeldSerials
 from shim.catalog.problems import CatalogUnavailable
 from shim.catalog.rows import ListedProject, ProjectRecord, StoredRelease
 from shim.catalog.writes import CatalogWriter
@@ -34,6 +36,7 @@ logger = logging.getLogger(__name__)
 # A release the feeds show as created this long before the catalog first saw its project's current serial is one
 # that serial covers: the Simple index copy it came from may be ten minutes old (a CDN's), the clocks a little apart.
 COVERED = 900
+LISTED_AT_ONCE = 50_000  # projects of an index without serials written in one transaction
 
 
 def missing_serials(snapshot: IndexSnapshot) -> str:
@@ -72,11 +75,12 @@ class Refresher:
         self.index = index
         self.clock = clock
         self._semaphore = asyncio.Semaphore(concurrency)
-        self._serials: dict[str, int] | None = None
+        self._serials: HeldSerials | None = None
         self._warned = False
         self._behind: int | None = None  # the serial of the lagging copy last logged (once while it lasts)
         # The listing whose every change is recorded: an unchanged index (a 304) needs no pass over it.
         self._settled: IndexListing | None = None
+        self._listed: IndexSnapshot | None = None  # the last snapshot without serials whose names were written
         self._pass = asyncio.Lock()
         self._given: int | None = None  # the highest serial the feed gave when the pass under way began
         # The site feeds, read conditionally: shared with the feed poller, so that a pass costs a 304 for them.
@@ -100,31 +104,26 @@ class Refresher:
                 # No change feed without serials, but the catalog still lists every project, so that what calls read
                 # and what the crawler reads is kept: search, browse and user_packages answer from it. Only the names
                 # the last listing lacked are written (all of them once per process: it is idempotent).
-                before = set(self._settled.names) if self._settled is not None else set()
-                listed = [
-                    (name, listing.names[i]) for name, i in snapshot.positions.items() if listing.names[i] not in before
-                ]
-                if listed:
-                    await self.catalog.run(self.catalog.list_projects, listed, int(self.clock()))
-                self._settled = listing
+                listed = _unlisted(snapshot, self._listed if self._settled is not None else None)
+                while batch := list(islice(listed, LISTED_AT_ONCE)):  # not a list of them all: a million, at most
+                    await self.catalog.run(self.catalog.list_projects, batch, int(self.clock()))
+                self._settled, self._listed = listing, snapshot
             return 0
         now = int(self.clock())
         if listing is self._settled:
             await self.catalog.run(self.catalog.mark_refresh, now)
             return 0
-        if self._serials is None:
-            self._serials = await self.catalog.run(self.catalog.serials)
-        current = {p.normalized: (p.name, p.serial) for p in _entries(snapshot)}
         if self.catalog.oldest_serial is None:  # the first look with serials (the projects may be listed already)
-            baseline = [ListedProject(name, display, serial) for name, (display, serial) in current.items()]
-            known = (serial for serial in listing.serials if serial is not None)
-            last = listing.last_serial if listing.last_serial is not None else max(known, default=0)
-            await self.catalog.run(self.catalog.baseline, baseline, last, now)
+            last = listing.last_serial if listing.last_serial is not None else listing_reach(listing) or 0
+            counted = [0]
+            await self.catalog.run(self.catalog.baseline, _entries(snapshot, counted), last, now)
             await self.catalog.run(self.catalog.mark_index_serial, last)
-            self._serials = {p.normalized: p.serial for p in baseline}
-            logger.info("catalog started at serial %d with %d projects", last, len(baseline))
+            self._serials = HeldSerials(snapshot)
+            logger.info("catalog started at serial %d with %d projects", last, counted[0])
             self._settled = listing
             return 0
+        if self._serials is None:
+            self._serials = await self._held(snapshot)
         # Not the catalog's highest serial: the feed poller records serials the Simple index shows only later.
         indexed = await self.catalog.run(self.catalog.index_serial)
         if listing.last_serial is not None and indexed is not None and listing.last_serial < indexed:
@@ -140,20 +139,20 @@ class Refresher:
                 self._behind = listing.last_serial
             return 0
         reach = listing_reach(listing)
-        # A project's serial only ever rises: a lower one is a lagging copy of that project, not a change.
-        changes = [
-            _Change(name, display, self._serials.get(name), serial)
-            for name, (display, serial) in current.items()
-            if serial is not None and (self._serials.get(name) is None or serial > self._serials[name])
-        ]
-        # A project still listed, but with a malformed serial, has not gone: it waits for a readable one; nor has
-        # one the copy predates (the feed poller recorded it since, at a serial above the copy's).
-        gone = [
-            name
-            for name, serial in self._serials.items()
-            if name not in current and name not in snapshot and (reach is None or serial <= reach)
-        ]
-        changes += [_Change(name, name, self._serials[name], None) for name in gone]
+        held = self._serials
+        candidates = await asyncio.to_thread(held.candidates, snapshot)  # the others are as the catalog holds them
+        changes, gone = [], []
+        for name in candidates:
+            position, before = snapshot.position_of(name), held.get(name)
+            serial = None if position is None else snapshot.serial_at(position)
+            # A project's serial only ever rises: a lower one is a lagging copy of that project, not a change.
+            if position is not None and serial is not None and (before is None or serial > before):
+                changes.append(_Change(name, listing.names[position], before, serial))
+            # A project still listed, but with a malformed serial, has not gone: it waits for a readable one; nor
+            # has one the copy predates (the feed poller recorded it since, at a serial above the copy's).
+            elif position is None and before is not None and (reach is None or before <= reach):
+                gone.append(_Change(name, name, before, None))
+        changes += gone
         feeds = await self.feeds.site() if changes else SiteFeeds()
         self._given = await self.catalog.run(self.catalog.last_serial)
         recorded = sum(await asyncio.gather(*(self._apply(change, snapshot, now, feeds) for change in changes)))
@@ -165,7 +164,12 @@ class Refresher:
             logger.info("recorded %d of %d project changes", recorded, len(changes))
         if recorded == len(changes):  # else the projects not recorded are tried again next time
             self._settled = listing
+        held.rebase(snapshot, candidates)
         return recorded
+
+    async def _held(self, snapshot: IndexSnapshot | None) -> HeldSerials:
+        """The serials the catalog's file holds (read once per process: then kept as the passes change them)."""
+        return await self.catalog.run(self.catalog.listed_serials, lambda rows: HeldSerials.of_rows(rows, snapshot))
 
     async def _apply(self, change: _Change, snapshot: IndexSnapshot, now: int, feeds: SiteFeeds) -> int:
         async with self._semaphore:
@@ -190,7 +194,7 @@ class Refresher:
                     releases=None, metadata=None, now=now, given=self._given,
                 )
             )  # fmt: skip
-            self._serials.pop(change.normalized, None)
+            self._serials.pop(change.normalized)
             return 1
         doc = await self.store.project(change.normalized, stale_ok=False, by_catalog=True)
         if doc is not None and doc.last_serial is not None and doc.last_serial < change.new:
@@ -239,7 +243,7 @@ class Refresher:
             if await self.catalog.run(self.catalog.get_meta, "index_serial") is None:
                 return set(), 0
             if self._serials is None:
-                self._serials = await self.catalog.run(self.catalog.serials)
+                self._serials = await self._held(self.index.snapshot)
             self._given = await self.catalog.run(self.catalog.last_serial)
             now = int(self.clock())
             wanted: dict[str, list[FeedItem]] = {}
@@ -311,13 +315,22 @@ def _holds(
     return stored is not None and item.published < stored.seen_at - COVERED
 
 
-def _entries(snapshot: IndexSnapshot) -> list[ListedProject]:
-    """The listed projects with a serial (one whose serial is malformed has none to compare)."""
-    listing = snapshot.listing
-    assert listing.serials is not None
-    by_position = {position: name for name, position in snapshot.positions.items()}
-    return [
-        ListedProject(by_position[i], listing.names[i], serial)
-        for i, serial in enumerate(listing.serials)
-        if serial is not None
-    ]
+def _entries(snapshot: IndexSnapshot, counted: list[int]) -> Iterator[ListedProject]:
+    """The listed projects with a serial (one whose serial is malformed has none to compare), one at a time (the
+    catalog writes them as they come: no list of them all); `counted[0]` says how many came."""
+    names = snapshot.listing.names
+    for position, normalized in snapshot.projects():
+        serial = snapshot.serial_at(position)
+        if serial is not None:
+            counted[0] += 1
+            yield ListedProject(normalized, names[position], serial)
+
+
+def _unlisted(snapshot: IndexSnapshot, before: IndexSnapshot | None) -> Iterator[tuple[str, str]]:
+    """(normalised, display name) of each project whose display name the listing `before` lacked (all without it)."""
+    names = snapshot.listing.names
+    for position, normalized in snapshot.projects():
+        display = names[position]
+        earlier = None if before is None else before.position_of(normalized)
+        if earlier is None or before is None or before.listing.names[earlier] != display:
+            yield normalized, display

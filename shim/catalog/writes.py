@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable
 from typing import Any
 
 from shim.catalog.reads import CatalogReader
@@ -21,7 +22,7 @@ class CatalogWriter(CatalogReader):
     creates_schema = True
 
     @locked
-    def baseline(self, projects: list[ListedProject], last_serial: int, now: int) -> None:
+    def baseline(self, projects: Iterable[ListedProject], last_serial: int, now: int) -> None:
         """The first look: every project and its serial, and no history before it (what was read of a project
         listed before, without serials, is kept)."""
         with self.transaction() as connection:
@@ -29,20 +30,22 @@ class CatalogWriter(CatalogReader):
                 "INSERT INTO projects (normalized, name, serial, seen_at, present) VALUES (?, ?, ?, ?, 1) "
                 "ON CONFLICT (normalized) DO UPDATE SET name = excluded.name, serial = excluded.serial, "
                 "seen_at = excluded.seen_at, present = 1",
-                [(p.normalized, p.name, p.serial, now) for p in projects],
+                (
+                    (p.normalized, p.name, p.serial, now) for p in projects
+                ),  # as they come: a million, at the index's size
             )
             self.set_meta(connection, "oldest_serial", str(last_serial))
             self.set_meta(connection, "last_refresh", str(now))
 
     @locked
-    def list_projects(self, projects: list[tuple[str, str]], now: int) -> None:
+    def list_projects(self, projects: Iterable[tuple[str, str]], now: int) -> None:
         """Every project (normalised name, display name) of a Simple index without serials: listed at serial 0, for
         what calls and the crawler read of them; no change row, and no first look (`oldest_serial`) either."""
         with self.transaction() as connection:
             connection.executemany(
                 "INSERT INTO projects (normalized, name, serial, seen_at, present) VALUES (?, ?, 0, ?, 1) "
                 "ON CONFLICT (normalized) DO UPDATE SET name = excluded.name, present = 1",
-                [(normalized, name, now) for normalized, name in projects],
+                ((normalized, name, now) for normalized, name in projects),
             )
             self.set_meta(connection, "listed_at", str(now))
 

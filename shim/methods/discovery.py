@@ -20,9 +20,8 @@ import asyncio
 import re
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from itertools import islice
 from typing import Any, TypeVar
 
 from pydantic import StrictStr
@@ -32,6 +31,7 @@ from shim.catalog.search_table import SEARCHED
 from shim.catalog.terms import query_terms
 from shim.errors import Refused, UpstreamError
 from shim.methods.reading import read_catalog, reads_settled
+from shim.upstream.compact import SEP, NameList
 from shim.upstream.simple_index import IndexSnapshot
 from shim.xmlrpc.context import CallContext
 from shim.xmlrpc.text import clean_for_xml
@@ -87,25 +87,28 @@ async def _off_the_loop(work: Callable[[threading.Event], T]) -> T:
         stop.set()
 
 
-def _slices(items: Iterable[T], stop: threading.Event, size: int) -> Iterable[list[T]]:
-    """`items` in lists of `size`; between two, stop if the call no longer waits, and hand the event loop's
-    thread the interpreter (sleep(0) lets it go at once, not at the next forced switch)."""
-    it = iter(items)
-    while batch := list(islice(it, size)):
-        if stop.is_set():
-            raise _Stopped
-        yield batch
-        time.sleep(0)
-
-
-def _name_postings(names: Collection[str], word: str, stop: threading.Event) -> dict[str, float]:
+def _name_postings(names: NameList, word: str, stop: threading.Event) -> dict[str, float]:
     """The names holding `word` (PyPI's substring match): 1 where it is whole parts of the name (`tracker` in
-    `issue-tracker-lite`), 0.5 where it is inside one (`track`)."""
+    `issue-tracker-lite`), 0.5 where it is inside one (`track`). One `str.find` over the buffer of every name
+    goes from each name holding it to the next: no look at the names between."""
     whole = f"-{word}-"
     postings: dict[str, float] = {}
-    for batch in _slices(names, stop, SLICE):
-        for name in [name for name in batch if word in name]:
-            postings[name] = 1.0 if whole in f"-{name}-" else 0.5
+    text, starts = names.text, names.starts
+    offset = text.find(word)
+    while offset != -1:
+        if names.plain:  # the name's ends are the separators around the word (a name is a few dozen characters)
+            start, end = text.rfind(SEP, 0, offset) + 1, text.find(SEP, offset)
+            end = len(text) if end == -1 else end
+        else:
+            position = names.position_at(offset)
+            start, end = starts[position], starts[position + 1] - 1
+        name = text[start:end]
+        postings[name] = 1.0 if whole in f"-{name}-" else 0.5
+        if len(postings) % SLICE == 0:
+            if stop.is_set():
+                raise _Stopped
+            time.sleep(0)  # the event loop's thread gets the interpreter
+        offset = text.find(word, end + 1)
     return postings
 
 
@@ -115,17 +118,17 @@ def _name_words(values: list[str]) -> list[str]:
     return sorted({word for word in words if word})
 
 
-def _score_names(scores: FieldScores, names: Collection[str], words: list[str], stop: threading.Event) -> None:
+def _score_names(scores: FieldScores, names: NameList, words: list[str], stop: threading.Event) -> None:
     for word in words:
         scores.add(_name_postings(names, word, stop))
 
 
 async def _field_scores(context: CallContext, snapshot: IndexSnapshot, field: str, values: list[str]) -> FieldScores:
     """What one field of the spec matched, scored: names over every project, the rest over the catalog."""
-    scores = FieldScores(field, len(snapshot.positions))
+    scores = FieldScores(field, snapshot.distinct)
     if field == "name":
         words = _name_words(values)
-        await _off_the_loop(lambda stop: _score_names(scores, snapshot.positions.keys(), words, stop))
+        await _off_the_loop(lambda stop: _score_names(scores, snapshot.normalized, words, stop))
         return scores
     catalog = context.services.catalog
     if field == "version":

@@ -7,6 +7,7 @@ from __future__ import annotations
 import calendar
 import json
 import re
+from array import array
 from dataclasses import dataclass, field
 from html import unescape
 from typing import Any, Required
@@ -16,6 +17,9 @@ import feedparser
 from packaging.metadata import parse_email
 from pydantic import ConfigDict, TypeAdapter, ValidationError, with_config
 from typing_extensions import TypedDict  # pydantic reads only this one on Python < 3.12
+
+from shim.upstream.compact import NO_SERIAL, NameList
+from shim.upstream.index_json import plain_projects
 
 __all__ = [
     "CORE_LISTS",
@@ -242,12 +246,13 @@ class CoreMetadata:
 class IndexListing:
     """The Simple index: display names in the upstream's order, their serials where it publishes them.
 
-    `serials` is None when the index publishes none; else it is aligned with `names`, and an entry is None
-    where that project's serial is malformed (`malformed` names those, with what the index gave).
+    `serials` is None when the index publishes none; else it is aligned with `names`, and an entry is NO_SERIAL
+    where that project's serial is malformed (`malformed` names those, with what the index gave). Both are compact
+    (one string of names, an array of serials): no Python object per project.
     """
 
-    names: list[str]
-    serials: list[int | None] | None
+    names: NameList
+    serials: array[int] | None
     last_serial: int | None
     malformed: dict[str, str] = field(default_factory=dict)
 
@@ -270,14 +275,19 @@ def serial_value(value: Any) -> int | None:
 def parse_simple_index(body: bytes, content_type: str, header_serial: int | None) -> IndexListing:
     """PEP 691 JSON, or PEP 503 HTML (names only), into an IndexListing; ValueError when it is neither."""
     if "json" in content_type:
-        document = _load(body, "the Simple index")
-        projects = document.get("projects")
-        if not isinstance(projects, list):
-            raise ValueError("the Simple index has no projects list")
-        names: list[str] = []
-        serials: list[int | None] = []
+        plain = plain_projects(body)  # Warehouse's own shape, read without a dict per project
+        if plain is not None:
+            document, names, serials = plain
+            projects: list[Any] = []
+            published = True
+        else:
+            document = _load(body, "the Simple index")
+            projects = document.get("projects")  # type: ignore[assignment]
+            if not isinstance(projects, list):
+                raise ValueError("the Simple index has no projects list")
+            names, serials = [], array("q")
+            published = False  # an index without serials gives none at all; one entry without is malformed
         malformed: dict[str, str] = {}
-        published = False  # an index without serials gives none at all; one entry without is malformed
         for project in projects:
             if not isinstance(project, dict) or not isinstance(project.get("name"), str):
                 raise ValueError("a Simple index entry has no name")
@@ -285,19 +295,20 @@ def parse_simple_index(body: bytes, content_type: str, header_serial: int | None
             given = project.get("_last-serial", _ABSENT)
             published |= given is not _ABSENT
             serial = serial_value(given)
-            serials.append(serial)
+            serials.append(NO_SERIAL if serial is None else serial)
             if serial is None:
                 malformed[project["name"]] = "absent" if given is _ABSENT else repr(given)[:40]
         meta = document.get("meta") if isinstance(document.get("meta"), dict) else {}
         last = serial_value(meta.get("_last-serial")) if meta else None
         last = last if last is not None else serial_value(header_serial)
-        if not published and projects:
-            return IndexListing(names, None, last)
-        return IndexListing(names, serials, last, malformed)
+        del document, projects  # a dict per project: gone before the compact copy is made
+        if not published and names:
+            return IndexListing(NameList.of(names), None, last)
+        return IndexListing(NameList.of(names), serials, last, malformed)
     if "html" in content_type:
         text = body.decode("utf-8", "replace")
         names = [unescape(m.strip()) for m in _ANCHOR.findall(text)]
-        return IndexListing(names, None, serial_value(header_serial))
+        return IndexListing(NameList.of(names), None, serial_value(header_serial))
     raise ValueError(f"the Simple index came as {content_type or 'no content type'}")
 
 

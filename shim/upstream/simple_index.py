@@ -13,67 +13,26 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from typing import Any
-
-from packaging.utils import canonicalize_name
+from dataclasses import replace
 
 from shim.errors import UpstreamError, UpstreamMalformed
+from shim.upstream.changes import index_changes
 from shim.upstream.client import SIMPLE_JSON, Upstream
+from shim.upstream.compact import NO_SERIAL
 from shim.upstream.parsers import IndexListing, parse_simple_index
+from shim.upstream.snapshot import IndexSnapshot
 
 __all__ = ["IndexSnapshot", "SimpleIndex", "listing_reach"]
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class IndexSnapshot:
-    listing: IndexListing
-    etag: str | None
-    fetched_at: float
-    is_json: bool
-    # Normalised name -> position in `listing`.
-    positions: dict[str, int] = field(repr=False)
-    # Whole answers built from this snapshot (hundreds of thousands of names), encoded once.
-    answers: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-    @classmethod
-    def build(cls, listing: IndexListing, etag: str | None, fetched_at: float, is_json: bool) -> IndexSnapshot:
-        positions: dict[str, int] = {}
-        for i, name in enumerate(listing.names):
-            normalized = canonicalize_name(name)
-            # Most names are already normalised: keep one string object, not two (a million names).
-            positions[name if normalized == name else normalized] = i
-        return cls(listing, etag, fetched_at, is_json, positions)
-
-    def serial_of(self, normalized: str) -> int | None:
-        position = self.positions.get(normalized)
-        if position is None or self.listing.serials is None:
-            return None
-        return self.listing.serials[position]
-
-    def __contains__(self, normalized: object) -> bool:
-        return normalized in self.positions
-
-
-def _changes(old: IndexSnapshot, new: IndexSnapshot) -> list[str]:
-    """Projects that appeared, disappeared or rose in serial between two snapshots (a serial that fell, or that
-    is malformed now, says nothing newer about the project than the old snapshot did)."""
-    changed = []
-    for name in new.positions:
-        before, after = old.serial_of(name), new.serial_of(name)
-        if name not in old or (after is not None and (before is None or after > before)):
-            changed.append(name)
-    changed += [name for name in old.positions if name not in new]
-    return changed
-
-
 def listing_reach(listing: IndexListing) -> int | None:
     """The serial a copy of the index has got to: its own, else its projects' highest (None: it gives none)."""
     if listing.last_serial is not None or listing.serials is None:
         return listing.last_serial
-    return max((serial for serial in listing.serials if serial is not None), default=None)
+    highest = max(listing.serials, default=NO_SERIAL)  # malformed ones are NO_SERIAL, below every serial
+    return None if highest == NO_SERIAL else highest
 
 
 class SimpleIndex:
@@ -137,7 +96,7 @@ class SimpleIndex:
             self.snapshot = replace(previous, fetched_at=now)  # the upstream answers, and nothing newer came
             return self.snapshot
         if previous is not None:
-            for name in await asyncio.to_thread(_changes, previous, snapshot):
+            for name in await asyncio.to_thread(index_changes, previous, snapshot):
                 self._changed_at[name] = now
         self.snapshot = snapshot
         self._reach = reach

@@ -1,0 +1,82 @@
+"""The PEP 691 project list read without a dict per project, where it comes in the plain shape Warehouse writes:
+`"projects": [{"name": "...", "_last-serial": N}, ...]`. json.loads of the real index makes close to a million
+dicts for a moment (over 300 MB), and the heap they leave behind is not all given back; this reads the names and
+serials straight from the body. Any other shape (another key, another order, a serial that is not a plain
+non-negative integer, a name that is not a plain JSON string) answers None, and json.loads reads the body as
+before: the two give the same listing wherever this one answers (tests/test_index_compact.py pins it).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from array import array
+from typing import Any
+
+__all__ = ["plain_projects"]
+
+_WS = rb"[ \t\n\r]*"
+_KEY = re.compile(rb'"projects"' + _WS + rb":" + _WS + rb"\[" + _WS)
+_EMPTY = re.compile(rb"\]")
+_ENTRY = re.compile(
+    rb"\{" + _WS + rb'"name"' + _WS + rb":" + _WS + rb'"((?:[^"\\\x00-\x1f]|\\.)*)"' + _WS + rb"," + _WS
+    + rb'"_last-serial"' + _WS + rb":" + _WS + rb"(0|[1-9][0-9]{0,18})" + _WS + rb"\}" + _WS + rb"(?:,|(\]))" + _WS
+)  # fmt: skip
+# What stands for the list in the rest of the body, checked to be the top level's one "projects" value.
+_SENTINEL = b"-0.0e-31415"
+
+
+class _Raw(str):
+    """A JSON number's text, as it was written."""
+
+
+def plain_projects(body: bytes) -> tuple[Any, list[str], array[int]] | None:
+    """(the document with its "projects" value replaced, the names, their serials), or None: not the plain shape."""
+    if not body.lstrip(b" \t\n\r").startswith(b"{") or _SENTINEL in body:
+        return None
+    found = _KEY.search(body)
+    if found is None:
+        return None
+    raw_names: list[bytes] = []
+    raw_serials: list[bytes] = []
+    at = found.end()
+    close = _EMPTY.match(body, at)
+    if close is not None:
+        end = close.end()
+    else:
+        end = -1
+        for entry in _ENTRY.finditer(body, at):
+            if entry.start() != at:
+                return None
+            name, serial, closing = entry.groups()
+            raw_names.append(name)
+            raw_serials.append(serial)
+            at = entry.end()
+            if closing is not None:
+                end = entry.end(3)
+                break
+        if end == -1:
+            return None
+    try:
+        serials = array("q", map(int, raw_serials))  # past 2**63 - 1: OverflowError, not a serial
+        del raw_serials
+        joined = b"\n".join(raw_names)  # no raw control character in a JSON string: \n parts them
+        if b"\\" in joined:
+            names = [
+                json.loads(b'"' + n + b'"') if b"\\" in n else n.decode("utf-8", "surrogatepass") for n in raw_names
+            ]
+        else:
+            names = joined.decode("utf-8", "surrogatepass").split("\n") if raw_names else []
+    except (OverflowError, ValueError):
+        return None
+    del raw_names, joined
+    rest = body[: found.start()] + b'"projects":' + _SENTINEL + body[end:]
+    try:
+        pairs = json.loads(rest, object_pairs_hook=list, parse_float=_Raw)
+        document = json.loads(rest)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return None
+    given = [value for key, value in pairs if key == "projects"] if isinstance(pairs, list) else []
+    if given != [_SENTINEL.decode()] or not isinstance(given[0], _Raw):
+        return None  # the list found is not the one json.loads would read
+    return document, names, serials
