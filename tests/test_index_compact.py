@@ -219,10 +219,13 @@ PLAIN = [
     warehouse([]),
     warehouse([{"name": "big", "_last-serial": 2**63 - 1}, {"name": "zero", "_last-serial": 0}]),
     b'{"projects": [{"name": "x", "_last-serial": 3}], "meta": {"_last-serial": 4}}',
+    warehouse(NAMES, sort_keys=True, separators=(",", ":")),  # as Warehouse writes it: `_last-serial` first
+    warehouse([{"_last-serial": 1, "name": "swapped"}, {"name": "mixed", "_last-serial": 2}]),
 ]
 OTHER = [
-    warehouse([{"_last-serial": 1, "name": "swapped"}]),
     warehouse([{"name": "extra", "_last-serial": 1, "files": []}]),
+    warehouse([{"_last-serial": 1, "name": "extra", "files": []}]),
+    b'{"projects": [{"_last-serial": 1, "_last-serial": 2, "name": "twice"}]}',
     warehouse([{"name": "bad", "_last-serial": "12"}, {"name": "neg", "_last-serial": -1}]),
     warehouse([{"name": "float", "_last-serial": 1.0}, {"name": "huge", "_last-serial": 2**63}]),
     warehouse([{"name": "none"}]),

@@ -1,9 +1,10 @@
 """The PEP 691 project list read without a dict per project, where it comes in the plain shape Warehouse writes:
-`"projects": [{"name": "...", "_last-serial": N}, ...]`. json.loads of the real index makes close to a million
-dicts for a moment (over 300 MB), and the heap they leave behind is not all given back; this reads the names and
-serials straight from the body. Any other shape (another key, another order, a serial that is not a plain
-non-negative integer, a name that is not a plain JSON string) answers None, and json.loads reads the body as
-before: the two give the same listing wherever this one answers (tests/test_index_compact.py pins it).
+`"projects": [{"_last-serial": N, "name": "..."}, ...]` (its keys sorted; `name` first is read too). json.loads of
+the real index makes close to a million dicts for a moment (over 300 MB), and the heap they leave behind is not all
+given back; this reads the names and serials straight from the body. Any other shape (another key, a
+serial that is not a plain non-negative integer, a name that is not a plain JSON string) answers None, and
+json.loads reads the body as before: the two give the same listing wherever this one answers
+(tests/test_index_compact.py pins it).
 """
 
 from __future__ import annotations
@@ -18,9 +19,20 @@ __all__ = ["plain_projects"]
 _WS = rb"[ \t\n\r]*"
 _KEY = re.compile(rb'"projects"' + _WS + rb":" + _WS + rb"\[" + _WS)
 _EMPTY = re.compile(rb"\]")
+
+
+def _name(group: bytes) -> bytes:
+    return _WS + rb'"name"' + _WS + rb":" + _WS + rb'"(?P<' + group + rb'>(?:[^"\\\x00-\x1f]|\\.)*)"' + _WS
+
+
+def _serial(group: bytes) -> bytes:
+    return _WS + rb'"_last-serial"' + _WS + rb":" + _WS + rb"(?P<" + group + rb">0|[1-9][0-9]{0,18})" + _WS
+
+
+# Either order: Warehouse writes its keys sorted (`_last-serial` first); other indexes write `name` first.
 _ENTRY = re.compile(
-    rb"\{" + _WS + rb'"name"' + _WS + rb":" + _WS + rb'"((?:[^"\\\x00-\x1f]|\\.)*)"' + _WS + rb"," + _WS
-    + rb'"_last-serial"' + _WS + rb":" + _WS + rb"(0|[1-9][0-9]{0,18})" + _WS + rb"\}" + _WS + rb"(?:,|(\]))" + _WS
+    rb"\{(?:" + _serial(b"s1") + rb"," + _name(b"n1") + rb"|" + _name(b"n2") + rb"," + _serial(b"s2") + rb")\}"
+    + _WS + rb"(?:,|(?P<closing>\]))" + _WS
 )  # fmt: skip
 # What stands for the list in the rest of the body, checked to be the top level's one "projects" value.
 _SENTINEL = b"-0.0e-31415"
@@ -48,12 +60,12 @@ def plain_projects(body: bytes) -> tuple[Any, list[str], array[int]] | None:
         for entry in _ENTRY.finditer(body, at):
             if entry.start() != at:
                 return None
-            name, serial, closing = entry.groups()
-            raw_names.append(name)
-            raw_serials.append(serial)
+            first = entry["n1"] is not None
+            raw_names.append(entry["n1"] if first else entry["n2"])
+            raw_serials.append(entry["s1"] if first else entry["s2"])
             at = entry.end()
-            if closing is not None:
-                end = entry.end(3)
+            if entry["closing"] is not None:
+                end = entry.end("closing")
                 break
         if end == -1:
             return None
