@@ -32,6 +32,7 @@ from shim.catalog.terms import query_terms
 from shim.errors import Refused, UpstreamError
 from shim.methods.reading import read_catalog, reads_settled
 from shim.upstream.compact import SEP, NameList
+from shim.upstream.name_order import NameOrder
 from shim.upstream.simple_index import IndexSnapshot
 from shim.xmlrpc.context import CallContext
 from shim.xmlrpc.text import clean_for_xml
@@ -112,6 +113,19 @@ def _name_postings(names: NameList, word: str, stop: threading.Event) -> dict[st
     return postings
 
 
+_ordering = threading.Lock()
+
+
+def _name_order(snapshot: IndexSnapshot) -> NameOrder:
+    """The snapshot's names in search's order, built the first time a search of it needs them (in a matching
+    thread, one build at a time) and kept with the snapshot's other derived answers, gone with it."""
+    with _ordering:
+        order: NameOrder | None = snapshot.answers.get("name-order")
+        if order is None:
+            order = snapshot.answers["name-order"] = NameOrder(snapshot.normalized.text.split(SEP))
+        return order
+
+
 def _name_words(values: list[str]) -> list[str]:
     """The words of the name values, each in its normalised form, once (a value's words are ORed, as any field's)."""
     words = (_name_form(part).strip("-") for value in values for part in value.split())
@@ -156,9 +170,13 @@ async def _search_hits(
         return []
     _check_bounds(fields)
     snapshot = await context.services.index.current()
-    scores = [await _field_scores(context, snapshot, field, values) for field, values in fields.items()]
-    exact = {_name_form(v) for v in fields.get("name", [])}
-    chosen = await _off_the_loop(lambda stop: best(scores, exact, operator, MAX_HITS))
+    words = _name_words(fields["name"]) if fields.keys() == {"name"} else []
+    if len(words) == 1 and snapshot.normalized.plain:  # the commonest search: its best hundred, met first
+        chosen = await _off_the_loop(lambda stop: _name_order(snapshot).best(words[0], MAX_HITS))
+    else:
+        scores = [await _field_scores(context, snapshot, field, values) for field, values in fields.items()]
+        exact = {_name_form(v) for v in fields.get("name", [])}
+        chosen = await _off_the_loop(lambda stop: best(scores, exact, operator, MAX_HITS))
     details = await _details(context, chosen)
     versions = fields.get("version")
     hits = []
