@@ -3,8 +3,10 @@ stored stream for its client (gzip, zlib), or inflates it as it is sent (identit
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import random
+import threading
 import tracemalloc
 import xmlrpc.client
 import zlib
@@ -18,7 +20,7 @@ from starlette.testclient import TestClient
 
 from shim.methods.reading import memo
 from shim.xmlrpc.compressed import CHUNK, Deflated
-from shim.xmlrpc.protocol import Raw, dump_response, encode_value
+from shim.xmlrpc.protocol import Raw, WireError, dump_response, encode_value
 from testkit.fakeindex import FakeIndex
 from testkit.fakeindex.state import IndexState, Project
 
@@ -148,9 +150,9 @@ def fake_context() -> Any:
 )
 def test_memo_takes_a_value_a_raw_or_encoded_chunks(build: Any) -> None:
     snapshot = cast(Any, SimpleNamespace(answers={}))
-    answer = memo(fake_context(), snapshot, "list_packages", build)
+    answer = asyncio.run(memo(fake_context(), snapshot, "list_packages", build))
     assert snapshot.answers == {"list_packages:False": answer}
-    assert memo(fake_context(), snapshot, "list_packages", lambda: pytest.fail("built twice")) is answer
+    assert asyncio.run(memo(fake_context(), snapshot, "list_packages", lambda: pytest.fail("built twice"))) is answer
     assert value_of(b"".join(answer.inflated())) == (["a"] if isinstance(build(), Raw) else ["a", "b"])
 
 
@@ -160,7 +162,7 @@ def test_memo_compresses_chunks_as_they_come() -> None:
     snapshot = cast(Any, SimpleNamespace(answers={}))
     tracemalloc.start()
     try:
-        answer = memo(fake_context(), snapshot, "list_packages", lambda: value_chunks(count))
+        answer = asyncio.run(memo(fake_context(), snapshot, "list_packages", lambda: value_chunks(count)))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -229,3 +231,35 @@ def test_the_listing_with_serials_is_five_times_smaller_in_gzip() -> None:
     assert gzip.decompress(gzipped.raw_bytes) == plain.raw_bytes
     assert len(gzipped.raw_bytes) * 5 <= len(plain.raw_bytes), (len(gzipped.raw_bytes), len(plain.raw_bytes))
     assert kept.compressed_size * 5 <= kept.size
+
+
+def test_a_whole_index_answer_is_built_once_off_the_event_loop_for_the_callers_that_come_at_once() -> None:
+    built_in: list[threading.Thread] = []
+
+    def build() -> Iterator[bytes]:
+        built_in.append(threading.current_thread())
+        return iter([b"<value><array><data>\n</data></array></value>\n"])
+
+    async def main() -> tuple[Any, Any, threading.Thread]:
+        snapshot = cast(Any, SimpleNamespace(answers={}))
+        first, second = await asyncio.gather(
+            memo(fake_context(), snapshot, "list_packages", build),
+            memo(fake_context(), snapshot, "list_packages", build),
+        )
+        return first, second, threading.current_thread()
+
+    first, second, loop_thread = asyncio.run(main())
+    assert first is second and len(built_in) == 1 and built_in[0] is not loop_thread
+
+
+def test_a_build_that_fails_fails_its_callers_and_the_next_call_builds_again() -> None:
+    snapshot = cast(Any, SimpleNamespace(answers={}))
+
+    def failing() -> Any:
+        raise WireError("integer 4294967296 is outside the range the client can read")
+
+    with pytest.raises(WireError):
+        asyncio.run(memo(fake_context(), snapshot, "list_packages", failing))
+    assert snapshot.answers == {}
+    answer = asyncio.run(memo(fake_context(), snapshot, "list_packages", lambda: ["a"]))
+    assert value_of(b"".join(answer.inflated())) == ["a"]

@@ -72,13 +72,13 @@ async def list_packages_with_serial(context: CallContext) -> Deflated:
             )
         )
     allow_i8 = context.allow_i8
-    return memo(context, snapshot, "list_packages_with_serial", lambda: serials_answer(snapshot, allow_i8))
+    return await memo(context, snapshot, "list_packages_with_serial", lambda: serials_answer(snapshot, allow_i8))
 
 
 async def list_packages(context: CallContext) -> Deflated:
     """Every project's display name, from the Simple index."""
     snapshot = await index_snapshot(context)
-    return memo(context, snapshot, "list_packages", lambda: names_answer(snapshot))
+    return await memo(context, snapshot, "list_packages", lambda: names_answer(snapshot))
 
 
 def names_answer(snapshot: IndexSnapshot) -> Iterator[bytes]:

@@ -6,6 +6,7 @@ Each helper turns a missing or unreadable source into the answer PyPI gave for i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
@@ -67,21 +68,42 @@ async def index_snapshot(context: CallContext) -> IndexSnapshot:
     return await context.services.index.current()
 
 
-def memo(context: CallContext, snapshot: IndexSnapshot, method: str, build: Callable[[], Any]) -> Deflated:
+async def memo(context: CallContext, snapshot: IndexSnapshot, method: str, build: Callable[[], Any]) -> Deflated:
     """A whole-index answer, encoded and deflated once per snapshot of the index, and kept deflated only.
 
     `build` gives the value (encoded here), its encoded `Raw`, or an iterator of the encoded `<value>` element's
-    chunks, deflated as they come: the whole answer, uncompressed, need never be in memory at once."""
+    chunks, deflated as they come: the whole answer, uncompressed, need never be in memory at once. It runs in a
+    worker thread (at the real index's size, a second and more that every other call would wait out), once: the
+    callers that come meanwhile wait for the same build."""
     key = f"{method}:{context.allow_i8}"
-    answer: Deflated | None = snapshot.answers.get(key)
-    if answer is None:
-        built = build()
-        if isinstance(built, Iterator):
-            chunks: Iterable[bytes] = built
-        else:
-            chunks = (built if isinstance(built, Raw) else encode_value(built, allow_i8=context.allow_i8)).chunks()
-        answer = snapshot.answers[key] = Deflated.response(chunks)
+    held = snapshot.answers.get(key)
+    if isinstance(held, Deflated):
+        return held
+    if held is None:
+        held = asyncio.ensure_future(asyncio.to_thread(_deflated, build, context.allow_i8))
+        snapshot.answers[key] = held
+        held.add_done_callback(lambda done: _settle(snapshot.answers, key, done))
+    answer: Deflated = await asyncio.shield(held)
     return answer
+
+
+def _deflated(build: Callable[[], Any], allow_i8: bool) -> Deflated:
+    built = build()
+    if isinstance(built, Iterator):
+        chunks: Iterable[bytes] = built
+    else:
+        chunks = (built if isinstance(built, Raw) else encode_value(built, allow_i8=allow_i8)).chunks()
+    return Deflated.response(chunks)
+
+
+def _settle(answers: dict[str, Any], key: str, done: asyncio.Future[Deflated]) -> None:
+    """The build done: its answer kept in its place, or, failed, its place freed for the next call to try again."""
+    if answers.get(key) is not done:
+        return
+    if done.cancelled() or done.exception() is not None:
+        del answers[key]
+    else:
+        answers[key] = done.result()
 
 
 async def reads_settled(context: CallContext) -> None:
