@@ -44,17 +44,18 @@ from testkit.benchfigures import (  # noqa: E402
     FIGURES,
     Figure,
     WrongAnswer,
+    children_rss,
     index_figures,
     median_time,
     ratio,
     service,
+    workers_figure,
     xmlrpc_call,
 )
 from testkit.benchload import Load, child, python_load, wrk_load, wrk_path  # noqa: E402
 from testkit.benchservers import write_answers  # noqa: E402
 from testkit.bigindex import PUBLIC_SIZE  # noqa: E402
 from testkit.fakeindex import FakeIndex  # noqa: E402
-from testkit.proc import proc_status  # noqa: E402
 
 PROBE = "roundup"  # a fixture project: package_releases answers its latest version
 SMALL_INDEX = 2_000  # projects of the upstream the cache-hit runs are served from
@@ -96,14 +97,6 @@ def _answer(base: str, expected: list[str], what: str) -> bytes:
     return second
 
 
-def _children_rss(pid: int) -> list[float]:
-    try:
-        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return []
-    return [rss for kid in kids if (rss := proc_status(int(kid), "VmRSS")) is not None]
-
-
 def cache_hits(args: argparse.Namespace, state: Path, problems: list[str]) -> list[Figure]:
     latest = FakeIndex().project(PROBE).latest()
     assert latest is not None
@@ -131,7 +124,7 @@ def cache_hits(args: argparse.Namespace, state: Path, problems: list[str]) -> li
         for _ in range(args.rounds):
             for name, (base_url, body) in servers.items():
                 runs[name].append(load(base_url + "/pypi", call, body, seconds=args.seconds))
-        worker_rss = _children_rss(two.pid)
+        worker_rss = children_rss(two.pid)
     for name, loads in runs.items():
         wrong = sum(run.wrong for run in loads)
         if wrong or not any(run.answers for run in loads):
@@ -156,7 +149,9 @@ def whole_index(args: argparse.Namespace, state: Path, problems: list[str]) -> l
             text = client.get(big + "simple/", headers=headers).content
         loads_time = median_time(lambda: json.loads(text), 3)
         listing = json.loads(text)["projects"]
-        return index_figures(big, state, listing, loads_time, args.short, problems)
+        figures = index_figures(big, state, listing, loads_time, args.short, problems)
+        del listing
+        return [*figures, workers_figure(big, state, args.short)]
 
 
 def _cell(value: float | None, unit: str = "") -> str:

@@ -56,6 +56,7 @@ FIGURES = (
     *(f"search name {word!r} (s)" for word in WORDS),
     *(f"substring scan {word!r} (s)" for word in WORDS),
     "search: common vs rare word",
+    "RSS of each worker over the whole index, --workers 2 (MB)",
 )
 
 
@@ -238,3 +239,24 @@ def index_figures(
         *(Figure(FIGURES[17 + i], s, None, "") for i, s in enumerate(scans)),
         Figure(FIGURES[20], None, ratio(max(searches[:-1]), searches[-1]), "<= 2"),
     ]
+
+
+def children_rss(pid: int) -> list[float]:
+    """The VmRSS of each child of `pid` (a supervisor's workers), in MB."""
+    try:
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    return [rss for kid in kids if (rss := proc_status(int(kid), "VmRSS")) is not None]
+
+
+def workers_figure(big: str, state: Path, short: bool) -> Figure:
+    """What each worker costs at the index's size: `--workers 2` over it, both whole-index answers asked of each
+    worker (calls spread over the two), the largest worker's VmRSS."""
+    with service(big, state / "whole-workers", {"SHIM_WORKERS": "2"}, wait=False) as (process, base):
+        _ready(base, process, 60.0 if short else 900.0)
+        for _ in range(4):  # new connections each: both workers answer some
+            for method in ("list_packages", "list_packages_with_serial"):
+                fetch_raw(base, method, (), accept_gzip=True)
+        rss = children_rss(process.pid)
+    return Figure(FIGURES[21], max(rss, default=None), None, "", "MB")
