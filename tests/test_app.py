@@ -149,6 +149,23 @@ def test_compressed_bodies_are_read(small_client: TestClient, encoding: str, com
     assert _result(response.content) == "pypi-only"
 
 
+def test_content_encoding_lines_are_one_list_of_codings(small_client: TestClient) -> None:
+    # RFC 9110 §5.3: `gzip` on one line and `identity` on the next is the one list `gzip, identity`.
+    headers = [("content-type", "text/xml"), ("content-encoding", "gzip"), ("content-encoding", "identity")]
+    response = small_client.post("/pypi", content=gzip.compress(_padded_call(3000)), headers=headers)
+    assert _result(response.content) == "pypi-only"
+    stacked = [("content-type", "text/xml"), ("content-encoding", "gzip"), ("content-encoding", "gzip")]
+    response = small_client.post("/pypi", content=gzip.compress(gzip.compress(CALL)), headers=stacked)
+    assert _result(response.content) == PARSE_ERROR  # two codings stacked: refused, as on one line
+
+
+def test_of_repeated_content_type_lines_the_first_is_read(small_client: TestClient) -> None:
+    headers = [("content-type", "text/xml"), ("content-type", "text/plain")]
+    assert _result(small_client.post("/pypi", content=CALL, headers=headers).content) == "pypi-only"
+    headers = [("content-type", "text/plain"), ("content-type", "text/xml")]
+    assert small_client.post("/pypi", content=CALL, headers=headers).status_code == 415
+
+
 @pytest.mark.heavy  # a bomb decompressed to its cap: memory measured
 def test_a_compression_bomb_is_refused_at_the_cap(small_client: TestClient) -> None:
     bomb = gzip.compress(_padded_call(50_000_000))  # ~50 MB that packs into ~50 KB

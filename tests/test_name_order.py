@@ -12,6 +12,9 @@ from shim.catalog.ranking import FieldScores, best
 from shim.methods.discovery import _name_postings
 from shim.upstream.compact import NameList
 from shim.upstream.name_order import NameOrder
+from testkit.fakeindex import FakeIndex
+
+from .helpers import call, served
 
 PARTS = ["py", "pyx", "numpy", "django", "dj", "rest", "py3", "a", "x-py", "tool", "yp", "pypy"]
 
@@ -52,3 +55,12 @@ def test_past_a_hundred_names_holding_the_word_inside_a_part_the_whole_part_name
     names = ["pyx", "pyz", "pya", "numpy", "zz-py", "yy-py", "zz-numpy"]  # three inside a part before any whole one
     assert NameOrder(names).best("py", 2) == ["yy-py", "zz-py"] == ranked(names, "py", 2)
     assert NameOrder(names).best("py", 3) == ["yy-py", "zz-py", "pya"] == ranked(names, "py", 3)
+
+
+def test_a_value_with_a_separator_at_an_end_ranks_its_own_exact_form_first_as_the_full_ranking_does() -> None:
+    fake = FakeIndex()
+    for name in ("foo", "foo-", "foo-bar"):
+        fake.add_release(name, "1.0")
+    with served(fake) as client:
+        assert [hit["name"] for hit in call(client, "search", {"name": "foo."})] == ["foo-", "foo", "foo-bar"]
+        assert [hit["name"] for hit in call(client, "search", {"name": "foo"})] == ["foo", "foo-", "foo-bar"]

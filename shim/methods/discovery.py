@@ -171,11 +171,11 @@ async def _search_hits(
     _check_bounds(fields)
     snapshot = await context.services.index.current()
     words = _name_words(fields["name"]) if fields.keys() == {"name"} else []
-    if len(words) == 1 and snapshot.normalized.plain:  # the commonest search: its best hundred, met first
+    exact = {_name_form(v) for v in fields.get("name", [])}
+    if len(words) == 1 and exact == set(words) and snapshot.normalized.plain:  # the commonest: its best, met first
         chosen = await _off_the_loop(lambda stop: _name_order(snapshot).best(words[0], MAX_HITS))
     else:
         scores = [await _field_scores(context, snapshot, field, values) for field, values in fields.items()]
-        exact = {_name_form(v) for v in fields.get("name", [])}
         chosen = await _off_the_loop(lambda stop: best(scores, exact, operator, MAX_HITS))
     details = await _details(context, chosen)
     versions = fields.get("version")

@@ -61,14 +61,18 @@ class _Head:
         self.media_type = self.content_length = self.content_encoding = ""
         self.accept_encoding: str | None = None
         self.forwarded: list[str] = []
+        typed = sized = False
         for key, value in scope["headers"]:
             if key == b"content-type":
-                self.media_type = value.decode("latin-1").split(";", 1)[0].strip().lower()
+                if not typed:  # the first line, as Starlette's headers give it
+                    self.media_type, typed = value.decode("latin-1").split(";", 1)[0].strip().lower(), True
             elif key == b"content-length":
-                self.content_length = value.decode("latin-1")
-            elif key == b"content-encoding":
-                self.content_encoding = value.decode("latin-1")
-            elif key == b"accept-encoding":  # several lines are one list (RFC 9110 §5.3)
+                if not sized:
+                    self.content_length, sized = value.decode("latin-1"), True
+            elif key == b"content-encoding":  # several lines are one list of codings (RFC 9110 §5.3)
+                given = value.decode("latin-1")
+                self.content_encoding = f"{self.content_encoding}, {given}" if self.content_encoding else given
+            elif key == b"accept-encoding":
                 given = value.decode("latin-1")
                 self.accept_encoding = given if self.accept_encoding is None else f"{self.accept_encoding}, {given}"
             elif key == b"x-forwarded-for":
