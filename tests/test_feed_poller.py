@@ -150,6 +150,7 @@ def test_an_idle_upstream_costs_two_conditional_feed_requests_a_poll_and_no_json
     assert all("gzip" in r.headers["accept-encoding"] for r in fake.requests)
 
 
+@pytest.mark.heavy  # a second of real waiting: with the end-to-end stage
 def test_without_rss_feeds_every_change_waits_for_the_simple_index(caplog: pytest.LogCaptureFixture) -> None:
     fake = FakeIndex(rss=False)
     with Polled(fake) as polled:

@@ -192,6 +192,7 @@ def test_the_queue_is_bounded_and_holds_each_project_once() -> None:
     assert {name: ref() for name, (ref, _) in observations._pending.items()} == {"a": docs[1], "b": docs[2]}
 
 
+@pytest.mark.heavy  # a second of real waiting: with the end-to-end stage
 @pytest.mark.anyio
 async def test_a_read_waits_for_what_was_read_before_it_never_for_what_follows(tmp_path: Path) -> None:
     observations = Observations(CatalogObserver(tmp_path / "catalog.sqlite3"))
