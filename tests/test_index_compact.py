@@ -8,10 +8,13 @@ import heapq
 import json
 import random
 import re
+import threading
+import time
 from array import array
 
 import pytest
 from packaging.utils import canonicalize_name
+from starlette.testclient import TestClient
 
 from shim.catalog.held import HeldSerials
 from shim.catalog.ranking import FieldScores, best
@@ -23,6 +26,9 @@ from shim.upstream.index_json import plain_projects
 from shim.upstream.parsers import IndexListing, parse_simple_index
 from shim.upstream.simple_index import IndexSnapshot
 from shim.xmlrpc.protocol import WireError, encode_value
+from testkit.fakeindex import FakeIndex
+
+from .helpers import call, served
 
 # Names a listing may hold, a hostile one's too: case, runs of separators, markup, code points XML forbids,
 # non-ASCII, the separator the buffer uses, and names listed twice (as given, and in another spelling).
@@ -302,3 +308,65 @@ def test_warehouses_compact_form_is_read_in_one_pass(body: bytes, monkeypatch: p
     read = plain_projects(body)
     monkeypatch.setattr(index_json, "_ENTRY", re.compile(rb"(?!)"))
     assert read is not None and plain_projects(body) == read
+
+
+def gated_hash(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, list[str]]:
+    """The lookup's hash held until the gate opens (five seconds at most: then the sorting fails); the threads it ran
+    in, by name."""
+    gate, threads = threading.Event(), []
+
+    def held(name: str) -> int:
+        threads.append(threading.current_thread().name)
+        if not gate.wait(5):
+            raise TimeoutError("the gate stayed shut")
+        return hash(name)
+
+    monkeypatch.setattr(compact, "_hash", held)
+    return gate, threads
+
+
+def fake_listing(fake: FakeIndex) -> list[dict[str, object]]:
+    with TestClient(fake, base_url="https://upstream.test") as upstream:
+        answer = upstream.get("/simple/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+        projects: list[dict[str, object]] = answer.json()["projects"]
+        return projects
+
+
+def test_list_packages_answers_before_the_lookup_is_sorted_and_what_needs_it_waits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The first copy of the index is answered from as soon as it is read: its lookup (half a second's sorting at the
+    # real index's size) is not needed for list_packages, and a call that needs it waits for it.
+    gate, _ = gated_hash(monkeypatch)
+    fake = FakeIndex()
+    projects = fake_listing(fake)
+    with served(fake) as client:
+        try:
+            names = call(client, "list_packages")
+        finally:
+            gate.set()
+        assert names == [project["name"] for project in projects]
+        assert call(client, "list_packages_with_serial") == {p["name"]: p["_last-serial"] for p in projects}
+
+
+def test_threads_that_need_the_lookup_while_it_is_sorted_wait_for_that_one_sorting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gate, threads = gated_hash(monkeypatch)
+    names = ["Alpha", "beta", "alpha", "gamma"]
+    snapshot = snapshot_of(names, [1, 2, 3, 4])  # not sorted yet: nothing hashed
+    assert threads == []
+    found: dict[str, int | None] = {}
+    askers = [threading.Thread(target=lambda n=n: found.update({n: snapshot.serial_of(n)})) for n in ("alpha", "beta")]
+    for asker in askers:
+        asker.start()
+    for _ in range(5000):  # the first is sorting (held at the gate); the other waits for it
+        if threads:
+            break
+        time.sleep(0.001)
+    gate.set()
+    for asker in askers:
+        asker.join(10)
+    assert found == {"alpha": 3, "beta": 2}
+    assert len(threads) == len(names) + 2  # every name hashed once, then each name asked for
+    assert_as_the_dict(snapshot, names, [1, 2, 3, 4])
