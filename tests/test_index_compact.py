@@ -349,6 +349,22 @@ def test_list_packages_answers_before_the_lookup_is_sorted_and_what_needs_it_wai
         assert call(client, "list_packages_with_serial") == {p["name"]: p["_last-serial"] for p in projects}
 
 
+def test_the_first_copys_lookup_is_sorted_in_a_worker_thread_without_a_call_asking(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gate, threads = gated_hash(monkeypatch)
+    gate.set()
+    with served(FakeIndex(), catalog_writer=False) as client:  # no refresher: nothing else reads the lookup
+        assert "roundup" in call(client, "list_packages")
+        snapshot = client.app.state.services.index.snapshot  # type: ignore[attr-defined]
+        for _ in range(1000):  # its worker thread: bounded, so that a lookup never sorted fails the test
+            if snapshot.lookup.built:
+                break
+            time.sleep(0.01)
+        assert snapshot.lookup.built and threads
+        assert all(name.startswith("asyncio_") for name in threads), threads  # the loop's worker threads
+
+
 def test_threads_that_need_the_lookup_while_it_is_sorted_wait_for_that_one_sorting(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
