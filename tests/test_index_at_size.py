@@ -39,7 +39,9 @@ def body() -> bytes:
 @cache
 def snapshot() -> IndexSnapshot:
     listing = parse_simple_index(body(), JSON, None)
-    return IndexSnapshot.build(listing, None, 0.0, True)
+    held = IndexSnapshot.build(listing, None, 0.0, True)
+    held.lookup.build()  # sorted as the service's worker thread sorts it, so that its arrays are counted too
+    return held
 
 
 def held_objects(root: object) -> tuple[int, int]:

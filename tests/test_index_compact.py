@@ -7,21 +7,28 @@ from __future__ import annotations
 import heapq
 import json
 import random
+import re
+import threading
+import time
 from array import array
 
 import pytest
 from packaging.utils import canonicalize_name
+from starlette.testclient import TestClient
 
 from shim.catalog.held import HeldSerials
 from shim.catalog.ranking import FieldScores, best
 from shim.methods.mirroring import names_answer, serials_answer
-from shim.upstream import compact, parsers
+from shim.upstream import compact, index_json, parsers
 from shim.upstream.changes import index_changes
 from shim.upstream.compact import NO_SERIAL, NameList
 from shim.upstream.index_json import plain_projects
 from shim.upstream.parsers import IndexListing, parse_simple_index
 from shim.upstream.simple_index import IndexSnapshot
 from shim.xmlrpc.protocol import WireError, encode_value
+from testkit.fakeindex import FakeIndex
+
+from .helpers import call, served
 
 # Names a listing may hold, a hostile one's too: case, runs of separators, markup, code points XML forbids,
 # non-ASCII, the separator the buffer uses, and names listed twice (as given, and in another spelling).
@@ -207,6 +214,16 @@ def warehouse(projects: list[dict[str, object]], **dumps: object) -> bytes:
     return json.dumps({"meta": {"_last-serial": 99, "api-version": "1.1"}, "projects": projects}, **dumps).encode()  # type: ignore[arg-type]
 
 
+def warehouse_compact(names: list[str], *after: str) -> bytes:
+    """The index as Warehouse writes it (keys sorted, no white space), with `after` (raw text) at the list's end."""
+    listed = json.dumps(
+        [{"name": n, "_last-serial": i} for i, n in enumerate(names)], sort_keys=True, separators=(",", ":")
+    )
+    if after:
+        listed = listed[:-1] + "," + "".join(after) + "]"
+    return b'{"meta":{"_last-serial":99,"api-version":"1.1"},"projects":' + listed.encode() + b"}"
+
+
 NAMES = [
     {"name": n, "_last-serial": i}
     for i, n in enumerate(["a", 'q"uote', "back\\slash", "caf\u00e9", "t\tab", "\U0001f40d"])
@@ -221,6 +238,20 @@ PLAIN = [
     b'{"projects": [{"name": "x", "_last-serial": 3}], "meta": {"_last-serial": 4}}',
     warehouse(NAMES, sort_keys=True, separators=(",", ":")),  # as Warehouse writes it: `_last-serial` first
     warehouse([{"_last-serial": 1, "name": "swapped"}, {"name": "mixed", "_last-serial": 2}]),
+    # Warehouse's compact form, around what would end or join its entries if read as bytes rather than as JSON.
+    *(
+        warehouse_compact(names)
+        for names in (
+            ["a]b", "c"],
+            ['q"},{"_last-serial":9,"name":"x', "z"],
+            ["\\", '\\"\\'],
+            ["caf\u00e9", "\U0001f40d"],
+        )
+    ),
+    b'{"projects":[{"_last-serial":1,"name":"a"},{"_last-serial":2,"name":"b"}],"meta":{"_last-serial":4}}',
+    b'{"projects":[{"_last-serial":1,"name":"a"}],"meta":{"x":[{"_last-serial":3,"name":"c"}]}}',
+    b'{"projects":[{"_last-serial":1,"name":"a"}, {"_last-serial":2,"name":"b"}]}',  # one space: read one by one
+    b'{"meta":{"x":[{"_last-serial":1,"name":"a"}]},"projects":[{"_last-serial":2,"name":"b"}]}',
 ]
 OTHER = [
     warehouse([{"name": "extra", "_last-serial": 1, "files": []}]),
@@ -241,6 +272,15 @@ OTHER = [
     b'{"projects": [{"name": "x", "_last-serial": 1}]} trailing',
     b'[{"name": "x", "_last-serial": 1}]',
     b'{"projects": {"name": "x"}}',
+    # The compact form with something else among its entries: never read as if it were not there.
+    warehouse_compact(["a"], '{"_last-serial":2,"name":"b","x":1},', '{"_last-serial":3,"name":"c"}'),
+    warehouse_compact(["a"], "5,", '{"_last-serial":3,"name":"c"}'),
+    warehouse_compact(["a", "b"], '{"x":1}'),
+    warehouse_compact(["a"], '{"_last-serial":2,"name":"b"}', '{"_last-serial":3,"name":"c"}'),  # no comma between two
+    warehouse_compact(["a", "b"], ""),  # a comma after the last
+    b'{"projects":[,{"_last-serial":1,"name":"a"}]}',
+    b'{"meta":{"x":[{"_last-serial":1,"name":"a"}]},"projects":[{"_last-serial":2,"name":"b","x":1}]}',
+    b'{"projects":[{"_last-serial":1,"name":"a"}],"meta":{"x":[{"_last-serial":3,"name":"c"}]',
 ]
 
 
@@ -259,3 +299,90 @@ def test_the_plain_project_list_is_read_as_json_loads_reads_it(body: bytes, monk
     ours = parsed(body)
     monkeypatch.setattr(parsers, "plain_projects", lambda body: None)
     assert ours == parsed(body)
+
+
+@pytest.mark.parametrize("body", [body for body in PLAIN if body.startswith(b'{"meta":{"_last-serial":99')])
+def test_warehouses_compact_form_is_read_in_one_pass(body: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Its entries matched all at once and checked to tile the list, not one match object each (2.5 s at the real
+    # index's size, five times json.loads): with the entry by entry reading gone, it is read the same.
+    read = plain_projects(body)
+    monkeypatch.setattr(index_json, "_ENTRY", re.compile(rb"(?!)"))
+    assert read is not None and plain_projects(body) == read
+
+
+def gated_hash(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, list[str]]:
+    """The lookup's hash held until the gate opens (five seconds at most: then the sorting fails); the threads it ran
+    in, by name."""
+    gate, threads = threading.Event(), []
+
+    def held(name: str) -> int:
+        threads.append(threading.current_thread().name)
+        if not gate.wait(5):
+            raise TimeoutError("the gate stayed shut")
+        return hash(name)
+
+    monkeypatch.setattr(compact, "_hash", held)
+    return gate, threads
+
+
+def fake_listing(fake: FakeIndex) -> list[dict[str, object]]:
+    with TestClient(fake, base_url="https://upstream.test") as upstream:
+        answer = upstream.get("/simple/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+        projects: list[dict[str, object]] = answer.json()["projects"]
+        return projects
+
+
+def test_list_packages_answers_before_the_lookup_is_sorted_and_what_needs_it_waits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The first copy of the index is answered from as soon as it is read: its lookup (half a second's sorting at the
+    # real index's size) is not needed for list_packages, and a call that needs it waits for it.
+    gate, _ = gated_hash(monkeypatch)
+    fake = FakeIndex()
+    projects = fake_listing(fake)
+    with served(fake) as client:
+        try:
+            names = call(client, "list_packages")
+        finally:
+            gate.set()
+        assert names == [project["name"] for project in projects]
+        assert call(client, "list_packages_with_serial") == {p["name"]: p["_last-serial"] for p in projects}
+
+
+def test_the_first_copys_lookup_is_sorted_in_a_worker_thread_without_a_call_asking(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gate, threads = gated_hash(monkeypatch)
+    gate.set()
+    with served(FakeIndex(), catalog_writer=False) as client:  # no refresher: nothing else reads the lookup
+        assert "roundup" in call(client, "list_packages")
+        snapshot = client.app.state.services.index.snapshot  # type: ignore[attr-defined]
+        for _ in range(1000):  # its worker thread: bounded, so that a lookup never sorted fails the test
+            if snapshot.lookup.built:
+                break
+            time.sleep(0.01)
+        assert snapshot.lookup.built and threads
+        assert all(name.startswith("asyncio_") for name in threads), threads  # the loop's worker threads
+
+
+def test_threads_that_need_the_lookup_while_it_is_sorted_wait_for_that_one_sorting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gate, threads = gated_hash(monkeypatch)
+    names = ["Alpha", "beta", "alpha", "gamma"]
+    snapshot = snapshot_of(names, [1, 2, 3, 4])  # not sorted yet: nothing hashed
+    assert threads == []
+    found: dict[str, int | None] = {}
+    askers = [threading.Thread(target=lambda n=n: found.update({n: snapshot.serial_of(n)})) for n in ("alpha", "beta")]
+    for asker in askers:
+        asker.start()
+    for _ in range(5000):  # the first is sorting (held at the gate); the other waits for it
+        if threads:
+            break
+        time.sleep(0.001)
+    gate.set()
+    for asker in askers:
+        asker.join(10)
+    assert found == {"alpha": 3, "beta": 2}
+    assert len(threads) == len(names) + 2  # every name hashed once, then each name asked for
+    assert_as_the_dict(snapshot, names, [1, 2, 3, 4])

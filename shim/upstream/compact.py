@@ -6,11 +6,12 @@ Python object is kept per project.
 
 from __future__ import annotations
 
+import threading
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import accumulate, compress, repeat
-from operator import and_, eq, lshift, or_, rshift
+from operator import and_, lshift, lt, or_, sub
 from typing import overload
 
 from packaging.utils import canonicalize_name
@@ -114,39 +115,82 @@ class Lookup:
     position, the hash cut to the rest of 53, so that each entry is a float held exactly: floats sort twice as fast
     as big ints), searched by bisection; a name is checked at the position found, so that hashes that collide cost
     a comparison, never a wrong answer. Where a name is listed twice, the later position answers (as a dict built
-    in order would)."""
+    in order would).
 
-    __slots__ = ("bits", "distinct", "entries", "names", "shadowed")
+    Sorted once, on first use (or by `build`, in a worker thread, as soon as the snapshot is taken): the index's
+    first answers, list_packages', need no lookup, and do not wait for one. A thread that needs it while another
+    sorts waits for that one."""
+
+    __slots__ = ("_entries", "_lock", "_shadowed", "bits", "names")
 
     def __init__(self, names: NameList) -> None:
         self.names = names
-        self.bits = bits = max(len(names).bit_length(), 1)
-        hashes = array("q")
-        for _, chunk in names.chunks():
-            hashes.extend(map(_hash, chunk))
-        # All in C: each hash cut, shifted, joined with its position, and the lot sorted.
-        cut = map(and_, hashes, repeat(self._mask))
-        del hashes
-        self.entries = array("d", sorted(map(float, map(or_, map(lshift, cut, repeat(bits)), range(len(names))))))
-        self.shadowed = frozenset(self._shadowed())
-        self.distinct = len(names) - len(self.shadowed)
+        self.bits = max(len(names).bit_length(), 1)
+        self._lock = threading.Lock()
+        self._entries: array[float] | None = None
+        self._shadowed: frozenset[int] = frozenset()
 
     @property
     def _mask(self) -> int:
         return (1 << max(53 - self.bits, 1)) - 1
 
-    def _shadowed(self) -> Iterator[int]:
+    @property
+    def built(self) -> bool:
+        return self._entries is not None
+
+    def build(self) -> None:
+        """Sort the hashes, unless done already."""
+        if self._entries is not None:
+            return
+        with self._lock:
+            if self._entries is None:
+                entries = self._sorted()
+                self._shadowed = frozenset(self._shadowed_in(entries))
+                self._entries = entries  # last: a reader that sees it sees the rest
+
+    @property
+    def entries(self) -> array[float]:
+        if self._entries is None:
+            self.build()
+        assert self._entries is not None
+        return self._entries
+
+    @property
+    def shadowed(self) -> frozenset[int]:
         """Positions whose name is listed again later (the dict this replaces kept one entry per name)."""
+        if self._entries is None:
+            self.build()
+        return self._shadowed
+
+    @property
+    def distinct(self) -> int:
+        return len(self.names) - len(self.shadowed)
+
+    def _sorted(self) -> array[float]:
+        bits, mask = self.bits, self._mask
+        entries: list[float] = []
+        for start, chunk in self.names.chunks():
+            # All in C: each hash cut, shifted and joined with its position; a run sorted at a time (the thread
+            # gives way to the event loop's between runs), and the runs merged by the last sort.
+            cut = map(and_, map(_hash, chunk), repeat(mask))
+            run = list(map(float, map(or_, map(lshift, cut, repeat(bits)), range(start, start + len(chunk)))))
+            run.sort()
+            entries += run
+        entries.sort()
+        return array("d", entries)
+
+    def _shadowed_in(self, entries: array[float]) -> Iterator[int]:
+        # Neighbours of the same hash are less than one hash step apart: the few that are found in C, then checked.
         bits, mask = self.bits, (1 << self.bits) - 1
-        entries = array("q", map(int, self.entries))
-        keys = array("q", map(rshift, entries, repeat(bits)))
-        for i in compress(range(1, len(keys)), map(eq, keys[1:], keys[:-1])):
-            later = self.names[entries[i] & mask]
+        near = compress(range(1, len(entries)), map(lt, map(sub, entries[1:], entries[:-1]), repeat(float(1 << bits))))
+        for i in near:
+            key = int(entries[i]) >> bits
+            later = self.names[int(entries[i]) & mask]
             for j in range(i - 1, -1, -1):
-                if keys[j] != keys[i]:
+                if int(entries[j]) >> bits != key:
                     break
-                if self.names[entries[j] & mask] == later:
-                    yield entries[j] & mask
+                if self.names[int(entries[j]) & mask] == later:
+                    yield int(entries[j]) & mask
 
     def position(self, name: str) -> int | None:
         entries, bits = self.entries, self.bits

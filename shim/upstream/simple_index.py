@@ -35,6 +35,13 @@ def listing_reach(listing: IndexListing) -> int | None:
     return None if highest == NO_SERIAL else highest
 
 
+def _sort(snapshot: IndexSnapshot) -> None:
+    try:
+        snapshot.lookup.build()
+    except Exception:  # what needs the lookup sorts it then, and meets the error itself
+        logger.exception("sorting the Simple index's lookup failed")
+
+
 class SimpleIndex:
     def __init__(self, upstream: Upstream, *, refresh_every: float, clock: Callable[[], float] = time.time) -> None:
         self.upstream = upstream
@@ -46,6 +53,7 @@ class SimpleIndex:
         self._malformed: set[str] = set()  # projects whose malformed serial was logged (once, while it lasts)
         self._reach: int | None = None  # how far the held copy goes
         self._older: int | None = None  # the older copy last logged (once, while copies take turns)
+        self._sorting: asyncio.Task[None] | None = None
 
     def changed_at(self, normalized: str) -> float | None:
         """When a refresh last saw `normalized` appear, go, or change serial (None: not since start)."""
@@ -99,6 +107,8 @@ class SimpleIndex:
             for name in await asyncio.to_thread(index_changes, previous, snapshot):
                 self._changed_at[name] = now
         self.snapshot = snapshot
+        if not snapshot.lookup.built:  # the first copy: answered from now, its lookup sorted in a worker thread
+            self._sorting = asyncio.create_task(asyncio.to_thread(_sort, snapshot))
         self._reach = reach
         self._log_malformed(listing)
         logger.info(
