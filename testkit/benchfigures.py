@@ -168,13 +168,19 @@ def value(body: bytes, what: str) -> Any:
         raise WrongAnswer(f"{what} answered a malformed body ({exc}): {body[:200]!r}") from None
 
 
-def _ready(base: str, process: subprocess.Popen[bytes], timeout: float) -> bytes:
-    """Call list_packages until it answers (a refused connection or a fault means not yet); its answer."""
+def _ready(base: str, process: subprocess.Popen[bytes], timeout: float) -> tuple[bytes, float]:
+    """Call list_packages until it answers (a refused connection or a fault means not yet): its answer, and when
+    it had arrived whole (time.monotonic()), before this process read it: readiness is the service's time, not the
+    benchmark's own parse of 45 MB."""
     deadline = time.monotonic() + timeout
     last = "no answer"
     while time.monotonic() < deadline and process.poll() is None:
         try:
-            return xmlrpc_call(base, "list_packages", ())
+            body, encoding = fetch_raw(base, "list_packages", (), accept_gzip=False)
+            arrived = time.monotonic()
+            body = decoded(body, encoding)
+            value(body, "the service: list_packages()")
+            return body, arrived
         except (OSError, http.client.HTTPException) as exc:
             last = str(exc)
         except WrongAnswer as exc:
@@ -205,8 +211,8 @@ def index_figures(
     repeat = 1 if short else 3
     started = time.monotonic()
     with service(big, state / "whole", {}, wait=False) as (process, base):
-        first = _ready(base, process, 60.0 if short else 900.0)
-        readiness = time.monotonic() - started
+        first, arrived = _ready(base, process, 60.0 if short else 900.0)
+        readiness = arrived - started
         listed = value(first, "list_packages")
         del first
         if sorted(listed) != sorted(names):
