@@ -283,6 +283,7 @@ METHODS = MethodTable(
             f"the total past {MULTICALL_MAX_BYTES // 2**20} MiB, and every later one, answers "
             f"`{TOO_BIG.format(limit=MULTICALL_MAX_BYTES)}` Warehouse refuses it (pypi-today mode).",
             today=MULTICALL_RETIRED,
+            calls_others=True,
         ),
     )
 )

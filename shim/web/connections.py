@@ -105,6 +105,7 @@ class _Guarded(_Base):
     _due: float | None = None  # when the phase's bound passes (None: no bound)
     _reason = ""
     _write_timer: asyncio.TimerHandle | None = None
+    _queue: OrderedDict[_Guarded, None] | None = None  # the server's connections waiting for a request
     _phase = "waiting"
     _head_bytes = 0
     _refused = False
@@ -186,7 +187,10 @@ class _Guarded(_Base):
         self._arm(self._guards.idle_timeout, "it sent no request")
 
     def _waiting(self) -> OrderedDict[_Guarded, None]:
-        return _waiting.setdefault(self.server_state, OrderedDict())
+        # Looked up once per connection: a weak-keyed lookup per request made a weak reference each time.
+        if self._queue is None:
+            self._queue = _waiting.setdefault(self.server_state, OrderedDict())
+        return self._queue
 
     def _make_room(self) -> bool:
         """Close the connection that has waited longest for a request; False when none is waiting."""

@@ -103,6 +103,10 @@ def _describe(spec: MethodSpec, error: ValidationError) -> str:
     return "; ".join(parts)
 
 
+async def _no_subcalls(method: Any, params: Any) -> Raw:
+    raise AssertionError("only a method the table says calls others is given a way to call them")
+
+
 class Dispatcher:
     """Answers XML-RPC calls from a method table; counts calls by method and faults by code."""
 
@@ -126,6 +130,10 @@ class Dispatcher:
         self.allow_i8 = allow_i8
         self.calls: Counter[str] = Counter()
         self.faults: Counter[int] = Counter()
+        # A method that calls no other gets one context per mode (and nesting), built once: the same for every call.
+        self._contexts = {
+            (mode, nested): self._context(mode, nested, _no_subcalls) for mode in Mode for nested in (False, True)
+        }
 
     async def handle(self, body: bytes, mode: Mode, client: str | None = None) -> Answer:
         """One request body in, one response body (and its rate-limit headers) out; never raises."""
@@ -176,15 +184,10 @@ class Dispatcher:
                 answer.headers = self.limiter.headers(verdict)
             if not verdict.allowed:
                 raise Fault.wrapped(self.limiter.refusal(verdict))
-        context = CallContext(
-            mode,
-            self.table,
-            self.services,
-            self.domain,
-            self._subcall_for(mode, client, answer),
-            boxcar is not None,
-            self.allow_i8,
-            self.search_fill_timeout,
+        context = (
+            self._context(mode, boxcar is not None, self._subcall_for(mode, client, answer))
+            if spec.calls_others
+            else self._contexts[mode, boxcar is not None]
         )
         try:
             spec.check_arguments(context, *params)
@@ -212,6 +215,11 @@ class Dispatcher:
         except Exception:
             logger.exception("%s failed", name)
             raise APPLICATION_ERROR from None
+
+    def _context(self, mode: Mode, nested: bool, subcall: Any) -> CallContext:
+        return CallContext(
+            mode, self.table, self.services, self.domain, subcall, nested, self.allow_i8, self.search_fill_timeout
+        )
 
     def _subcall_for(self, mode: Mode, client: str | None, answer: Answer | None) -> Any:
         boxcar = _Boxcar()  # one per call: only a multicall's calls use it

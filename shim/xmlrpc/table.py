@@ -118,6 +118,8 @@ class MethodSpec:
     arguments: tuple[Argument, ...] = ()  # the parameters of a method without a function
     # Its answer covers the whole index (megabytes): a system.multicall may call it once.
     whole_index: bool = False
+    # Its function calls other methods through its context (system.multicall): it gets a context of its own per call.
+    calls_others: bool = False
 
     def __post_init__(self) -> None:
         serves = any(isinstance(b, Serve) for b in (self.restore, self.today))
