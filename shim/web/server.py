@@ -19,6 +19,7 @@ from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
 from shim.config.settings import Settings, warn
+from shim.web.arenas import fewer_malloc_arenas
 from shim.web.connections import MAX_HEAD_BYTES, ChunkedAnswers, Guards, guarded_protocol
 
 __all__ = ["AppFactory", "GracefulServer", "GuardedConfig", "connection_budget", "guarded_config", "serve"]
@@ -72,6 +73,7 @@ class AppFactory:
         from shim.web.app import create_app
         from shim.wiring import configure_logging
 
+        fewer_malloc_arenas()  # in each worker too: each is a process of its own
         configure_logging(self.settings)
         return create_app(self.settings)
 
