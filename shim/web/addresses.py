@@ -11,7 +11,7 @@ from starlette.requests import Request
 
 from shim.config.settings import Settings
 
-__all__ = ["client_address", "peer_address"]
+__all__ = ["PeerAddresses", "client_address", "peer_address"]
 
 
 def client_address(request: Request, settings: Settings) -> str:
@@ -42,6 +42,25 @@ def peer_address(peer: str, forwarded: Iterable[str], settings: Settings) -> str
             if not _trusted(address, settings):
                 break
     return _client_key(hop, settings.ipv6_prefix)
+
+
+class PeerAddresses:
+    """`peer_address` under one process's settings, each peer's worked out once when no proxy forwarded it."""
+
+    def __init__(self, settings: Settings, *, size: int = 4096) -> None:
+        self.settings = settings
+        self.size = size
+        self._direct: dict[str, str] = {}
+
+    def __call__(self, peer: str, forwarded: list[str]) -> str:
+        if forwarded:
+            return peer_address(peer, forwarded, self.settings)
+        key = self._direct.get(peer)
+        if key is None:
+            if len(self._direct) >= self.size:
+                self._direct.clear()
+            key = self._direct[peer] = peer_address(peer, (), self.settings)
+        return key
 
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

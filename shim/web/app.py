@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from shim.catalog.schema import ConnectionFactory, open_sqlite
 from shim.config.settings import Settings, SettingsError
 from shim.methods.table import METHODS
-from shim.web.endpoint import MODE_PREFIXES, XMLRPCFront, xmlrpc_endpoints, xmlrpc_routes
+from shim.web.endpoint import MODE_PREFIXES, XMLRPCEndpoint, XMLRPCFront, collapsed, xmlrpc_endpoints, xmlrpc_routes
 from shim.web.health import health_routes
 from shim.web.passthrough import passthrough_routes
 from shim.wiring import (
@@ -43,17 +43,27 @@ logger = logging.getLogger(__name__)
 
 
 class CollapseSlashes:
-    """`//pypi` is `/pypi`: some clients (stdeb's transport) double the slash, and PyPI answered them."""
+    """`//pypi` is `/pypi` (`collapsed`), for every route."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and "//" in scope["path"]:
-            scope = {**scope, "path": re.sub("/{2,}", "/", scope["path"])}
+            scope = {**scope, "path": collapsed(scope["path"])}
             if isinstance(scope.get("raw_path"), bytes):  # what the server received, kept consistent with `path`
                 scope["raw_path"] = re.sub(b"/{2,}", b"/", scope["raw_path"])
         await self.app(scope, receive, send)
+
+
+class ShimApp(Starlette):
+    """The service's app: an XML-RPC POST goes to its endpoint before Starlette's middleware (which wraps every
+    send of every request), everything else through it and the routes."""
+
+    endpoints: dict[str, XMLRPCEndpoint]
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return XMLRPCFront(super().build_middleware_stack(), self.endpoints)
 
 
 def create_app(
@@ -130,11 +140,8 @@ def create_app(
             if services.observations is not None:
                 services.observations.close()
 
-    app = Starlette(
-        routes=routes,
-        lifespan=lifespan,
-        middleware=[Middleware(CollapseSlashes), Middleware(XMLRPCFront, endpoints=endpoints)],
-    )
+    app = ShimApp(routes=routes, lifespan=lifespan, middleware=[Middleware(CollapseSlashes)])
+    app.endpoints = endpoints
     app.state.settings = settings
     app.state.dispatcher = dispatcher
     app.state.services = services

@@ -13,8 +13,8 @@ Every other request to those paths (the docs page, a wrong method) goes through 
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
 
 from starlette.requests import ClientDisconnect, Request
@@ -26,13 +26,13 @@ from shim import encodings
 from shim.config.settings import Settings
 from shim.modes import Mode
 from shim.web import compression
-from shim.web.addresses import peer_address
+from shim.web.addresses import PeerAddresses
 from shim.web.deadline import Deadline
 from shim.web.docs import docs_page
 from shim.web.responses import not_found
 from shim.xmlrpc.dispatch import AnswerBody, Dispatcher, Unserved
 
-__all__ = ["MODE_PREFIXES", "XMLRPCFront", "xmlrpc_endpoints", "xmlrpc_routes"]
+__all__ = ["MODE_PREFIXES", "XMLRPCFront", "collapsed", "xmlrpc_endpoints", "xmlrpc_routes"]
 
 logger = logging.getLogger(__name__)
 
@@ -107,10 +107,23 @@ async def _read_body(head: _Head, receive: Receive, limit: int) -> bytes:
         raise BodyRefused(str(exc)) from None
 
 
+class CallsInProgress:
+    """What every endpoint shares: the count of calls in progress, under its cap (one event loop: a count, not a
+    lock; past the cap a call is refused, never queued), and the callers' addresses as the rate limits count them."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.limit = settings.max_concurrent_calls
+        self.count = 0
+        self.addresses = PeerAddresses(settings)
+
+    def full(self) -> bool:
+        return self.count >= self.limit
+
+
 class XMLRPCEndpoint:
     """Answers one XML-RPC path in a fixed mode, or in the default mode when `mode` is None."""
 
-    def __init__(self, settings: Settings, dispatcher: Dispatcher, mode: Mode | None, calls: asyncio.Semaphore) -> None:
+    def __init__(self, settings: Settings, dispatcher: Dispatcher, mode: Mode | None, calls: CallsInProgress) -> None:
         self.settings = settings
         self.dispatcher = dispatcher
         self.mode = mode
@@ -168,15 +181,18 @@ class XMLRPCEndpoint:
                 except ClientDisconnect:
                     return Response(status_code=400)
                 reading = False
-                if self.calls.locked():
+                if self.calls.full():
                     # Past the cap on calls in progress: a quick, well-formed refusal rather than a queue.
                     logger.warning("over SHIM_MAX_CONCURRENT_CALLS=%d: call refused", settings.max_concurrent_calls)
                     return self.dispatcher.unserved(Unserved.BUSY), {"Retry-After": "1"}
                 deadline.move(settings.call_timeout)
-                async with self.calls:
+                self.calls.count += 1
+                try:
                     client = scope.get("client")
-                    address = peer_address(client[0] if client else "", head.forwarded, settings)
+                    address = self.calls.addresses(client[0] if client else "", head.forwarded)
                     answer = await self.dispatcher.handle(body, mode, address)
+                finally:
+                    self.calls.count -= 1
         except TimeoutError:
             if reading:
                 logger.warning("request body not received within SHIM_BODY_TIMEOUT=%ds", settings.body_timeout)
@@ -184,6 +200,11 @@ class XMLRPCEndpoint:
             logger.warning("a call took longer than SHIM_CALL_TIMEOUT=%gs", settings.call_timeout)
             return self.dispatcher.unserved(Unserved.TIMED_OUT), {}
         return answer.body, answer.headers
+
+
+def collapsed(path: str) -> str:
+    """`//pypi` is `/pypi`: some clients (stdeb's transport) double the slash, and PyPI answered them."""
+    return re.sub("/{2,}", "/", path)
 
 
 class XMLRPCFront:
@@ -199,7 +220,7 @@ class XMLRPCFront:
             root = scope.get("root_path", "")
             if root and path.startswith(root):  # as Starlette's routes match: the path below the app's root
                 path = path[len(root) :]
-            endpoint = self.endpoints.get(path)
+            endpoint = self.endpoints.get(collapsed(path) if "//" in path else path)
             if endpoint is not None:
                 await endpoint.post(scope, receive, send)
                 return
@@ -209,7 +230,7 @@ class XMLRPCFront:
 def xmlrpc_endpoints(settings: Settings, dispatcher: Dispatcher) -> dict[str, XMLRPCEndpoint]:
     """Each XML-RPC path's endpoint."""
     endpoints: dict[str, XMLRPCEndpoint] = {}
-    calls = asyncio.Semaphore(settings.max_concurrent_calls)
+    calls = CallsInProgress(settings)
     for prefix, mode in MODE_PREFIXES.items():
         endpoint = XMLRPCEndpoint(settings, dispatcher, mode, calls)
         paths = {prefix + path for path in ENDPOINT_PATHS} | ({prefix} if prefix else set())
