@@ -103,8 +103,13 @@ def test_a_catalog_that_has_started_is_never_replaced_by_its_seed(
     with caplog.at_level("INFO", logger="shim"), running.client:
         running.rpc("changelog_since_serial", 0)
     assert seeds.asked == []  # not even fetched
-    assert rows_of(catalog) == before
+    # Every row as it was, but when its refresher last made a pass (this service made one: a second later, at times).
+    assert _but_last_refresh(rows_of(catalog)) == _but_last_refresh(before)
     assert f"the catalog {catalog} has started: SHIM_CATALOG_SEED is not imported into it" in caplog.messages
+
+
+def _but_last_refresh(rows: list[str]) -> list[str]:
+    return [row for row in rows if "'last_refresh'" not in row]
 
 
 BAD_SEEDS: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {

@@ -58,13 +58,22 @@ def best(fields: Sequence[FieldScores], exact: Collection[str], operator: str, l
     ordered = sorted(fields, key=lambda f: f.field)
     if not ordered:
         return []
-    chosen = set(ordered[0].scores)
-    for scores in ordered[1:]:
-        chosen = chosen & scores.scores.keys() if operator == "and" else chosen | scores.scores.keys()
     if len(ordered) == 1:  # a sum of one score is that score (fsum of one float is exact)
         return _top(ordered[0].scores, exact, limit)
-    totals = {name: math.fsum(f.scores.get(name, 0.0) for f in ordered) for name in chosen}
-    return heapq.nsmallest(limit, totals, key=lambda name: (name not in exact, -totals[name], len(name), name))
+    if operator == "and":
+        chosen = set(ordered[0].scores).intersection(*(f.scores.keys() for f in ordered[1:]))
+        totals = {name: math.fsum(f.scores[name] for f in ordered) for name in chosen}
+    else:
+        # A project one field matched keeps that score as it is (taken in C); only those several fields matched
+        # are summed. `pip search` asks two fields for the same word: a quarter of a million names may hold it.
+        totals = {}
+        shared: set[str] = set()
+        for scores in ordered:
+            shared |= totals.keys() & scores.scores.keys()
+            totals.update(scores.scores)
+        for name in shared:
+            totals[name] = math.fsum(f.scores.get(name, 0.0) for f in ordered)
+    return _top(totals, exact, limit)
 
 
 def _top(totals: Mapping[str, float], exact: Collection[str], limit: int) -> list[str]:
