@@ -9,9 +9,9 @@ each connection is in one of three phases, with one timer:
   (and at most `MAX_HEAD_BYTES`);
 - busy: a request whose answer is not complete: the body and the call have their own bounds in the app.
 
-The timer is lazy: a bound that moves later leaves it set, and it sets itself again for the time left when it
-fires early; a request that comes whole in one packet sets none. A keep-alive connection's requests cost no timer
-each, where setting and cancelling two per request was a twentieth of a cache-hit call.
+The timer moves (`shim.web.deadline.MovableTimer`): a bound moved later leaves it set, and a request that comes
+whole in one packet sets none, so a keep-alive connection's requests cost no timer each, where setting and
+cancelling two per request was a twentieth of a cache-hit call.
 
 An answer is sent in chunks, each written once the connection's send buffer has drained below its low-water
 mark, so a connection holds at most about `WRITE_HIGH_WATER` bytes beyond the answer itself; a buffer that has
@@ -35,6 +35,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
+
+from shim.web.deadline import MovableTimer
 
 __all__ = [
     "MAX_HEAD_BYTES",
@@ -100,9 +102,7 @@ def _no_delay(transport: asyncio.Transport) -> None:
 
 class _Guarded(_Base):
     _guards: Guards
-    _timer: asyncio.TimerHandle | None = None
-    _armed = 0.0  # when the timer fires
-    _due: float | None = None  # when the phase's bound passes (None: no bound)
+    _timer: MovableTimer | None = None  # the phase's bound
     _reason = ""
     _write_timer: asyncio.TimerHandle | None = None
     _queue: OrderedDict[_Guarded, None] | None = None  # the server's connections waiting for a request
@@ -128,7 +128,6 @@ class _Guarded(_Base):
         self._cancel()
         if self._timer is not None:  # gone with the connection, never left to fire
             self._timer.cancel()
-            self._timer = None
         self._cancel_write()
         if self._refused:
             return
@@ -204,27 +203,14 @@ class _Guarded(_Base):
     # Timers
 
     def _arm(self, seconds: float, reason: str) -> None:
-        self._due, self._reason = self.loop.time() + seconds, reason
-        if self._timer is None or self._armed > self._due:  # sooner than the timer: set it anew
-            if self._timer is not None:
-                self._timer.cancel()
-            self._set(self._due)
+        if self._timer is None:
+            self._timer = MovableTimer(self.loop, lambda: self._drop(self._reason))
+        self._reason = reason
+        self._timer.set(self.loop.time() + seconds)
 
     def _cancel(self) -> None:
-        self._due = None  # the timer, if set, finds no bound when it fires
-
-    def _set(self, when: float) -> None:
-        self._armed = when
-        self._timer = self.loop.call_at(when, self._fire)
-
-    def _fire(self) -> None:
-        self._timer = None
-        if self._due is None:
-            return
-        if self.loop.time() < self._due:  # the bound moved later since the timer was set
-            self._set(self._due)
-            return
-        self._drop(self._reason)
+        if self._timer is not None:
+            self._timer.clear()
 
     def _arm_write(self) -> None:
         if self._write_timer is None:
