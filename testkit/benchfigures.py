@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from .bigindex import RARE_WORD, normalize
 from .proc import proc_status
 from .servers import wait_until_answering
@@ -172,15 +170,10 @@ def value(body: bytes, what: str) -> Any:
 
 
 def _readyz(base: str, process: subprocess.Popen[bytes], timeout: float) -> float:
-    """Poll /readyz until it answers 200 (the first Simple index loaded): when it did (time.monotonic())."""
-    deadline = time.monotonic() + timeout
-    with httpx.Client(trust_env=False, timeout=CALL_TIMEOUT) as client:
-        while time.monotonic() < deadline and process.poll() is None:
-            with contextlib.suppress(httpx.HTTPError):
-                if client.get(base + "/readyz").status_code == 200:
-                    return time.monotonic()
-            time.sleep(0.02)
-    raise WrongAnswer(f"/readyz never answered 200 within {timeout:.0f} s")
+    """When /readyz first answered 200 (the first Simple index loaded), by time.monotonic()."""
+    if not wait_until_answering(base, process, path="/readyz", timeout=timeout):
+        raise WrongAnswer(f"/readyz never answered 200 within {timeout:.0f} s")
+    return time.monotonic()
 
 
 def _ready(base: str, process: subprocess.Popen[bytes], timeout: float) -> tuple[bytes, float]:
