@@ -69,14 +69,18 @@ class _Head:
             elif key == b"content-length":
                 if not sized:
                     self.content_length, sized = value.decode("latin-1"), True
-            elif key == b"content-encoding":  # several lines are one list of codings (RFC 9110 §5.3)
-                given = value.decode("latin-1")
-                self.content_encoding = f"{self.content_encoding}, {given}" if self.content_encoding else given
+            elif key == b"content-encoding":
+                self.content_encoding = _listed(self.content_encoding or None, value)
             elif key == b"accept-encoding":
-                given = value.decode("latin-1")
-                self.accept_encoding = given if self.accept_encoding is None else f"{self.accept_encoding}, {given}"
+                self.accept_encoding = _listed(self.accept_encoding, value)
             elif key == b"x-forwarded-for":
                 self.forwarded.append(value.decode("latin-1"))
+
+
+def _listed(before: str | None, line: bytes) -> str:
+    """A header's lines so far, with one more: several lines of a list header are one list (RFC 9110 §5.3)."""
+    given = line.decode("latin-1")
+    return given if before is None else f"{before}, {given}"
 
 
 async def _chunks(receive: Receive, first: Message) -> AsyncIterator[bytes]:
