@@ -157,7 +157,7 @@ class XMLRPCEndpoint:
         min_bytes = self.settings.compress_min_bytes
         if isinstance(body, bytes) and not compression.worth_compressing(len(body), min_bytes):
             # The common small answer, straight to the server: no response object to build.
-            raw = [(b"content-type", b"text/xml; charset=UTF-8"), (b"content-length", str(len(body)).encode())]
+            raw = [(b"content-type", XMLRPC_CONTENT_TYPE.encode()), (b"content-length", str(len(body)).encode())]
             raw += [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
             raw += compression.vary(min_bytes)
             await send({"type": "http.response.start", "status": 200, "headers": raw})
