@@ -77,7 +77,7 @@ _ENTRY = re.compile(
 )
 
 
-@functools.lru_cache(maxsize=4096)  # a peer calls again and again: parse its address once
+@functools.lru_cache(maxsize=4096)  # a proxy forwards the same clients again and again: parse each once
 def _address(text: str) -> IPAddress | None:
     """The IP address an X-Forwarded-For entry (or the peer) names, its port dropped; None for anything else."""
     match = _ENTRY.fullmatch(text.strip())
@@ -92,7 +92,6 @@ def _address(text: str) -> IPAddress | None:
     return address
 
 
-@functools.lru_cache(maxsize=4096)
 def _client_key(address: IPAddress, ipv6_prefix: int) -> str:
     if isinstance(address, ipaddress.IPv6Address) and ipv6_prefix < 128:
         return str(ipaddress.IPv6Network((address, ipv6_prefix), strict=False))
