@@ -30,6 +30,7 @@ from shim.catalog.seed import seed_catalog
 from shim.catalog.writes import CatalogWriter
 from shim.config.defaults import default_catalog_path, former_default_catalog_path, shared_catalog_path
 from shim.config.settings import Settings
+from shim.shared.store import SharedRedis
 from shim.upstream.cache import DocumentCache, MemoryStorage
 from shim.upstream.client import Upstream, build_client
 from shim.upstream.documents import DocumentStore
@@ -129,9 +130,23 @@ def build_services(
     election = Election(settings.catalog_path, retry=settings.catalog_takeover)
     observer = CatalogObserver(settings.catalog_path, connection_factory=catalog_connection_factory)
     services = Services(
-        store, index, settings.upstream.base, catalog, ready, election, Observations(observer, ready=ready)
+        store,
+        index,
+        settings.upstream.base,
+        catalog,
+        ready,
+        election,
+        Observations(observer, ready=ready),
+        shared_store(settings),
     )
     return services, client
+
+
+def shared_store(settings: Settings) -> SharedRedis | None:
+    """The Redis every replica shares (SHIM_CACHE_URL), or None: everything in process."""
+    if settings.cache_url is None:
+        return None
+    return SharedRedis(settings.cache_url, timeout=settings.cache_timeout, upstream_base=settings.upstream.base)
 
 
 def follow_catalog(store: DocumentStore, catalog: CatalogReader, *, following: bool) -> None:

@@ -4,6 +4,7 @@ and an `rpc` helper bound to it. Plain helpers are in tests/helpers.py."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,6 +13,7 @@ from starlette.testclient import TestClient
 from shim.app import create_app
 from shim.config.settings import Settings
 from testkit.fakeindex import FakeIndex
+from testkit.redisserver import RedisServer, redis_server_path
 
 from .helpers import Rpc, make_settings, rpc_for
 
@@ -43,3 +45,33 @@ def client(settings: Settings, fake_index: FakeIndex) -> Iterator[TestClient]:
 @pytest.fixture
 def rpc(client: TestClient) -> Rpc:
     return rpc_for(client)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real redis-server for this test process (each xdist worker has its own), on a free loopback port; the
+    tests that use it are skipped, saying why, only on a machine where it cannot be had."""
+    if redis_server_path() is None:
+        pytest.skip("redis-server is not installed (scripts/test installs Debian's redis-server when run as root)")
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The shared server's URL, emptied for this test."""
+    redis_server.client().flushall()
+    return redis_server.url
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own, which it may kill and start again."""
+    if redis_server_path() is None:
+        pytest.skip("redis-server is not installed (scripts/test installs Debian's redis-server when run as root)")
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.kill()

@@ -21,7 +21,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("shim.xmlrpc",),
     ("shim.config",),
     ("shim.catalog",),
-    ("shim.upstream",),
+    ("shim.upstream", "shim.shared"),
     ("shim", "shim.encodings", "shim.errors", "shim.modes", "shim.versions"),
 )
 

@@ -23,6 +23,7 @@ from shim.config.rates import RateLimit
 from shim.config.registry import BY_NAME, REGISTRY
 from shim.config.setting import EventLoop, LogLevel, Setting
 from shim.modes import FilesMode, Mode
+from shim.shared.address import RedisURL
 from shim.upstream.urls import REDACTED, Credentials, Secret, UpstreamURL, redact_url
 
 __all__ = ["Settings", "SettingsError", "warn"]
@@ -124,6 +125,10 @@ class Settings:
     event_loop: EventLoop = _default("event_loop")
     access_log: bool = _default("access_log")
     compress_min_bytes: int | None = _default("compress_min_bytes")
+    cache_url: RedisURL | None = _default("cache_url")
+    cache_password: Secret | None = _default("cache_password")
+    cache_timeout: float = _default("cache_timeout")
+    cache_required: bool = _default("cache_required")
 
     @classmethod
     def load(
@@ -170,6 +175,9 @@ class Settings:
                 self.upstream_password or (given.password if given else Secret("")),
             )
             object.__setattr__(self, "upstream", UpstreamURL(self.upstream.base, credentials))
+        # SHIM_CACHE_PASSWORD wins over a password in SHIM_CACHE_URL.
+        if self.cache_url is not None and self.cache_password is not None:
+            object.__setattr__(self, "cache_url", self.cache_url.with_password(self.cache_password))
 
     def public(self) -> dict[str, str]:
         """Every setting as it may be shown: credentials redacted."""

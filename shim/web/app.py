@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from shim.catalog.schema import ConnectionFactory, open_sqlite
 from shim.config.settings import Settings, SettingsError
 from shim.methods.table import METHODS
+from shim.shared.store import SharedStoreRequired
 from shim.web.endpoint import MODE_PREFIXES, XMLRPCEndpoint, XMLRPCFront, collapsed, xmlrpc_endpoints, xmlrpc_routes
 from shim.web.health import health_routes
 from shim.web.passthrough import passthrough_routes
@@ -108,7 +109,16 @@ def create_app(
         # What calls read reaches the catalog from every process; the change feed has one writer, elected.
         loop = type(asyncio.get_running_loop())
         logger.info("serving on %s's event loop", "uvloop" if loop.__module__.startswith("uvloop") else "asyncio")
+        shared = services.shared
+        if shared is not None:  # refuses to start only when SHIM_CACHE_REQUIRED says Redis must answer
+            try:
+                await shared.connect(required=settings.cache_required)
+            except SharedStoreRequired as exc:
+                logger.error("%s", exc)
+                raise
         tasks: list[asyncio.Task[Any]] = [asyncio.create_task(keep_what_calls_read(services))]
+        if shared is not None:
+            tasks.append(asyncio.create_task(shared.watch()))
         role = None
         if settings.catalog_writer:
             role = CatalogRole(
@@ -134,6 +144,8 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await client.aclose()
+            if shared is not None:
+                await shared.close()
             services.catalog.close()
             if role is not None:
                 role.close()

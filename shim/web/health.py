@@ -40,9 +40,14 @@ async def health(request: Request) -> Response:
         "serials": None if snapshot is None else snapshot.listing.serials is not None,
         **store.capabilities.report(),
     }
+    shared = services.shared
+    # Degraded, never dead: a replica without its shared store still answers every call from its own state.
+    degraded = [name for name, away in (("shared", shared is not None and not shared.available),) if away]
     return JSONResponse(
         {
-            "status": "ok",
+            "status": "degraded" if degraded else "ok",
+            "degraded": degraded,
+            "shared": None if shared is None else shared.report(),
             "version": __version__,
             "upstream": services.base_url,
             # Reported, never used to leave the rotation: stale copies and faults still answer well.

@@ -11,6 +11,7 @@ from shim.catalog.election import Election
 from shim.catalog.observations import Observations
 from shim.catalog.reads import CatalogReader
 from shim.modes import Mode
+from shim.shared.store import SharedRedis
 from shim.upstream.documents import DocumentStore
 from shim.upstream.simple_index import SimpleIndex
 from shim.xmlrpc.protocol import Raw
@@ -33,6 +34,8 @@ class Services:
     election: Election | None = None
     # Where the project documents read for calls go, for the catalog to keep (None: nowhere).
     observations: Observations | None = None
+    # The Redis shared by replicas (SHIM_CACHE_URL), which the cache, limits and circuit use while it answers.
+    shared: SharedRedis | None = None
 
 
 @dataclass(frozen=True)

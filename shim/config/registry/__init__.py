@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from shim.config.registry.serving import SERVING
+from shim.config.registry.sharing import SHARING
 from shim.config.registry.storage import STORAGE
 from shim.config.registry.upstream import UPSTREAM
 from shim.config.setting import Setting
 
 __all__ = ["BY_NAME", "REGISTRY"]
 
-REGISTRY: tuple[Setting[Any], ...] = (*UPSTREAM, *SERVING, *STORAGE)
+REGISTRY: tuple[Setting[Any], ...] = (*UPSTREAM, *SERVING, *STORAGE, *SHARING)
 
 BY_NAME: dict[str, Setting[Any]] = {setting.name: setting for setting in REGISTRY}

@@ -1,0 +1,163 @@
+"""The one Redis connection (a bounded pool) every shared part of a replica uses, and whether it answers now.
+
+Redis is for scale-out, never required (unless SHIM_CACHE_REQUIRED says so): every command is bounded by
+SHIM_CACHE_TIMEOUT, and the first that fails or times out marks the store away. From then on `run` raises
+`SharedUnavailable` at once, without waiting on Redis again, and each part (the document cache, the rate limits,
+the upstream's circuit) works from its in-process state; the loss is logged once and shown on /healthz. `watch`
+pings Redis every `RETRY` seconds meanwhile, and the first answer puts every part back on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import redis.asyncio
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from shim.shared.address import RedisURL
+
+__all__ = ["RETRY", "SharedRedis", "SharedStoreRequired", "SharedUnavailable"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+RETRY = 1.0  # seconds between pings while Redis is away: it is back within a second of answering
+CONNECTIONS = 64  # the pool's bound: a call waits (SHIM_CACHE_TIMEOUT at most) for a connection beyond it
+
+
+class SharedUnavailable(Exception):
+    """Redis is away (or just failed): the caller uses its in-process state instead."""
+
+
+class SharedStoreRequired(Exception):
+    """SHIM_CACHE_REQUIRED is set and Redis cannot be used at start: the message names the setting and why."""
+
+
+def namespace(upstream_base: str) -> str:
+    """The prefix of every key of a service for `upstream_base`: services for other upstreams may share one Redis."""
+    return "shim:" + hashlib.sha256(upstream_base.encode()).hexdigest()[:12] + ":"
+
+
+class SharedRedis:
+    def __init__(
+        self,
+        address: RedisURL,
+        *,
+        timeout: float,
+        upstream_base: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.address = address
+        self.timeout = timeout
+        self.prefix = namespace(upstream_base)
+        self.clock = clock
+        password = address.password.reveal() if address.password is not None else None
+        # No retries of redis-py's own: a command that fails is the store going away, not a reason to wait longer.
+        self.pool = redis.asyncio.BlockingConnectionPool.from_url(
+            address.url,
+            password=password,
+            max_connections=CONNECTIONS,
+            timeout=timeout,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+        )
+        self.client: redis.asyncio.Redis = redis.asyncio.Redis(connection_pool=self.pool)
+        self.available = False  # until the first ping answers
+        self.problem: str | None = "not connected yet"
+        self.since = clock()
+        self.lost_count = 0  # times it went away since start
+
+    def key(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    async def run(self, command: Callable[[redis.asyncio.Redis], Awaitable[T]]) -> T:
+        """`command` on the client, bounded by the timeout; SharedUnavailable (at once, while it is away) else."""
+        if not self.available:
+            raise SharedUnavailable(self.problem)
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await command(self.client)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self.lost(exc)
+            raise SharedUnavailable(self.problem) from None
+
+    def lost(self, exc: BaseException) -> None:
+        """Redis failed a command: every part works in process until `watch` finds it answering again."""
+        reason = _reason(exc, self.timeout)
+        if self.available:
+            self.available = False
+            self.lost_count += 1
+            self.since = self.clock()
+            logger.warning(
+                "Redis at %s (SHIM_CACHE_URL) is away: %s; this replica keeps its cache, rate limits and upstream "
+                "state in process until it answers again",
+                self.address,
+                reason,
+            )
+        self.problem = reason
+
+    async def ping(self) -> bool:
+        """Whether Redis answers now; marks it back (logged) when it does after being away."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self.client.ping()
+        except (RedisError, OSError, TimeoutError) as exc:
+            self.problem = _reason(exc, self.timeout)
+            return False
+        if not self.available:
+            self.available = True
+            self.problem = None
+            self.since = self.clock()
+            logger.info("Redis at %s answers: cache, rate limits and upstream state are shared", self.address)
+        return True
+
+    async def connect(self, *, required: bool) -> None:
+        """The first ping, at start. Without an answer the replica starts in process and says why, or, when
+        `required`, refuses to start (SharedStoreRequired)."""
+        if await self.ping():
+            return
+        message = f"SHIM_CACHE_URL={self.address} cannot be used: {self.problem}"
+        if required:
+            raise SharedStoreRequired(f"{message}; SHIM_CACHE_REQUIRED is set, so the service does not start")
+        logger.warning(
+            "%s; starting with the cache, rate limits and upstream state in process, and trying again every %g s",
+            message,
+            RETRY,
+        )
+
+    async def watch(self, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        """For the service's life: while Redis is away, ping it every RETRY seconds."""
+        while True:
+            await sleep(RETRY)
+            if not self.available:
+                await self.ping()
+
+    def report(self) -> dict[str, object]:
+        """For /healthz: where (redacted), whether shared now, since when, and why not."""
+        return {
+            "url": str(self.address),
+            "state": "shared" if self.available else "degraded",
+            "since": self.since,
+            "problem": self.problem,
+            "times_lost": self.lost_count,
+        }
+
+    async def close(self) -> None:
+        await self.client.aclose()
+        await self.pool.aclose()
+
+
+def _reason(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, TimeoutError) and not str(exc):
+        return f"no answer within SHIM_CACHE_TIMEOUT={timeout:g} s"
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if type(exc).__name__ not in text else text

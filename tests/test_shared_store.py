@@ -1,0 +1,163 @@
+"""The Redis every replica shares (SHIM_CACHE_URL), against a real redis-server: its setting, its bounded commands,
+its going away and coming back, and what /healthz and the start say of it."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from shim.app import create_app
+from shim.config.settings import Settings, SettingsError
+from shim.shared.address import RedisURL
+from shim.shared.store import SharedRedis, SharedStoreRequired, SharedUnavailable
+from testkit.fakeindex import FakeIndex
+from testkit.redisserver import RedisServer
+
+from .helpers import UPSTREAM, make_settings
+
+pytestmark = pytest.mark.anyio
+
+
+def store(url: str, **kwargs: float) -> SharedRedis:
+    return SharedRedis(RedisURL.parse(url), timeout=kwargs.get("timeout", 0.25), upstream_base=UPSTREAM)
+
+
+def test_the_url_setting_keeps_its_password_apart_and_never_shows_it() -> None:
+    settings = Settings.load({"SHIM_UPSTREAM": UPSTREAM, "SHIM_CACHE_URL": "redis://:hunter2@cache.test:6380/1"})
+    assert settings.cache_url is not None
+    assert settings.cache_url.url == "redis://cache.test:6380/1"
+    assert settings.cache_url.password is not None and settings.cache_url.password.reveal() == "hunter2"
+    assert "hunter2" not in repr(settings)
+    assert settings.public()["cache_url"] == "redis://***@cache.test:6380/1"
+
+
+def test_the_password_setting_wins_over_the_urls() -> None:
+    environ = {"SHIM_UPSTREAM": UPSTREAM, "SHIM_CACHE_URL": "rediss://:old@cache.test", "SHIM_CACHE_PASSWORD": "new"}
+    settings = Settings.load(environ)
+    assert settings.cache_url is not None and settings.cache_url.password is not None
+    assert settings.cache_url.password.reveal() == "new"
+    assert "new" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("http://cache.test", "expected a redis:// or rediss:// URL (`redis://host:6379/0`)"),
+        ("redis://:secret@cache.test:port", "its port is not a number from 1 to 65535"),
+        ("redis://cache.test/first", "its path must be a database number, such as /0, not /first"),
+    ],
+)
+def test_a_bad_url_is_named_with_its_password_redacted(value: str, reason: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        Settings.load({"SHIM_UPSTREAM": UPSTREAM, "SHIM_CACHE_URL": value})
+    assert "SHIM_CACHE_URL" in str(raised.value)
+    assert reason in str(raised.value)
+    assert "secret" not in str(raised.value)
+
+
+def test_without_the_setting_nothing_is_shared(fake_index: FakeIndex) -> None:
+    app = create_app(make_settings(), transport=httpx.ASGITransport(app=fake_index))
+    with TestClient(app) as client:
+        health = client.get("/healthz").json()
+    assert (health["status"], health["degraded"], health["shared"]) == ("ok", [], None)
+
+
+async def test_commands_run_on_redis_while_it_answers(redis_url: str) -> None:
+    shared = store(redis_url)
+    await shared.connect(required=False)
+    assert shared.available
+    await shared.run(lambda client: client.set(shared.key("probe"), b"1"))
+    assert await shared.run(lambda client: client.get(shared.key("probe"))) == b"1"
+    await shared.close()
+
+
+async def test_redis_going_away_is_logged_once_and_refused_at_once_until_it_answers_again(
+    own_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    shared = store(own_redis.url)
+    await shared.connect(required=False)
+    own_redis.kill()
+    with caplog.at_level(logging.WARNING, logger="shim.shared.store"):
+        for _ in range(3):
+            with pytest.raises(SharedUnavailable):
+                await shared.run(lambda client: client.get(shared.key("probe")))
+    assert [r.getMessage() for r in caplog.records].count(caplog.records[0].getMessage()) == 1
+    assert "is away" in caplog.records[0].getMessage()
+    assert shared.report()["state"] == "degraded"
+    assert not await shared.ping()
+    own_redis.start()
+    assert await shared.ping()
+    assert shared.report()["state"] == "shared"
+    assert await shared.run(lambda client: client.get(shared.key("probe"))) is None
+    await shared.close()
+
+
+async def test_a_redis_that_never_answers_is_bounded_by_the_timeout() -> None:
+    import socket
+    import time
+
+    with socket.socket() as listener:  # accepts the connection, never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        shared = store(f"redis://127.0.0.1:{listener.getsockname()[1]}", timeout=0.2)
+        started = time.monotonic()
+        await shared.connect(required=False)
+        assert time.monotonic() - started < 2
+        assert not shared.available
+        assert shared.problem is not None and "SHIM_CACHE_TIMEOUT=0.2" in shared.problem
+        await shared.close()
+
+
+async def test_a_wrong_password_starts_in_process_and_says_why(
+    tmp_path: object, own_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    own_redis.kill()
+    own_redis.password = "right"
+    own_redis.start()
+    shared = store(own_redis.url.replace(":right@", ":wrong@"))
+    with caplog.at_level(logging.WARNING, logger="shim.shared.store"):
+        await shared.connect(required=False)
+    assert not shared.available
+    message = caplog.records[-1].getMessage()
+    assert "SHIM_CACHE_URL=redis://***@127.0.0.1" in message
+    assert "wrong" not in message and "right" not in message
+    assert "in process" in message
+    assert shared.report()["state"] == "degraded"
+    await shared.close()
+
+
+async def test_a_required_redis_that_cannot_be_reached_stops_the_start(own_redis: RedisServer) -> None:
+    own_redis.kill()
+    shared = store(own_redis.url)
+    with pytest.raises(SharedStoreRequired) as raised:
+        await shared.connect(required=True)
+    assert str(raised.value).startswith(f"SHIM_CACHE_URL=redis://127.0.0.1:{own_redis.port}/0 cannot be used: ")
+    assert str(raised.value).endswith("SHIM_CACHE_REQUIRED is set, so the service does not start")
+    await shared.close()
+
+
+def test_healthz_says_degraded_while_redis_is_away_and_readyz_stays_ready(
+    own_redis: RedisServer, fake_index: FakeIndex
+) -> None:
+    app = create_app(
+        make_settings(cache_url=RedisURL.parse(own_redis.url)), transport=httpx.ASGITransport(app=fake_index)
+    )
+    shared = app.state.services.shared
+    with TestClient(app) as client:
+        assert client.get("/healthz").json()["shared"]["state"] == "shared"
+        own_redis.kill()
+        assert client.portal is not None
+        client.portal.call(_fail_once, shared)
+        health = client.get("/healthz")
+        assert health.status_code == 200
+        assert (health.json()["status"], health.json()["degraded"]) == ("degraded", ["shared"])
+        assert health.json()["shared"]["state"] == "degraded"
+        assert client.get("/readyz").status_code == 200
+
+
+async def _fail_once(shared: SharedRedis) -> None:
+    with pytest.raises(SharedUnavailable):
+        await shared.run(lambda client: client.ping())
