@@ -19,6 +19,13 @@ it, and clients sending one multicall of every whole-index method again and agai
 clients' calls and p50/p99 latency and the service's RSS (start, peak, end) for both runs. Exits 1 when any answer
 was malformed, a well-behaved client was rate limited, the service died, or a bound (`--max-p99-ratio`,
 `--min-calls-ratio`, `--max-rss-mb`) is broken; each run is bounded by `--seconds` + 30.
+
+With `--replicas N` (N > 1) each run serves from N service processes over one real redis-server (started here on a
+free loopback port, `SHIM_CACHE_URL`), each client calling one of them (client i the (i mod N)-th), and a last run
+has the same N replicas without Redis, for comparison. Each run prints the upstream requests per distinct document
+(the JSON, Simple and metadata documents the cache keeps; not the files it streams nor the RSS feeds each catalog
+polls): 1.0 when the replicas share one cache and nothing expires or fails (`--failure-rate 0`, a soft TTL longer
+than the run), N without Redis. `--max-per-document X` makes a shared run above X a failure.
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ from testkit.fakeindex import FakeIndex  # noqa: E402
 from testkit.flaky import FlakyIndex  # noqa: E402
 from testkit.loadclients import REQUEST_TIMEOUT, Tally, client_loop, percentile, whole_index_loop  # noqa: E402
 from testkit.proc import cpu_seconds, proc_status  # noqa: E402
+from testkit.redisserver import running_redis  # noqa: E402
 from testkit.servers import serve_in_thread, wait_until_answering  # noqa: E402
 from testkit.shimprocess import service  # noqa: E402
 
@@ -78,21 +86,24 @@ def _big_request() -> bytes:
     return head.encode() + call
 
 
-async def drive(base: str, port: int, args: argparse.Namespace, hostile: int) -> tuple[Tally, Tally, Attack, float]:
-    """`args.clients - hostile` well-behaved clients and `hostile` hostile ones (a third of each kind)."""
+async def drive(bases: list[str], args: argparse.Namespace, hostile: int) -> tuple[Tally, Tally, Attack, float]:
+    """`args.clients - hostile` well-behaved clients and `hostile` hostile ones (a third of each kind), each on one of
+    the services at `bases` in turn."""
     tally, whole = Tally(), Tally()
     attack = Attack()
     budget = [args.max_calls]
     started = time.monotonic()
     deadline = started + args.seconds
     loops = [
-        client_loop(base, loopback(1, i), args.seed * 100_003 + i, deadline, budget, tally)
+        client_loop(bases[i % len(bases)], loopback(1, i), args.seed * 100_003 + i, deadline, budget, tally)
         for i in range(args.clients - hostile)
     ]
     requests = {"slowloris": b"POST /pypi HTTP/1.1\r\nHost: x\r\n", "non_readers": _big_request()}
     attackers: list[Coroutine[Any, Any, None]] = []
     for j in range(hostile):
         kind, source = HOSTILE_KINDS[j % 3], loopback(2, j)
+        base = bases[j % len(bases)]
+        port = int(base.rsplit(":", 1)[1])
         if kind == "whole_index":
             attackers.append(whole_index_loop(base, source, deadline, whole))
         else:
@@ -120,29 +131,48 @@ def changed_settings(args: argparse.Namespace) -> dict[str, str]:
     return {"SHIM_CACHE_SOFT_TTL": f"{args.cache_soft_ttl:g}"}
 
 
-def one_run(args: argparse.Namespace, flaky: FlakyIndex, upstream: str, hostile: int) -> dict[str, Any]:
+def is_document(path: str) -> bool:
+    """A path whose answer the document cache keeps: not a file it streams, nor a feed each catalog polls."""
+    return not path.startswith(("/files/", "/rss/"))
+
+
+def one_run(
+    args: argparse.Namespace, flaky: FlakyIndex, upstream: str, hostile: int, redis_url: str | None = None
+) -> dict[str, Any]:
+    """One run against `args.replicas` service processes, over `redis_url` when given (else each on its own)."""
     requests_before, failures_before = flaky.stats.requests, Counter(flaky.stats.failures)
-    with tempfile.TemporaryDirectory(prefix="shim-load-") as tmp:
-        with service(upstream, Path(tmp), changed_settings(args)) as (process, base):
-            ready = wait_until_answering(base, process, path="/readyz", timeout=READY_TIMEOUT)
-            rss_start = proc_status(process.pid, "VmRSS")
-            tally, whole, attack, elapsed = Tally(), Tally(), Attack(), 0.0
-            if ready:
-                port = int(base.rsplit(":", 1)[1])
-                tally, whole, attack, elapsed = asyncio.run(drive(base, port, args, hostile))
-            alive = process.poll() is None
-            rss_end = proc_status(process.pid, "VmRSS")
-            rss_peak = proc_status(process.pid, "VmHWM")
-            cpu = cpu_seconds(process.pid)
-            health: dict[str, Any] = {}
-            if alive:
-                with contextlib.suppress(httpx.HTTPError, ValueError):
-                    health = httpx.get(base + "/healthz", timeout=5, trust_env=False).json()
-        exit_code = process.returncode
-        log = (Path(tmp) / "service.log").read_text(errors="replace")
+    paths_before = Counter(flaky.stats.paths)
+    settings = changed_settings(args) | ({"SHIM_CACHE_URL": redis_url} if redis_url else {})
+    with tempfile.TemporaryDirectory(prefix="shim-load-") as tmp, contextlib.ExitStack() as services:
+        # Each replica as on a machine of its own: its own state folder (catalog, log).
+        started = [
+            services.enter_context(service(upstream, Path(tmp) / str(n), settings)) for n in range(args.replicas)
+        ]
+        ready = all(wait_until_answering(base, p, path="/readyz", timeout=READY_TIMEOUT) for p, base in started)
+        rss_start = max(proc_status(p.pid, "VmRSS") or 0.0 for p, _ in started)
+        tally, whole, attack, elapsed = Tally(), Tally(), Attack(), 0.0
+        if ready:
+            tally, whole, attack, elapsed = asyncio.run(drive([base for _, base in started], args, hostile))
+        alive = all(p.poll() is None for p, _ in started)
+        rss_end = max(proc_status(p.pid, "VmRSS") or 0.0 for p, _ in started)
+        rss_peak = max(proc_status(p.pid, "VmHWM") or 0.0 for p, _ in started)
+        cpu = sum(cpu_seconds(p.pid) or 0.0 for p, _ in started)
+        health: dict[str, Any] = {}
+        if alive:
+            with contextlib.suppress(httpx.HTTPError, ValueError):
+                health = httpx.get(started[0][1] + "/healthz", timeout=5, trust_env=False).json()
+        services.close()
+        exit_code = next((p.returncode for p, _ in started if p.returncode), started[0][0].returncode)
+        log = "".join((Path(tmp) / str(n) / "service.log").read_text(errors="replace") for n in range(args.replicas))
     errors = [line for line in log.splitlines() if "Traceback" in line or " ERROR" in line or "ERROR:" in line]
+    documents = {path: n for path, n in (flaky.stats.paths - paths_before).items() if is_document(path)}
     return {
         "ready": ready,
+        "replicas": args.replicas,
+        "shared": redis_url is not None,
+        "documents": len(documents),
+        "document_requests": sum(documents.values()),
+        "requests_per_document": round(sum(documents.values()) / len(documents), 3) if documents else 0.0,
         "well_behaved_clients": args.clients - hostile,
         "hostile_clients": hostile,
         "source_addresses": args.clients - hostile,
@@ -217,15 +247,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "seed": args.seed,
         "service_settings": changed_settings(args),
     }
-    with serve_in_thread(flaky) as upstream:
+    with serve_in_thread(flaky) as upstream, contextlib.ExitStack() as stack:
         fake.set_urls(upstream + "/")
-        result["plain"] = one_run(args, flaky, upstream + "/", 0)
+        redis_url = stack.enter_context(running_redis()).url if args.replicas > 1 else None
+        result["plain"] = one_run(args, flaky, upstream + "/", 0, redis_url)
         if args.hostile > 0:
-            result["hostile"] = one_run(args, flaky, upstream + "/", max(3, round(args.clients * args.hostile)))
+            hostile = max(3, round(args.clients * args.hostile))
+            result["hostile"] = one_run(args, flaky, upstream + "/", hostile, redis_url)
+        if redis_url is not None:  # the same replicas, each with its own cache, limits and circuit
+            result["unshared"] = one_run(args, flaky, upstream + "/", 0)
+    if args.max_per_document is not None:
+        result.setdefault("bounds", {})["max_per_document"] = args.max_per_document
+    if args.max_per_document is not None and result["plain"]["requests_per_document"] > args.max_per_document:
+        result.setdefault("broken_bounds", []).append(
+            f"{result['plain']['requests_per_document']} upstream requests per document > {args.max_per_document:g}"
+        )
     if "hostile" in result:
-        result["bounds"] = {"max_p99_ratio": args.max_p99_ratio, "min_calls_ratio": args.min_calls_ratio}
+        result.setdefault("bounds", {}).update(max_p99_ratio=args.max_p99_ratio, min_calls_ratio=args.min_calls_ratio)
         result["bounds"]["max_rss_mb"] = args.max_rss_mb
-        result["broken_bounds"] = broken_bounds(args, result["plain"], result["hostile"])
+        result["broken_bounds"] = result.get("broken_bounds", []) + broken_bounds(
+            args, result["plain"], result["hostile"]
+        )
     return result
 
 
@@ -237,7 +279,7 @@ def well(run: dict[str, Any]) -> bool:
 
 
 def summary(result: dict[str, Any]) -> str:
-    runs = [("plain", result["plain"])] + ([("hostile", result["hostile"])] if "hostile" in result else [])
+    runs = [(name, result[name]) for name in ("plain", "hostile", "unshared") if name in result]
     lines = [
         f"load: {result['clients']} clients for {result['seconds']:g} s per run, upstream failing "
         f"{result['failure_rate']:.0%} (seed {result['seed']}); settings changed: {result['service_settings']}",
@@ -247,6 +289,11 @@ def summary(result: dict[str, Any]) -> str:
     def row(label: str, cell: Any) -> None:
         lines.append(f"  {label:24}" + "".join(f"{cell(r):>28}" for _, r in runs))
 
+    row("replicas", lambda r: f"{r['replicas']}" + (" on one Redis" if r["shared"] else ", each its own"))
+    row(
+        "upstream req / document",
+        lambda r: f"{r['requests_per_document']:g} ({r['document_requests']}/{r['documents']})",
+    )
     row("clients (hostile)", lambda r: f"{r['well_behaved_clients']} ({r['hostile_clients']})")
     row("calls (per s)", lambda r: f"{r['calls']} ({r['calls_per_s']})")
     row("well-formed / GETs", lambda r: f"{r['values']} / {r['gets']}")
@@ -275,7 +322,7 @@ def summary(result: dict[str, Any]) -> str:
         if not r["ready"]:
             lines.append(f"  {name}: the service was not ready within {READY_TIMEOUT:g} s")
     if "broken_bounds" in result:
-        lines.append(f"  bounds {result['bounds']}: " + ("; ".join(result["broken_bounds"]) or "all kept"))
+        lines.append(f"  bounds {result.get('bounds', {})}: " + ("; ".join(result["broken_bounds"]) or "all kept"))
     return "\n".join(lines)
 
 
@@ -298,17 +345,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-p99-ratio", type=float, default=MAX_P99_RATIO, help="bound: hostile p99 / plain p99")
     parser.add_argument("--min-calls-ratio", type=float, default=MIN_CALLS_RATIO, help="bound: calls, hostile/plain")
     parser.add_argument("--max-rss-mb", type=float, default=MAX_RSS_MB, help="bound: the hostile run's peak RSS")
+    parser.add_argument("--replicas", type=int, default=1, help="service processes, over one Redis when above 1")
+    parser.add_argument(
+        "--max-per-document", type=float, default=None, help="bound: upstream requests per document, shared run"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON line after the summary")
     args = parser.parse_args(argv)
     if not (10 <= args.clients <= 5000 and 0 < args.seconds <= 3600 and 0 <= args.failure_rate <= 1):
         parser.error("--clients 10..5000, --seconds 0..3600, --failure-rate 0..1")
+    if not 1 <= args.replicas <= 8:
+        parser.error("--replicas 1..8")
     if not (0 <= args.hostile <= 0.5 and 0 <= args.index_projects <= 200_000 and 0 < args.answer_mb <= 100):
         parser.error("--hostile 0..0.5, --index-projects 0..200000, --answer-mb 0..100")
     result = run(args)
     print(summary(result), flush=True)
     if args.json:
         print(json.dumps(result), flush=True)
-    runs = [result["plain"]] + ([result["hostile"]] if "hostile" in result else [])
+    runs = [result[name] for name in ("plain", "hostile", "unshared") if name in result]
     return 0 if all(well(r) for r in runs) and not result.get("broken_bounds") else 1
 
 

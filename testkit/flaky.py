@@ -23,6 +23,8 @@ __all__ = ["FlakyIndex", "UpstreamStats"]
 class UpstreamStats:
     requests: int = 0
     failures: Counter[str] = field(default_factory=Counter)
+    # Requests per path (query included), kept apart from the fake's own log, which is cleared as it grows.
+    paths: Counter[str] = field(default_factory=Counter)
 
 
 class FlakyIndex:
@@ -39,6 +41,8 @@ class FlakyIndex:
             await self.fake(scope, receive, send)
             return
         self.stats.requests += 1
+        path = scope["path"] + ("?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else "")
+        self.stats.paths[path] += 1
         if len(self.fake.requests) > 1000:  # the fake logs every request: keep this process's memory flat
             self.fake.requests.clear()
         roll = self.random.random()
