@@ -140,8 +140,8 @@ class SharedCircuit:
         elif guard.tripped and guard.origin in self.published:
             self.published.discard(guard.origin)
             guard.closed_elsewhere()
-        elif guard.tripped:
-            await self._publish(guard, _Mark(tripped=False, openings=guard.openings - 1, resume_at=guard.resume_at))
+        elif guard.tripped:  # opened here while Redis was away: news for the others still
+            await self._publish(guard, _Mark(tripped=False, openings=0, resume_at=guard.resume_at), reopened=True)
         if paused > 0:
             guard.paused_elsewhere(paused / 1000)
 
@@ -163,15 +163,15 @@ class SharedCircuit:
         if self.shared is not None:
             await self._publish(guard, mark)
 
-    async def _publish(self, guard: Guard, mark: _Mark) -> None:
-        """What changed in `guard` since `mark`, told to every replica: opened, closed, paused, or a probe that
-        ended with no word on the upstream (the next request anywhere probes)."""
+    async def _publish(self, guard: Guard, mark: _Mark, *, reopened: bool = False) -> None:
+        """What changed in `guard` since `mark`, told to every replica: opened (or, `reopened`, open still),
+        closed, paused, or a probe that ended with no word on the upstream (the next request anywhere probes)."""
         shared = self.shared
         assert shared is not None
         keys = self._keys(shared, guard.origin)
         cooldown = max(0.0, guard.open_until - guard.clock())
         wait = guard.resume_at - guard.clock()
-        opened = guard.tripped and guard.openings > mark.openings
+        opened = guard.tripped and (reopened or guard.openings > mark.openings)
         closed = mark.tripped and not guard.tripped
 
         async def write(client: redis.asyncio.Redis) -> None:
