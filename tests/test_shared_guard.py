@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -258,6 +260,23 @@ async def test_the_files_hosts_circuit_is_apart_from_the_indexs(redis_url: str) 
         assert other.upstream.guards[FILES].state == "open" and other.guard.state == "closed"
 
 
+async def test_a_file_streamed_by_one_replica_opens_the_files_hosts_circuit_for_the_others_streams(
+    redis_url: str,
+) -> None:
+    fake = FakeIndex()
+    fake.fail("/packages/*", status=502)
+    wheel = f"{FILES}/packages/aa/bb/roundup-1.6.0.tar.gz"
+    async with replicas(redis_url, httpx.ASGITransport(app=fake)) as (one, other):
+        for _ in range(2):
+            async with one.upstream.stream(wheel) as response:
+                assert response.status_code == 502  # the client's to see; the files host's circuit counts it
+        with pytest.raises(UpstreamUnavailable) as refused:
+            async with other.upstream.stream(wheel):
+                pass
+        assert refused.value.reason == "the upstream (https://files.upstream.test) keeps failing; the circuit is open"
+        assert asked(fake, "/packages/*") == 2
+
+
 async def test_a_replica_that_never_asked_the_files_host_shows_its_circuit_open(redis_url: str) -> None:
     fake = FakeIndex()
     fake.fail("/packages/*", status=503)
@@ -287,6 +306,21 @@ async def test_redis_killed_mid_run_each_replica_guards_alone_then_they_share_ag
         assert await one.reason(ROUNDUP) == OPEN  # and the circuit it opened meanwhile is told to the other
         assert await other.reason(HTTPX) == OPEN
         assert asked(fake) == 3
+
+
+async def test_a_redis_that_stops_answering_costs_a_request_its_timeout_once(own_redis: RedisServer) -> None:
+    fake = FakeIndex()
+    async with replicas(own_redis.url, httpx.ASGITransport(app=fake), count=1, cache_timeout=0.05) as (one,):
+        assert own_redis.process is not None
+        own_redis.process.send_signal(signal.SIGSTOP)  # alive, connected, and silent
+        try:
+            started = time.monotonic()
+            assert (await one.upstream.get(ROUNDUP)).status == 200
+            assert (await one.upstream.get(HTTPX)).status == 200  # Redis is away now: not waited for again
+            assert time.monotonic() - started < 1
+            assert not one.shared.available
+        finally:
+            own_redis.process.send_signal(signal.SIGCONT)
 
 
 async def test_redis_away_from_the_start_leaves_each_replica_its_own_guard(own_redis: RedisServer) -> None:
