@@ -39,6 +39,8 @@ METADATA = f"{FILES}/packages/aa/bb/roundup-1.6.0.tar.gz.metadata"
 OPEN = "the upstream (https://upstream.test) keeps failing; the circuit is open"
 UNAVAILABLE = (-32403, "server error; service unavailable")
 
+pytestmark = pytest.mark.anyio
+
 
 @dataclass
 class Replica:
@@ -90,9 +92,6 @@ def failing_index() -> FakeIndex:
 
 def asked(fake: FakeIndex, pattern: str = "/pypi/*") -> int:
     return fake.count(pattern)
-
-
-pytestmark = pytest.mark.anyio
 
 
 async def test_a_circuit_opened_on_one_replica_refuses_on_the_other_without_asking(redis_url: str) -> None:
