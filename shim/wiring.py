@@ -85,8 +85,15 @@ def guard_config(settings: Settings) -> GuardConfig:
     )
 
 
-def upstream_for(settings: Settings, client: httpx.AsyncClient, guard: Guard | None = None) -> Upstream:
-    """The upstream client over `client`, with the settings' limits (and `guard`, else one of its own)."""
+def upstream_for(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    guard: Guard | None = None,
+    *,
+    shared: SharedRedis | None = None,
+) -> Upstream:
+    """The upstream client over `client`, with the settings' limits (and `guard`, else one of its own); with
+    `shared`, its circuits and pauses are the other replicas' too."""
     guard = guard if guard is not None else Guard(guard_config(settings))
     return Upstream(
         client,
@@ -94,6 +101,7 @@ def upstream_for(settings: Settings, client: httpx.AsyncClient, guard: Guard | N
         guard=guard,
         max_bytes=settings.max_document_bytes,
         optional_deadline=settings.upstream_timeout,
+        shared=shared,
     )
 
 
@@ -106,7 +114,8 @@ def build_services(
     """The upstream client, the Simple index, the document cache and store, and the catalog, wired together;
     `catalog_connection_factory` opens the catalog's file."""
     client = build_client(timeout=settings.upstream_timeout, ca_bundle=settings.ca_bundle, transport=transport)
-    upstream = upstream_for(settings, client)
+    shared = shared_store(settings)
+    upstream = upstream_for(settings, client, shared=shared)
     index = SimpleIndex(upstream, refresh_every=settings.index_refresh)
     cache = DocumentCache(
         MemoryStorage(settings.cache_max_bytes),
@@ -137,7 +146,7 @@ def build_services(
         ready,
         election,
         Observations(observer, ready=ready),
-        shared_store(settings),
+        shared,
     )
     return services, client
 

@@ -22,11 +22,13 @@ import httpx
 
 from shim import __version__, encodings
 from shim.errors import UpstreamMalformed, UpstreamUnavailable
+from shim.shared.store import SharedRedis
 from shim.upstream.answers import Fetched, Ranged, origin, origin_label, passed_headers
 from shim.upstream.names import path_segment
 from shim.upstream.optional import OptionalReads
 from shim.upstream.parsers import serial_value
 from shim.upstream.resilience import Guard, retry_after
+from shim.upstream.shared_guard import SharedCircuit
 from shim.upstream.urls import UpstreamURL, redact_url
 
 __all__ = [
@@ -104,6 +106,7 @@ class Upstream:
         guard: Guard,
         max_bytes: int,
         optional_deadline: float | None = None,
+        shared: SharedRedis | None = None,
     ) -> None:
         self.client = client
         self.base = upstream.base
@@ -111,6 +114,7 @@ class Upstream:
         if not guard.origin:
             guard.origin = origin_label(self.base)
         self.guards: dict[str, Guard] = {guard.origin: guard}
+        self.circuit = SharedCircuit(shared)  # every origin's circuit and pause, shared with the other replicas
         self.max_bytes = max_bytes
         # An optional read (one the answer does without) gets one attempt, within this: never the retries and
         # the whole deadline a document the answer needs may take.
@@ -200,40 +204,39 @@ class Upstream:
         read: BodyReader | None,
     ) -> Fetched:
         for attempt in range(retries + 1):
-            # The pause is waited out before the circuit admits: a request it refuses is never the probe.
-            refused = guard.refusal() or await guard.pause(deadline) or guard.admit()
-            if refused:
-                raise UpstreamUnavailable(redact_url(url), refused)
-            probe = guard.probing
-            # Every ending of an admitted request settles the circuit, or a probe that never settles
-            # would keep it half-open, refusing everyone, for ever.
-            try:
-                async with guard.slots:
-                    fetched = await self._once(url, headers, read)
-            except _Retryable as exc:
-                guard.failed()
-                if exc.retry_after is not None:
-                    guard.throttled(exc.retry_after)
-                if attempt == retries:
-                    raise UpstreamUnavailable(redact_url(url), exc.reason) from None
-                guard.count("retries")
-                await guard.sleep(guard.backoff(attempt))
-                continue
-            except (UpstreamMalformed, _RedirectRefused):
-                guard.succeeded()  # an answer, if not a usable one: the upstream is up
-                raise
-            except asyncio.CancelledError:
-                # Cut off by the deadline: no answer in time. Cancelled from outside (shutting down): no word.
-                if timeout.expired():
+            # The pause is waited out before the circuit admits: a request it refused is never the probe. What the
+            # other replicas found is adopted first, and what this request teaches the guard is told to them.
+            async with self.circuit.attempt(guard, redact_url(url), deadline):
+                probe = guard.probing
+                # Every ending of an admitted request settles the circuit, or a probe that never settles
+                # would keep it half-open, refusing everyone, for ever.
+                try:
+                    async with guard.slots:
+                        fetched = await self._once(url, headers, read)
+                except _Retryable as exc:
                     guard.failed()
-                elif probe:
-                    guard.released()
-                raise
-            except BaseException:
-                guard.failed()  # UpstreamUnavailable, and whatever else a broken upstream brings
-                raise
-            guard.succeeded()
-            return fetched
+                    if exc.retry_after is not None:
+                        guard.throttled(exc.retry_after)
+                    if attempt == retries:
+                        raise UpstreamUnavailable(redact_url(url), exc.reason) from None
+                    guard.count("retries")
+                except (UpstreamMalformed, _RedirectRefused):
+                    guard.succeeded()  # an answer, if not a usable one: the upstream is up
+                    raise
+                except asyncio.CancelledError:
+                    # Cut off by the deadline: no answer in time. Cancelled from outside (shutting down): no word.
+                    if timeout.expired():
+                        guard.failed()
+                    elif probe:
+                        guard.released()
+                    raise
+                except BaseException:
+                    guard.failed()  # UpstreamUnavailable, and whatever else a broken upstream brings
+                    raise
+                else:
+                    guard.succeeded()
+                    return fetched
+            await guard.sleep(guard.backoff(attempt))  # told to the others first: no one waits for a retry's back-off
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _once(self, url: str, headers: dict[str, str], read: BodyReader | None = None) -> Fetched:
@@ -342,22 +345,20 @@ class Upstream:
         # Not retried (a client's download is the client's to retry), but its origin's circuit is honoured
         # and fed: a files host that is down is refused at once, and never trips the index's circuit.
         guard = self.guard_for(url)
-        refused = guard.admit()
-        if refused:
-            raise UpstreamUnavailable(redact_url(url), refused)
-        request = self.client.build_request("GET", url, headers=headers or {})
-        try:
-            response = await self.client.send(request, auth=auth or httpx.USE_CLIENT_DEFAULT, stream=True)
-        except httpx.HTTPError as exc:
-            guard.failed()
-            raise UpstreamUnavailable(redact_url(url), f"{type(exc).__name__}: {exc}") from None
-        except BaseException:
-            guard.released()
-            raise
-        if response.status_code >= 500:
-            guard.failed()
-        else:
-            guard.succeeded()
+        async with self.circuit.attempt(guard, redact_url(url)):
+            request = self.client.build_request("GET", url, headers=headers or {})
+            try:
+                response = await self.client.send(request, auth=auth or httpx.USE_CLIENT_DEFAULT, stream=True)
+            except httpx.HTTPError as exc:
+                guard.failed()
+                raise UpstreamUnavailable(redact_url(url), f"{type(exc).__name__}: {exc}") from None
+            except BaseException:
+                guard.released()
+                raise
+            if response.status_code >= 500:
+                guard.failed()
+            else:
+                guard.succeeded()
         try:
             yield response
         finally:

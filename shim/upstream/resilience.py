@@ -11,7 +11,9 @@
 - At most `max_concurrent` requests are in flight at once.
 
 One guard per origin (the index, its files host): a files host that fails never refuses a request to the
-index, nor the reverse. `Guard.sibling` makes another origin's guard, on the same limits and clock.
+index, nor the reverse. `Guard.sibling` makes another origin's guard, on the same limits and clock. Replicas
+sharing a Redis (SHIM_CACHE_URL) tell each other's guards what they learn: shim.upstream.shared_guard, through the
+`..._elsewhere` methods here.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ class Guard:
     open_until: float = 0.0
     resume_at: float = 0.0  # the shared back-off after a 429/503
     probing: bool = False
+    openings: int = 0  # times the circuit opened (or a probe failed): each is news for the other replicas
     counters: dict[str, int] = field(default_factory=dict)
     _slots: asyncio.Semaphore | None = None
 
@@ -89,25 +92,33 @@ class Guard:
         self.counters[what] = self.counters.get(what, 0) + 1
 
     @property
+    def tripped(self) -> bool:
+        """Open or half-open: enough failures in a row, and no answer since."""
+        return self.failures >= self.config.threshold
+
+    @property
     def state(self) -> str:
-        if self.failures >= self.config.threshold:
+        if self.tripped:
             return "half-open" if self.clock() >= self.open_until else "open"
         return "closed"
 
     def refusal(self) -> str | None:
         """Why the circuit lets no request go now (open, or its probe is out); None when one may go."""
-        if self.failures < self.config.threshold:
+        if not self.tripped:
             return None
         if self.clock() < self.open_until or self.probing:
-            self.count("refused_by_circuit")
-            return f"{self._named} keeps failing; the circuit is open"
+            return self._refused()
         return None
+
+    def _refused(self) -> str:
+        self.count("refused_by_circuit")
+        return f"{self._named} keeps failing; the circuit is open"
 
     def admit(self) -> str | None:
         """None when a request may go now, which makes it the probe of a half-open circuit; else why not.
         Every request admitted must end in `succeeded`, `failed` or `released`."""
         refused = self.refusal()
-        if refused is None and self.failures >= self.config.threshold:
+        if refused is None and self.tripped:
             self.probing = True  # this request is the probe
         return refused
 
@@ -136,7 +147,7 @@ class Guard:
         self.count("throttled")
 
     def succeeded(self) -> None:
-        if self.failures >= self.config.threshold:
+        if self.tripped:
             logger.info("%s answers again: circuit closed", self._named)
         self.failures = 0
         self.probing = False
@@ -155,7 +166,31 @@ class Guard:
             log(
                 "%s failed %d times in a row: circuit open for %.0f s", self._named, self.failures, self.config.cooldown
             )
+            self.openings += 1
         self.probing = False
+
+    def opened_elsewhere(self, remaining: float) -> None:
+        """Another replica opened the circuit (or it is half-open there): open here too, for `remaining` seconds."""
+        if not self.tripped:
+            logger.info("%s: circuit opened by another replica", self._named)
+            self.failures = self.config.threshold
+            self.count("opened_elsewhere")
+        self.open_until = self.clock() + remaining
+
+    def closed_elsewhere(self) -> None:
+        """Another replica's probe had an answer: the circuit is closed here too."""
+        logger.info("%s answers again: circuit closed by another replica", self._named)
+        self.failures = 0
+        self.probing = False
+
+    def paused_elsewhere(self, remaining: float) -> None:
+        """Another replica was asked to wait: every caller here waits as long (a pause is only ever lengthened)."""
+        self.resume_at = max(self.resume_at, self.clock() + remaining)
+
+    def refused_elsewhere(self) -> str:
+        """This request would have probed, but another replica's probe is out: refused as an open circuit refuses."""
+        self.probing = False
+        return self._refused()
 
     @property
     def _named(self) -> str:

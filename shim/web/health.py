@@ -35,6 +35,7 @@ async def health(request: Request) -> Response:
     problem = state.problem
     store = services.store
     upstream = store.upstream
+    await upstream.circuit.look(upstream.guards, upstream.guard_for)  # a circuit another replica opened, open here
     capabilities: dict[str, object] = {
         "json_simple": None if snapshot is None else snapshot.is_json,
         "serials": None if snapshot is None else snapshot.listing.serials is not None,
