@@ -36,6 +36,7 @@ from shim.upstream.client import Upstream, build_client
 from shim.upstream.documents import DocumentStore
 from shim.upstream.file_metadata import ArchiveLimits
 from shim.upstream.resilience import Guard, GuardConfig
+from shim.upstream.shared_documents import LOCK_SLACK, SharedDocumentCache
 from shim.upstream.simple_index import SimpleIndex
 from shim.xmlrpc.context import Services
 
@@ -107,14 +108,9 @@ def build_services(
     `catalog_connection_factory` opens the catalog's file."""
     client = build_client(timeout=settings.upstream_timeout, ca_bundle=settings.ca_bundle, transport=transport)
     upstream = upstream_for(settings, client)
+    shared = shared_store(settings)
     index = SimpleIndex(upstream, refresh_every=settings.index_refresh)
-    cache = DocumentCache(
-        MemoryStorage(settings.cache_max_bytes),
-        soft_ttl=settings.cache_soft_ttl,
-        hard_ttl=settings.cache_hard_ttl,
-        not_found_ttl=settings.not_found_ttl,
-        stale_if_error=settings.stale_if_error,
-    )
+    cache = document_cache(settings, shared)
     adopt_former_catalog(settings)
     catalog = CatalogReader(
         settings.catalog_path, connection_factory=catalog_connection_factory, upstream=settings.upstream
@@ -137,7 +133,7 @@ def build_services(
         ready,
         election,
         Observations(observer, ready=ready),
-        shared_store(settings),
+        shared,
     )
     return services, client
 
@@ -147,6 +143,26 @@ def shared_store(settings: Settings) -> SharedRedis | None:
     if settings.cache_url is None:
         return None
     return SharedRedis(settings.cache_url, timeout=settings.cache_timeout, upstream_base=settings.upstream.base)
+
+
+def document_cache(settings: Settings, shared: SharedRedis | None) -> DocumentCache:
+    """The document cache: in process, and with `shared` its second level on Redis (the lock of a fetch lasting
+    the upstream deadline and a margin: see shim.upstream.shared_documents, also for Redis's `maxmemory`)."""
+    storage = MemoryStorage(settings.cache_max_bytes)
+    soft, hard, not_found = settings.cache_soft_ttl, settings.cache_hard_ttl, settings.not_found_ttl
+    if shared is None:
+        return DocumentCache(
+            storage, soft_ttl=soft, hard_ttl=hard, not_found_ttl=not_found, stale_if_error=settings.stale_if_error
+        )
+    return SharedDocumentCache(
+        storage,
+        shared=shared,
+        lock_timeout=settings.upstream_deadline + LOCK_SLACK,
+        soft_ttl=soft,
+        hard_ttl=hard,
+        not_found_ttl=not_found,
+        stale_if_error=settings.stale_if_error,
+    )
 
 
 def follow_catalog(store: DocumentStore, catalog: CatalogReader, *, following: bool) -> None:
