@@ -37,6 +37,8 @@ from shim.upstream.documents import DocumentStore
 from shim.upstream.file_metadata import ArchiveLimits
 from shim.upstream.resilience import Guard, GuardConfig
 from shim.upstream.shared_documents import LOCK_SLACK, SharedDocumentCache
+from shim.upstream.shared_index import LOCK_SLACK as INDEX_LOCK_SLACK
+from shim.upstream.shared_index import SharedIndex
 from shim.upstream.simple_index import SimpleIndex
 from shim.xmlrpc.context import Services
 
@@ -109,7 +111,7 @@ def build_services(
     client = build_client(timeout=settings.upstream_timeout, ca_bundle=settings.ca_bundle, transport=transport)
     upstream = upstream_for(settings, client)
     shared = shared_store(settings)
-    index = SimpleIndex(upstream, refresh_every=settings.index_refresh)
+    index = SimpleIndex(upstream, refresh_every=settings.index_refresh, shared=shared_index(settings, shared))
     cache = document_cache(settings, shared)
     adopt_former_catalog(settings)
     catalog = CatalogReader(
@@ -163,6 +165,13 @@ def document_cache(settings: Settings, shared: SharedRedis | None) -> DocumentCa
         not_found_ttl=not_found,
         stale_if_error=settings.stale_if_error,
     )
+
+
+def shared_index(settings: Settings, shared: SharedRedis | None) -> SharedIndex | None:
+    """The Simple index's copy on Redis, which replicas take in turn to fetch (None: each fetches its own)."""
+    if shared is None:
+        return None
+    return SharedIndex(shared, lock_timeout=settings.upstream_deadline + INDEX_LOCK_SLACK)
 
 
 def follow_catalog(store: DocumentStore, catalog: CatalogReader, *, following: bool) -> None:

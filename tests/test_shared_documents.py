@@ -5,80 +5,28 @@ entry from either level; what Redis keeps and for how long; and every call answe
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import pytest
+from starlette.testclient import TestClient
 
+from shim.app import create_app
 from shim.shared.address import RedisURL
 from shim.shared.records import Record, SharedRecords
-from shim.shared.store import SharedRedis
 from shim.upstream.cache import DocumentCache
-from shim.upstream.documents import DocumentStore
-from shim.upstream.shared_documents import SharedDocumentCache
 from shim.wiring import build_services
-from shim.xmlrpc.context import Services
 from testkit.fakeindex import FakeIndex
 from testkit.redisserver import RedisServer
 
 from .clock import FakeClock
-from .helpers import make_settings
+from .helpers import call, make_settings
+from .replicas import replicas
 
 pytestmark = pytest.mark.anyio
 
 PROJECT = "/pypi/roundup/json"
 KEY = "project:roundup"
-
-
-@dataclass
-class Replica:
-    services: Services
-    client: httpx.AsyncClient
-
-    @property
-    def store(self) -> DocumentStore:
-        return self.services.store
-
-    @property
-    def cache(self) -> SharedDocumentCache:
-        cache = self.services.store.cache
-        assert isinstance(cache, SharedDocumentCache)
-        return cache
-
-    @property
-    def shared(self) -> SharedRedis:
-        assert self.services.shared is not None
-        return self.services.shared
-
-
-@contextlib.asynccontextmanager
-async def replicas(
-    url: str, fake: FakeIndex, clock: FakeClock, count: int = 2, **settings: Any
-) -> AsyncIterator[list[Replica]]:
-    """`count` replicas of the service's stack (as shim.wiring builds it) over one Redis and one fake index, their
-    caches on `clock`."""
-    built = []
-    for _ in range(count):
-        services, client = build_services(
-            make_settings(cache_url=RedisURL.parse(url), **settings), httpx.ASGITransport(app=fake)
-        )
-        services.store.cache.clock = clock
-        services.index.clock = clock
-        replica = Replica(services, client)
-        await replica.shared.connect(required=False)
-        replica.cache.poll = 0.005
-        built.append(replica)
-    try:
-        yield built
-    finally:
-        for replica in built:
-            await replica.shared.close()
-            await replica.client.aclose()
-            replica.services.catalog.close()
 
 
 @pytest.fixture
@@ -266,3 +214,16 @@ def test_without_a_cache_url_the_cache_stays_in_process(fake: FakeIndex) -> None
     assert type(services.store.cache) is DocumentCache
     assert services.shared is None
     services.catalog.close()
+
+
+def test_two_services_over_one_redis_ask_the_upstream_once_for_a_call_on_each(redis_url: str, fake: FakeIndex) -> None:
+    apps = [
+        create_app(make_settings(cache_url=RedisURL.parse(redis_url)), transport=httpx.ASGITransport(app=fake))
+        for _ in range(2)
+    ]
+    with TestClient(apps[0]) as first, TestClient(apps[1]) as second:
+        assert call(first, "package_releases", "roundup") == ["1.6.1"]
+        assert call(second, "package_releases", "roundup") == ["1.6.1"]
+        assert call(second, "release_urls", "roundup", "1.6.0") == call(first, "release_urls", "roundup", "1.6.0")
+        assert first.get("/healthz").json()["shared"]["state"] == "shared"
+    assert fake.count(PROJECT) == 1
