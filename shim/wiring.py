@@ -141,7 +141,16 @@ def build_services(
 
 
 def shared_store(settings: Settings) -> SharedRedis | None:
-    """The Redis every replica shares (SHIM_CACHE_URL), or None: everything in process."""
+    """The Redis every replica shares (SHIM_CACHE_URL), or None: everything in process.
+
+    What it holds is bounded by TTLs (every key of the cache's has one): each document cached, for as long as the
+    cache's policy can use it (shim.upstream.shared_documents), a few KB compressed for a typical project's JSON and
+    at most its `MAX_SHARED_BYTES` for the largest; the Simple index once, for `KEEP` refresh intervals
+    (shim.upstream.shared_index), about 7 MB compressed for the whole public index (some 30 MB of JSON; twice that
+    for a moment while a new copy replaces the old); beside them the rate-limit windows and the upstream's circuit,
+    small. Give Redis a `maxmemory` that holds the documents of the working set and the index (256 MB covers tens of
+    thousands of project documents), with `maxmemory-policy allkeys-lru` (or `volatile-lru`), so that a full Redis
+    evicts the least recently used entry, which is fetched again, rather than refusing writes."""
     if settings.cache_url is None:
         return None
     return SharedRedis(settings.cache_url, timeout=settings.cache_timeout, upstream_base=settings.upstream.base)

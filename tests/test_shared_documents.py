@@ -5,16 +5,20 @@ entry from either level; what Redis keeps and for how long; and every call answe
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+from typing import Any
 
 import httpx
 import pytest
 from starlette.testclient import TestClient
 
 from shim.app import create_app
+from shim.errors import UpstreamError
 from shim.shared.address import RedisURL
 from shim.shared.records import Record, SharedRecords
 from shim.upstream.cache import DocumentCache
+from shim.upstream.shared_documents import LOCK_SLACK
 from shim.wiring import build_services
 from testkit.fakeindex import FakeIndex
 from testkit.redisserver import RedisServer
@@ -59,9 +63,22 @@ async def test_twenty_concurrent_misses_over_both_replicas_are_one_request(
 ) -> None:
     fake.slow(PROJECT, 0.05)
     async with replicas(redis_url, fake, clock) as (a, b):
+        attempts = []
+        for replica in (a, b):
+            take = replica.cache.records.acquire
+
+            async def counted(name: str, timeout: float, take: Any = take) -> str | None:
+                attempts.append(name)
+                token: str | None = await take(name, timeout)
+                return token
+
+            replica.cache.records.acquire = counted  # type: ignore[method-assign]
         docs = await asyncio.gather(*((a if i % 2 else b).store.project("roundup") for i in range(20)))
     assert {doc.version for doc in docs if doc is not None} == {"1.6.1"}
     assert fake.count(PROJECT) == 1
+    # In process the misses still share one load: one lock attempt each, and one parse on the replica that waited.
+    assert len(attempts) <= 3  # the waiter tries once more only when it finds nothing stored
+    assert len({id(doc) for doc in docs[0::2]}) == len({id(doc) for doc in docs[1::2]}) == 1
 
 
 async def test_a_revalidation_after_the_soft_ttl_is_one_conditional_request_for_both(
@@ -108,11 +125,64 @@ async def test_a_shared_entry_lives_as_long_as_the_policy_can_use_it(
         assert client.pttl(a.cache.records.lock_key(KEY)) == -2  # released
 
 
+async def test_the_same_policy_holds_for_an_entry_from_either_level(
+    redis_url: str, fake: FakeIndex, clock: FakeClock
+) -> None:
+    """A serial the Simple index shows above the shared entry's sends the replica that sees it to the upstream, and
+    the other takes its copy once its own index shows the serial too."""
+    async with replicas(redis_url, fake, clock, cache_soft_ttl=3600, cache_hard_ttl=7200) as (a, b):
+        await a.index.current()
+        await b.index.current()
+        assert (await a.store.project("roundup")) is not None
+        fake.add_release("roundup", "1.7.0", files=[])
+        clock.advance(a.index.refresh_every + 1)
+        await b.index.refresh()
+        newer = await b.store.project("roundup")
+        assert newer is not None and newer.version == "1.7.0"
+        older = await a.store.project("roundup")  # its own index shows no change yet: its fresh copy holds
+        assert older is not None and older.version == "1.6.1"
+        await a.index.refresh()  # takes b's copy of the index, and with it the new serial
+        adopted = await a.store.project("roundup")
+        assert adopted is not None and adopted.version == "1.7.0"
+    assert fake.count(PROJECT) == 2
+    assert fake.count("/simple/") == 2
+
+
+async def test_a_shared_copy_past_its_soft_ttl_is_served_stale_when_the_upstream_fails(
+    redis_url: str, fake: FakeIndex, clock: FakeClock
+) -> None:
+    settings = {"cache_soft_ttl": 60, "stale_if_error": 3600, "upstream_retries": 0}
+    async with replicas(redis_url, fake, clock, **settings) as (a, b):
+        await a.store.project("roundup")
+        clock.advance(61)
+        fake.fail(PROJECT, status=503)
+        doc = await b.store.project("roundup")  # never held here: adopted from Redis, and within stale-if-error
+        assert doc is not None and doc.version == "1.6.1"
+        assert b.cache.stale_served == 1
+        clock.advance(3600)
+        with pytest.raises(UpstreamError):
+            await b.store.project("roundup")
+
+
+async def test_an_adopted_project_document_is_told_to_the_catalog_as_a_fetched_one_is(
+    redis_url: str, fake: FakeIndex, clock: FakeClock
+) -> None:
+    async with replicas(redis_url, fake, clock) as (a, b):
+        told: list[tuple[str, str]] = []
+        a.store.on_project = lambda name, doc: told.append(("a", doc.version))
+        b.store.on_project = lambda name, doc: told.append(("b", doc.version))
+        await a.store.project("roundup")
+        await b.store.project("roundup")
+        await b.store.project("roundup", by_catalog=True)
+    assert told == [("a", "1.6.1"), ("b", "1.6.1")]
+
+
 @pytest.mark.parametrize("left_for", [150, None], ids=["expiring", "never expiring"])
 async def test_a_lock_left_by_a_dead_holder_delays_the_others_at_most_the_lock_timeout(
     redis_url: str, redis_server: RedisServer, fake: FakeIndex, clock: FakeClock, left_for: int | None
 ) -> None:
     async with replicas(redis_url, fake, clock, count=1) as (a,):
+        assert a.cache.lock_timeout == make_settings().upstream_deadline + LOCK_SLACK
         a.cache.lock_timeout = 0.15
         redis_server.client().set(a.cache.records.lock_key(KEY), "a replica that died", px=left_for)
         started = time.monotonic()
@@ -128,7 +198,7 @@ async def test_a_large_body_is_stored_compressed_in_parts_and_read_back_byte_for
     async with replicas(redis_url, fake, clock, count=1) as (a,):
         records = SharedRecords(a.shared, "test")
         compressible = b"".join(b'{"version": "1.%d", "files": []},' % i for i in range(100_000))
-        incompressible = bytes(range(256)) * 1 + __import__("os").urandom(1_500_000)
+        incompressible = os.urandom(1_500_000)  # three parts as it is
         for name, body in (("json", compressible), ("random", incompressible), ("small", b"{}")):
             assert await records.write(name, Record({"fetched_at": 1.0, "n": name}, body), 60)
             read = await records.read(name)
@@ -140,7 +210,8 @@ async def test_a_large_body_is_stored_compressed_in_parts_and_read_back_byte_for
         assert await records.write("random", Record({"fetched_at": 2.0}, incompressible[::-1]), 60)
         read = await records.read("random")
         assert read is not None and read[1].body == incompressible[::-1]
-        assert len(redis_server.client().keys(a.shared.key("test-parts", "*"))) == 1
+        (parts,) = redis_server.client().keys(a.shared.key("test-parts", "*"))
+        assert 59_000 < redis_server.client().pttl(parts) <= 60_000  # parts expire with their record
 
 
 async def test_a_document_larger_than_the_shared_limit_is_kept_in_process_only(

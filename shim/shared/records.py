@@ -23,6 +23,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import redis.asyncio
+
 from shim.shared.store import SharedRedis
 
 __all__ = ["COMPRESS_ABOVE", "PART", "Header", "Record", "SharedRecords"]
@@ -122,7 +124,7 @@ class SharedRecords:
             return None
         header = _decode_header(raw)
         if header is None:
-            logger.warning("the shared %s record %s does not decode: taken as none", self.kind, name[:200])
+            logger.warning("a shared %s record does not decode: taken as none", self.kind)
         return header
 
     async def body(self, name: str, header: Header) -> bytes | None:
@@ -142,14 +144,22 @@ class SharedRecords:
         try:
             return await _off_loop(zlib.decompress, stored)
         except zlib.error:
-            logger.warning("the shared %s record %s does not decompress: taken as none", self.kind, name[:200])
+            logger.warning("a shared %s record does not decompress: taken as none", self.kind)
             return None
 
     async def _part(self, key: str, field: str) -> object:
         return await self.shared.run(lambda client: client.hget(key, field))
 
-    async def _put_part(self, key: str, field: str, piece: bytes) -> None:
-        await self.shared.run(lambda client: client.hset(key, field, piece))
+    async def _put_part(self, key: str, field: str, piece: bytes, milliseconds: int) -> None:
+        """One part, with the TTL of the whole: parts left by a write cut short expire with it."""
+
+        async def put(client: redis.asyncio.Redis) -> None:
+            async with client.pipeline(transaction=True) as pipeline:
+                pipeline.hset(key, field, piece)
+                pipeline.pexpire(key, milliseconds)
+                await pipeline.execute()
+
+        await self.shared.run(put)
 
     async def read(self, name: str) -> tuple[Header, Record] | None:
         header = await self.header(name)
@@ -175,11 +185,11 @@ class SharedRecords:
         generation = secrets.token_hex(8)
         parts_key = self._parts_key(name, generation)
         for start in range(0, len(stored), PART):
-            await self._put_part(parts_key, str(start // PART), stored[start : start + PART])
-        await self.shared.run(lambda client: client.pexpire(parts_key, milliseconds))
+            await self._put_part(parts_key, str(start // PART), stored[start : start + PART], milliseconds)
         parts = -(-len(stored) // PART)
         value = _encode_header(record.meta, compressed, parts, generation) + b"\n"
-        former = await self.shared.run(lambda client: client.set(key, value, px=milliseconds, get=True))
+        former = await self.shared.run(lambda client: client.get(key))
+        await self.shared.run(lambda client: client.set(key, value, px=milliseconds))
         previous = _decode_header(former) if isinstance(former, bytes) else None
         if previous is not None and previous.parts and previous.generation != generation:
             gone = self._parts_key(name, previous.generation)

@@ -17,11 +17,7 @@ stores (compressed) larger than `MAX_SHARED_BYTES` is kept locally only.
 
 Redis away (`SharedUnavailable`, at once while it is): the load goes on exactly as in process, never an error.
 
-What Redis needs: memory bounded by those TTLs, a few KB per cached project document (compressed JSON), more for
-the few very large projects (up to `MAX_SHARED_BYTES` each), and the Simple index once (shim.upstream.shared_index,
-a few MB compressed for the whole public index). Set `maxmemory` to what the working set needs (a few hundred MB
-covers tens of thousands of documents and the index) with `maxmemory-policy allkeys-lru` (or `volatile-lru`: every
-key of ours has a TTL), so that Redis evicts rather than refuses a write; an evicted entry is fetched again.
+What Redis needs for it (`maxmemory` and its policy): see `shim.wiring.shared_store`.
 """
 
 from __future__ import annotations
@@ -34,6 +30,7 @@ from collections.abc import Callable
 from shim.shared.records import Record, SharedRecords
 from shim.shared.store import SharedRedis, SharedUnavailable
 from shim.upstream.cache import Asked, DocumentCache, Entry, Loader, Storage
+from shim.upstream.urls import redact_url
 
 __all__ = ["LOCK_SLACK", "MAX_SHARED_BYTES", "POLL", "SharedDocumentCache", "entry_record", "record_entry"]
 
@@ -163,7 +160,7 @@ class SharedDocumentCache(DocumentCache):
             try:
                 await asked.adopt(found)
             except ValueError as exc:
-                logger.warning("the shared copy of %s is malformed, not used: %s", key[:200], exc)
+                logger.warning("the shared copy of %s is malformed, not used: %s", redact_url(key)[:200], exc)
                 return held
         await self.storage.set(key, found)
         return found
@@ -181,5 +178,7 @@ class SharedDocumentCache(DocumentCache):
         )
         if not shared and entry.status == 200 and self.shared_ttl(entry) > 0:
             logger.info(
-                "%s is larger than the shared cache keeps (%d bytes): kept in process", key[:200], len(entry.body)
+                "%s is larger than the shared cache keeps (%d bytes): kept in process",
+                redact_url(key)[:200],
+                len(entry.body),
             )
