@@ -177,6 +177,26 @@ async def test_an_adopted_project_document_is_told_to_the_catalog_as_a_fetched_o
     assert told == [("a", "1.6.1"), ("b", "1.6.1")]
 
 
+async def test_a_holder_whose_fetch_fails_lets_a_waiter_fetch_at_once(
+    redis_url: str, fake: FakeIndex, clock: FakeClock
+) -> None:
+    fake.slow(PROJECT, 0.05, times=1)
+    fake.fail(PROJECT, status=503, times=1)
+    async with replicas(redis_url, fake, clock, upstream_retries=0) as (a, b):
+        holder = asyncio.create_task(a.store.project("roundup"))
+        async with asyncio.timeout(5):
+            while not await a.cache.records.held(KEY):
+                await asyncio.sleep(0.001)
+        started = time.monotonic()
+        doc = await b.store.project("roundup")  # waits for the holder, finds nothing stored, and asks itself
+        waited = time.monotonic() - started
+        with pytest.raises(UpstreamError):
+            await holder
+    assert doc is not None and doc.version == "1.6.1"
+    assert waited < 1.0 < b.cache.lock_timeout
+    assert fake.count(PROJECT) == 2
+
+
 @pytest.mark.parametrize("left_for", [60, None], ids=["expiring", "never expiring"])
 async def test_a_lock_left_by_a_dead_holder_delays_the_others_at_most_the_lock_timeout(
     redis_url: str, redis_server: RedisServer, fake: FakeIndex, clock: FakeClock, left_for: int | None
