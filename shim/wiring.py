@@ -150,7 +150,8 @@ def shared_store(settings: Settings) -> SharedRedis | None:
     for a moment while a new copy replaces the old); beside them the rate-limit windows and the upstream's circuit,
     small. Give Redis a `maxmemory` that holds the documents of the working set and the index (256 MB covers tens of
     thousands of project documents), with `maxmemory-policy allkeys-lru` (or `volatile-lru`), so that a full Redis
-    evicts the least recently used entry, which is fetched again, rather than refusing writes."""
+    evicts the least recently used entry, which is fetched again, rather than refusing writes. A crawl
+    (SHIM_CRAWL_RATE) reads every project in turn, each kept for its TTL: then `maxmemory` is the bound."""
     if settings.cache_url is None:
         return None
     return SharedRedis(settings.cache_url, timeout=settings.cache_timeout, upstream_base=settings.upstream.base)

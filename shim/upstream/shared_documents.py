@@ -11,7 +11,7 @@ deadline and `LOCK_SLACK`: a replica that dies mid-fetch delays the others that 
 them fetches itself.
 
 On Redis an entry keeps its bytes-level fields only (status, body, URL, ETag, serial, content type, headers,
-fetched-at, floor), its body compressed above a kilobyte, for as long as the policy can still use it: the hard
+fetched-at, floor), its body compressed (shim.shared.records), for as long as the policy can still use it: the hard
 TTL, or the soft TTL and SHIM_STALE_IF_ERROR when longer, for a 200; SHIM_NOT_FOUND_TTL for a 404. A document that
 stores (compressed) larger than `MAX_SHARED_BYTES` is kept locally only.
 
