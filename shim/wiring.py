@@ -36,6 +36,9 @@ from shim.upstream.client import Upstream, build_client
 from shim.upstream.documents import DocumentStore
 from shim.upstream.file_metadata import ArchiveLimits
 from shim.upstream.resilience import Guard, GuardConfig
+from shim.upstream.shared_documents import LOCK_SLACK, SharedDocumentCache
+from shim.upstream.shared_index import LOCK_SLACK as INDEX_LOCK_SLACK
+from shim.upstream.shared_index import SharedIndex
 from shim.upstream.simple_index import SimpleIndex
 from shim.xmlrpc.context import Services
 
@@ -116,14 +119,8 @@ def build_services(
     client = build_client(timeout=settings.upstream_timeout, ca_bundle=settings.ca_bundle, transport=transport)
     shared = shared_store(settings)
     upstream = upstream_for(settings, client, shared=shared)
-    index = SimpleIndex(upstream, refresh_every=settings.index_refresh)
-    cache = DocumentCache(
-        MemoryStorage(settings.cache_max_bytes),
-        soft_ttl=settings.cache_soft_ttl,
-        hard_ttl=settings.cache_hard_ttl,
-        not_found_ttl=settings.not_found_ttl,
-        stale_if_error=settings.stale_if_error,
-    )
+    index = SimpleIndex(upstream, refresh_every=settings.index_refresh, shared=shared_index(settings, shared))
+    cache = document_cache(settings, shared)
     adopt_former_catalog(settings)
     catalog = CatalogReader(
         settings.catalog_path, connection_factory=catalog_connection_factory, upstream=settings.upstream
@@ -152,10 +149,47 @@ def build_services(
 
 
 def shared_store(settings: Settings) -> SharedRedis | None:
-    """The Redis every replica shares (SHIM_CACHE_URL), or None: everything in process."""
+    """The Redis every replica shares (SHIM_CACHE_URL), or None: everything in process.
+
+    What it holds is bounded by TTLs (every key of the cache's has one): each document cached, for as long as the
+    cache's policy can use it (shim.upstream.shared_documents), a few KB compressed for a typical project's JSON and
+    at most its `MAX_SHARED_BYTES` for the largest; the Simple index once, for `KEEP` refresh intervals
+    (shim.upstream.shared_index), about 7 MB compressed for the whole public index (some 30 MB of JSON; twice that
+    for a moment while a new copy replaces the old); beside them the rate-limit windows and the upstream's circuit,
+    small. Give Redis a `maxmemory` that holds the documents of the working set and the index (256 MB covers tens of
+    thousands of project documents), with `maxmemory-policy allkeys-lru` (or `volatile-lru`), so that a full Redis
+    evicts the least recently used entry, which is fetched again, rather than refusing writes. A crawl
+    (SHIM_CRAWL_RATE) reads every project in turn, each kept for its TTL: then `maxmemory` is the bound."""
     if settings.cache_url is None:
         return None
     return SharedRedis(settings.cache_url, timeout=settings.cache_timeout, upstream_base=settings.upstream.base)
+
+
+def document_cache(settings: Settings, shared: SharedRedis | None) -> DocumentCache:
+    """The document cache: in process, and with `shared` its second level on Redis (the lock of a fetch lasting
+    the upstream deadline and a margin: see shim.upstream.shared_documents, also for Redis's `maxmemory`)."""
+    storage = MemoryStorage(settings.cache_max_bytes)
+    soft, hard, not_found = settings.cache_soft_ttl, settings.cache_hard_ttl, settings.not_found_ttl
+    if shared is None:
+        return DocumentCache(
+            storage, soft_ttl=soft, hard_ttl=hard, not_found_ttl=not_found, stale_if_error=settings.stale_if_error
+        )
+    return SharedDocumentCache(
+        storage,
+        shared=shared,
+        lock_timeout=settings.upstream_deadline + LOCK_SLACK,
+        soft_ttl=soft,
+        hard_ttl=hard,
+        not_found_ttl=not_found,
+        stale_if_error=settings.stale_if_error,
+    )
+
+
+def shared_index(settings: Settings, shared: SharedRedis | None) -> SharedIndex | None:
+    """The Simple index's copy on Redis, which replicas take in turn to fetch (None: each fetches its own)."""
+    if shared is None:
+        return None
+    return SharedIndex(shared, lock_timeout=settings.upstream_deadline + INDEX_LOCK_SLACK)
 
 
 def follow_catalog(store: DocumentStore, catalog: CatalogReader, *, following: bool) -> None:

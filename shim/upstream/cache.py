@@ -10,8 +10,8 @@ Policy, in `DocumentCache.get`:
 - errors, timeouts and malformed bodies are never stored (the loader raises, nothing is written);
 - concurrent misses for one key share one upstream request.
 
-Storage sits behind `Storage`, so that a shared store can replace the in-process one.
-Known limitation: the in-process store is per process; with several processes each keeps its own copy.
+Storage sits behind `Storage`; the in-process one is per process. With SHIM_CACHE_URL, replicas share their
+entries on Redis as a second level beneath it (shim.upstream.shared_documents), under the same policy.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from cachetools import LRUCache
 
 from shim.errors import UpstreamError
 
-__all__ = ["DocumentCache", "Entry", "MemoryStorage", "Storage", "footprint"]
+__all__ = ["Adopt", "Asked", "DocumentCache", "Entry", "Loader", "MemoryStorage", "Storage", "footprint"]
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +149,19 @@ class MemoryStorage:
 # A loader is given the entry to revalidate (None for a full fetch) and returns the new entry: the same
 # one with a new `fetched_at` after a 304, a fresh one after a 200 or a 404. It raises on every failure.
 Loader = Callable[[Entry | None], Awaitable[Entry]]
+# Readies an entry read from a shared store, which keeps bytes only (its parsed form made here); ValueError for one
+# that is malformed (then not used).
+Adopt = Callable[[Entry], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What a caller of `DocumentCache.get` asked for, as the load it waits on sees it."""
+
+    changed_at: float | None
+    floor: int | None
+    stale_ok: bool
+    adopt: Adopt | None = None
 
 
 class DocumentCache:
@@ -201,6 +214,7 @@ class DocumentCache:
         changed_at: float | None = None,
         floor: int | None = None,
         stale_ok: bool = True,
+        adopt: Adopt | None = None,
     ) -> Entry:
         """The entry for `key`, fetched or revalidated by `loader` when it is not fresh.
 
@@ -209,13 +223,17 @@ class DocumentCache:
         `stale_ok=False` accepts no older copy, neither stale-if-error nor one that lags `floor`, nor one still
         fresh without asking (it is revalidated, a conditional request): for a reader that must see the upstream's
         current copy (the change feed's writer, told of a change the Simple index does not show yet).
+        `adopt` readies an entry another replica fetched (a shared cache's) before it is kept and served.
         """
         entry = await self.storage.get(key)
         if entry is not None and stale_ok and self._fresh(entry, changed_at, floor, stale_ok):
             return entry
         try:
-            return await self._fetch(key, entry, loader, changed_at, floor)
+            return await self._fetch(key, entry, loader, Asked(changed_at, floor, stale_ok, adopt))
         except UpstreamError as exc:
+            held = await self.storage.get(key)  # a copy adopted meanwhile (see shim.upstream.shared_documents)
+            if held is not None and (entry is None or held.fetched_at > entry.fetched_at):
+                entry = held
             # Stale-if-error: a copy past its soft expiry, within the window, beats no answer.
             if (
                 not stale_ok
@@ -228,19 +246,24 @@ class DocumentCache:
             logger.warning("serving a stale copy of %s (%.0f s old): %s", key, self.clock() - entry.fetched_at, exc)
             return entry
 
-    async def _fetch(
-        self, key: str, entry: Entry | None, loader: Loader, changed_at: float | None, floor: int | None
-    ) -> Entry:
+    async def _fetch(self, key: str, entry: Entry | None, loader: Loader, asked: Asked) -> Entry:
         pending = self._inflight.get(key)
         if pending is None:
-            revalidate = entry if entry is not None and self._usable(entry, changed_at, floor) else None
             # The fetch runs as its own task: a caller that goes away does not cancel it for the others.
-            pending = asyncio.create_task(self._load(key, loader, revalidate, floor))
+            pending = asyncio.create_task(self._load(key, loader, entry, asked))
             self._inflight[key] = pending
             pending.add_done_callback(lambda task: self._settle(key, task))
         return await asyncio.shield(pending)
 
-    async def _load(self, key: str, loader: Loader, revalidate: Entry | None, floor: int | None) -> Entry:
+    def _revalidating(self, entry: Entry | None, asked: Asked) -> Entry | None:
+        """The entry a conditional request may revalidate, or None: a full fetch."""
+        return entry if entry is not None and self._usable(entry, asked.changed_at, asked.floor) else None
+
+    async def _load(self, key: str, loader: Loader, entry: Entry | None, asked: Asked) -> Entry:
+        """The one load of `key` every caller waiting on it shares (a shared cache looks at the others' first)."""
+        return await self._fetched(key, loader, self._revalidating(entry, asked), asked.floor)
+
+    async def _fetched(self, key: str, loader: Loader, revalidate: Entry | None, floor: int | None) -> Entry:
         fresh = await loader(revalidate)
         if fresh is revalidate and revalidate is not None:
             fresh = replace(revalidate, fetched_at=self.clock(), parsed=revalidate.parsed)

@@ -108,6 +108,10 @@ class DocumentStore:
             if fetched.status == 304 and previous is not None:
                 return previous
             loaded = await self._entry(fetched, parse)
+            told(loaded)
+            return loaded
+
+        def told(loaded: Entry) -> None:
             if (
                 self.on_project is not None
                 and project is not None
@@ -115,7 +119,13 @@ class DocumentStore:
                 and isinstance(loaded.parsed, ProjectDoc)
             ):
                 self._observed(self.on_project, project, loaded.parsed)
-            return loaded
+
+        async def adopt(shared: Entry) -> None:
+            """An entry another replica fetched (read from the shared cache): parsed here, once, and told as one
+            fetched here is. ValueError: malformed (not used)."""
+            if parse is not None:
+                shared.parsed, shared.parsed_bytes = await parse_document(parse, shared.body, shared.url)
+            told(shared)
 
         changed_at = floor = None
         if project is not None:
@@ -127,7 +137,7 @@ class DocumentStore:
             if self.reported_serial is not None:
                 floors.append(await self.reported_serial(project))
             floor = max((f for f in floors if f is not None), default=None)
-        return await self.cache.get(key, load, changed_at=changed_at, floor=floor, stale_ok=stale_ok)
+        return await self.cache.get(key, load, changed_at=changed_at, floor=floor, stale_ok=stale_ok, adopt=adopt)
 
     @staticmethod
     def _observed(hook: Callable[[str, ProjectDoc], None], project: str, doc: ProjectDoc) -> None:
@@ -312,7 +322,9 @@ class DocumentStore:
         # Optional: a files host that cannot be reached (or redirects elsewhere) costs the answer only this source,
         # logged once and left alone for a while; the next file (an sdist after a wheel) may still answer.
         entry = await self.upstream.optional.read(
-            "release files", origin_label(file_url), lambda: self.cache.get(f"archive-metadata:{file_url}", load)
+            "release files",
+            origin_label(file_url),
+            lambda: self.cache.get(f"archive-metadata:{file_url}", load, adopt=_parsed_metadata),
         )
         if entry is None or entry.status == 404:
             return None
@@ -335,6 +347,11 @@ class DocumentStore:
             self._refused.add(shown)
             logger.warning("not reading %s's metadata from %s: it is not a file of the upstream's", normalized, shown)
         return False
+
+
+async def _parsed_metadata(shared: Entry) -> None:
+    """A release's metadata another replica read from its files (from the shared cache), parsed here."""
+    shared.parsed, shared.parsed_bytes = await parse_document(_metadata_text, shared.body, shared.url)
 
 
 def _metadata_text(body: bytes, url: str) -> CoreMetadata:

@@ -5,6 +5,8 @@ list_packages_with_serial and changelog_last_serial answer from memory, and a ca
 full download while a usable copy exists. A refresh that sees a project's serial rise records when,
 so the document cache drops what it holds for that project. A copy older than the one held (a CDN node
 that lags another, answering in turn) is not taken: what it lists, the held copy lists as new or newer.
+With SHIM_CACHE_URL the replicas share one copy on Redis, fetched by one of them per interval
+(shim.upstream.shared_index).
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from shim.errors import UpstreamError, UpstreamMalformed
+from shim.upstream.answers import Fetched
 from shim.upstream.changes import index_changes
 from shim.upstream.client import SIMPLE_JSON, Upstream
 from shim.upstream.compact import NO_SERIAL
 from shim.upstream.parsers import IndexListing, parse_simple_index
+from shim.upstream.shared_index import SharedIndex
 from shim.upstream.snapshot import IndexSnapshot
 
 __all__ = ["IndexSnapshot", "SimpleIndex", "listing_reach"]
@@ -43,8 +47,16 @@ def _sort(snapshot: IndexSnapshot) -> None:
 
 
 class SimpleIndex:
-    def __init__(self, upstream: Upstream, *, refresh_every: float, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        upstream: Upstream,
+        *,
+        refresh_every: float,
+        clock: Callable[[], float] = time.time,
+        shared: SharedIndex | None = None,
+    ) -> None:
         self.upstream = upstream
+        self.shared = shared  # the copy replicas share (SHIM_CACHE_URL), fetched by one of them per interval
         self.refresh_every = refresh_every
         self.clock = clock
         self.snapshot: IndexSnapshot | None = None
@@ -73,15 +85,36 @@ class SimpleIndex:
 
     async def _refresh(self) -> IndexSnapshot:
         previous = self.snapshot
-        fetched = await self.upstream.get(
-            self.upstream.simple_index_url,
-            accept=f"{SIMPLE_JSON}, text/html;q=0.1",
-            etag=previous.etag if previous else None,
+        etag = previous.etag if previous else None
+        if self.shared is None:
+            return (await self._take(previous, await self._ask(etag)))[0]
+        turn = await self.shared.begin(etag, self.clock, self.refresh_every)
+        try:
+            if turn.copy is not None:  # another replica's, fetched within the interval
+                try:
+                    return (await self._take(previous, turn.copy))[0]
+                except UpstreamMalformed as exc:  # damaged on Redis: what the upstream says instead
+                    logger.warning("the shared copy of the Simple index is not used: %s", exc.reason)
+            sent = turn.revalidates(etag)
+            fetched = await self._ask(sent)
+            snapshot, taken = await self._take(previous, fetched)
+            if taken:
+                await self.shared.store(turn, fetched, sent, snapshot.fetched_at, self.refresh_every)
+            return snapshot
+        finally:
+            await self.shared.end(turn)
+
+    async def _ask(self, etag: str | None) -> Fetched:
+        return await self.upstream.get(
+            self.upstream.simple_index_url, accept=f"{SIMPLE_JSON}, text/html;q=0.1", etag=etag
         )
+
+    async def _take(self, previous: IndexSnapshot | None, fetched: Fetched) -> tuple[IndexSnapshot, bool]:
+        """The copy held once `fetched` is taken, and whether it was (False: an older copy, the one held kept)."""
         now = self.clock()
         if fetched.status == 304 and previous is not None:
             self.snapshot = replace(previous, fetched_at=now)
-            return self.snapshot
+            return self.snapshot, True
         if fetched.status != 200:
             raise UpstreamMalformed(fetched.url, f"the Simple index answered HTTP {fetched.status}")
         try:
@@ -102,7 +135,7 @@ class SimpleIndex:
                 )
                 self._older = reach
             self.snapshot = replace(previous, fetched_at=now)  # the upstream answers, and nothing newer came
-            return self.snapshot
+            return self.snapshot, False
         if previous is not None:
             for name in await asyncio.to_thread(index_changes, previous, snapshot):
                 self._changed_at[name] = now
@@ -117,7 +150,7 @@ class SimpleIndex:
             listing.last_serial,
             "JSON" if snapshot.is_json else "HTML, no per-project serials",
         )
-        return snapshot
+        return snapshot, True
 
     def _log_malformed(self, listing: IndexListing) -> None:
         fresh = [f"{name} ({given})" for name, given in listing.malformed.items() if name not in self._malformed]
