@@ -173,6 +173,7 @@ def one_run(
         "documents": len(documents),
         "document_requests": sum(documents.values()),
         "requests_per_document": round(sum(documents.values()) / len(documents), 3) if documents else 0.0,
+        "asked_again": dict(sorted(((p, n) for p, n in documents.items() if n > 1), key=lambda pn: -pn[1])[:10]),
         "well_behaved_clients": args.clients - hostile,
         "hostile_clients": hostile,
         "source_addresses": args.clients - hostile,

@@ -333,3 +333,20 @@ async def test_a_redis_that_answers_too_slowly_costs_one_timeout_then_the_cache_
         assert not b.shared.available
     assert waited < 0.5  # one command's timeout (SHIM_CACHE_TIMEOUT, 0.05 s here), then nothing waits on Redis
     assert fake.count(PROJECT) == 2
+
+
+async def test_a_replica_that_takes_the_lock_just_after_another_stored_the_document_does_not_fetch_again(
+    redis_url: str, fake: FakeIndex, clock: FakeClock
+) -> None:
+    async with replicas(redis_url, fake, clock) as (a, b):
+        take = b.cache.records.acquire
+
+        async def after_a_stored_it(name: str, timeout: float) -> str | None:
+            # Between b's look at Redis (a miss) and its lock: a fetches, stores and releases the lock.
+            assert await a.store.project("roundup") is not None
+            token: str | None = await take(name, timeout)
+            return token
+
+        b.cache.records.acquire = after_a_stored_it  # type: ignore[method-assign]
+        assert await b.store.project("roundup") is not None
+    assert fake.count(PROJECT) == 1

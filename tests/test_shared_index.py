@@ -139,3 +139,20 @@ async def test_while_redis_is_away_each_replica_fetches_its_own_index(
         await b.index.refresh()
     # Back on an emptied Redis, the refresh due brings a whole copy (not a 304) for the other to take.
     assert ["if-none-match" in headers for headers in index_requests(fake)] == [False, True, False, False]
+
+
+async def test_a_replica_that_takes_the_lock_just_after_another_stored_the_index_does_not_fetch_it_again(
+    redis_url: str, fake: FakeIndex, clock: FakeClock
+) -> None:
+    async with replicas(redis_url, fake, clock) as (a, b):
+        take = b.shared_index.records.acquire
+
+        async def after_a_stored_it(name: str, timeout: float) -> str | None:
+            # Between b's look at Redis (nothing there) and its lock: a fetches, stores and lets go of the lock.
+            await a.index.current()
+            token: str | None = await take(name, timeout)
+            return token
+
+        b.shared_index.records.acquire = after_a_stored_it  # type: ignore[method-assign]
+        assert (await b.index.current()).listing.names == (await a.index.current()).listing.names
+    assert len(index_requests(fake)) == 1

@@ -26,6 +26,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from typing import TypeGuard
 
 from shim.shared.records import Record, SharedRecords
 from shim.shared.store import SharedRedis, SharedUnavailable
@@ -125,10 +126,15 @@ class SharedDocumentCache(DocumentCache):
         token = None
         try:
             entry = await self._newer(key, entry, asked)
-            if entry is not None and asked.stale_ok and self._fresh(entry, asked.changed_at, asked.floor, True):
+            if self._answers(entry, asked):
                 return entry
             token = await self.records.acquire(key, self.lock_timeout)
-            if token is None:  # another replica fetches it: what it stores is ours too
+            if token is not None:
+                # Another replica may have stored it and let go of the lock since the look above: look once more.
+                entry = await self._newer(key, entry, asked)
+                if self._answers(entry, asked):
+                    return entry
+            else:  # another replica fetches it: what it stores is ours too
                 await self.records.wait(key, timeout=self.lock_timeout, poll=self.poll)
                 found = await self._newer(key, entry, asked)
                 if found is not entry and found is not None and self._settles(found, asked):
@@ -146,6 +152,10 @@ class SharedDocumentCache(DocumentCache):
             if token is not None:
                 with contextlib.suppress(SharedUnavailable):
                     await self.records.release(key, token)
+
+    def _answers(self, entry: Entry | None, asked: Asked) -> TypeGuard[Entry]:
+        """Whether `entry` answers this load without asking the upstream: fresh, and a stale copy may do."""
+        return entry is not None and asked.stale_ok and self._fresh(entry, asked.changed_at, asked.floor, True)
 
     async def _newer(self, key: str, held: Entry | None, asked: Asked) -> Entry | None:
         """The shared entry for `key`, adopted and kept locally, when it is newer than `held`; else `held`."""

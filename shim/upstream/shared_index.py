@@ -84,11 +84,14 @@ class SharedIndex:
             token = await self.records.acquire(NAME, self.lock_timeout)
             if token is None:  # another replica refreshes it now: what it stores is ours too
                 await self.records.wait(NAME, timeout=self.lock_timeout, poll=self.poll)
-                header = await self.records.header(NAME)
-                copy = await self._recent(header, etag, clock, within)
-                if copy is not None:
-                    return Turn(copy, header)
                 token = await self.records.acquire(NAME, self.lock_timeout)
+            # Stored by another replica since the first look (it let go of the lock, or this one waited on it).
+            header = await self.records.header(NAME)
+            copy = await self._recent(header, etag, clock, within)
+            if copy is not None:
+                if token is not None:
+                    await self.records.release(NAME, token)
+                return Turn(copy, header)
             return Turn(None, header, token)
         except SharedUnavailable:
             return Turn()
