@@ -3,6 +3,7 @@ its going away and coming back, and what /healthz and the start say of it."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import httpx
@@ -161,3 +162,15 @@ def test_healthz_says_degraded_while_redis_is_away_and_readyz_stays_ready(
 async def _fail_once(shared: SharedRedis) -> None:
     with pytest.raises(SharedUnavailable):
         await shared.run(lambda client: client.ping())
+
+
+async def test_the_first_ping_after_a_restart_finds_redis_back(own_redis: RedisServer) -> None:
+    shared = store(own_redis.url)
+    await shared.connect(required=False)
+    await asyncio.gather(*(shared.run(lambda client: client.ping()) for _ in range(4)))  # idle pooled connections
+    own_redis.kill()
+    own_redis.start()  # back before this replica asked anything: its pooled connections are to the one gone
+    with pytest.raises(SharedUnavailable):
+        await shared.run(lambda client: client.ping())
+    assert await shared.ping()
+    await shared.close()

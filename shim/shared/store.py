@@ -10,6 +10,7 @@ pings Redis every `RETRY` seconds meanwhile, and the first answer puts every par
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
@@ -107,6 +108,11 @@ class SharedRedis:
 
     async def ping(self) -> bool:
         """Whether Redis answers now; marks it back (logged) when it does after being away."""
+        if not self.available:
+            # The pool's idle connections are to the Redis that went away (a restarted one has closed them): the
+            # first ping would fail on one of them, a second late.
+            with contextlib.suppress(RedisError, OSError):
+                await self.pool.disconnect(inuse_connections=False)
         try:
             async with asyncio.timeout(self.timeout):
                 await self.client.ping()
