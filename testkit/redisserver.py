@@ -52,6 +52,8 @@ class RedisServer:
     def start(self) -> None:
         command = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         command += ["--dir", str(self.folder), "--daemonize", "no", "--loglevel", "warning"]
+        # As the README asks of an operator: bounded, the least recently used keys evicted first.
+        command += ["--maxmemory", "256mb", "--maxmemory-policy", "allkeys-lru"]
         if self.password:
             command += ["--requirepass", self.password]
         with (self.folder / "redis.log").open("ab") as log:  # the child keeps its own copy of the descriptor

@@ -85,8 +85,7 @@ async def test_redis_going_away_is_logged_once_and_refused_at_once_until_it_answ
         for _ in range(3):
             with pytest.raises(SharedUnavailable):
                 await shared.run(lambda client: client.get(shared.key("probe")))
-    assert [r.getMessage() for r in caplog.records].count(caplog.records[0].getMessage()) == 1
-    assert "is away" in caplog.records[0].getMessage()
+    assert len([r for r in caplog.records if "is away" in r.getMessage()]) == 1
     assert shared.report()["state"] == "degraded"
     assert not await shared.ping()
     own_redis.start()
@@ -173,4 +172,50 @@ async def test_the_first_ping_after_a_restart_finds_redis_back(own_redis: RedisS
     with pytest.raises(SharedUnavailable):
         await shared.run(lambda client: client.ping())
     assert await shared.ping()
+    await shared.close()
+
+
+async def test_a_command_redis_refuses_falls_back_for_that_call_only_and_is_logged_once(
+    redis_url: str, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    shared = store(redis_url)
+    await shared.connect(required=False)
+    client = redis_server.client()
+    client.config_set("maxmemory", "1")  # a full Redis that evicts nothing refuses every write
+    client.config_set("maxmemory-policy", "noeviction")
+    try:
+        with caplog.at_level(logging.WARNING, logger="shim.shared.store"):
+            for _ in range(3):
+                with pytest.raises(SharedUnavailable):
+                    await shared.run(lambda client: client.set(shared.key("full"), b"x" * 1000))
+    finally:  # back as the test server runs (testkit.redisserver)
+        client.config_set("maxmemory", "256mb")
+        client.config_set("maxmemory-policy", "allkeys-lru")
+    assert shared.available  # still there: reads and other writes go on using it
+    assert shared.report()["refused_commands"] == 3
+    refusals = [r.getMessage() for r in caplog.records if "refused a command" in r.getMessage()]
+    assert len(refusals) == 1 and "maxmemory" in refusals[0]
+    await shared.close()
+
+
+@pytest.mark.parametrize(
+    ("memory", "warned"),
+    [
+        ({"maxmemory": "0", "maxmemory-policy": "allkeys-lru"}, "has no maxmemory"),
+        ({"maxmemory": "100mb", "maxmemory-policy": "noeviction"}, "evicts nothing (maxmemory-policy noeviction)"),
+        ({"maxmemory": "100mb", "maxmemory-policy": "allkeys-lru"}, None),
+    ],
+)
+async def test_a_redis_that_could_grow_without_bound_or_refuse_writes_is_named_at_start(
+    own_redis: RedisServer, caplog: pytest.LogCaptureFixture, memory: dict[str, str], warned: str | None
+) -> None:
+    for name, value in memory.items():
+        own_redis.client().config_set(name, value)
+    shared = store(own_redis.url)
+    with caplog.at_level(logging.WARNING, logger="shim.shared.store"):
+        await shared.connect(required=False)
+    messages = [r.getMessage() for r in caplog.records]
+    assert [m for m in messages if warned and warned in m] if warned else messages == []
+    memory_seen = shared.report()["memory"]
+    assert isinstance(memory_seen, dict) and memory_seen["maxmemory-policy"] == memory["maxmemory-policy"]
     await shared.close()

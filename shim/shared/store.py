@@ -20,7 +20,7 @@ from typing import TypeVar
 import redis.asyncio
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from shim.shared.address import RedisURL
 
@@ -76,6 +76,9 @@ class SharedRedis:
         self.problem: str | None = "not connected yet"
         self.since = clock()
         self.lost_count = 0  # times it went away since start
+        self.refusals = 0  # commands it answered with an error
+        self._refusal_kinds: set[str] = set()
+        self.memory: dict[str, str] = {}  # its `maxmemory` and policy, as it reported them at start
 
     def key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -87,9 +90,24 @@ class SharedRedis:
         try:
             async with asyncio.timeout(self.timeout):
                 return await command(self.client)
+        except ResponseError as exc:
+            # Redis is there but refused this command (out of memory under `noeviction`, scripting disabled):
+            # this call goes on in process; the others still use Redis.
+            self.refused(exc)
+            raise SharedUnavailable(str(exc)) from None
         except (RedisError, OSError, TimeoutError) as exc:
             self.lost(exc)
             raise SharedUnavailable(self.problem) from None
+
+    def refused(self, exc: ResponseError) -> None:
+        """A command Redis answered with an error: counted, and logged once per kind of error."""
+        self.refusals += 1
+        kind = f"{type(exc).__name__} {str(exc).split(' ', 1)[0]}"
+        if kind not in self._refusal_kinds:
+            self._refusal_kinds.add(kind)
+            logger.warning(
+                "Redis at %s refused a command: %s; that call used this replica's own state", self.address, exc
+            )
 
     def lost(self, exc: BaseException) -> None:
         """Redis failed a command: every part works in process until `watch` finds it answering again."""
@@ -130,6 +148,7 @@ class SharedRedis:
         """The first ping, at start. Without an answer the replica starts in process and says why, or, when
         `required`, refuses to start (SharedStoreRequired)."""
         if await self.ping():
+            await self._check_memory()
             return
         message = f"SHIM_CACHE_URL={self.address} cannot be used: {self.problem}"
         if required:
@@ -139,6 +158,29 @@ class SharedRedis:
             message,
             RETRY,
         )
+
+    async def _check_memory(self) -> None:
+        """Warn when Redis may grow without bound or refuse writes once full: every shared document is kept for its
+        TTL, so `maxmemory`, with a policy that evicts, is what bounds it (README, "Replicas on one Redis")."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                found = await self.client.config_get("maxmemory*")
+        except (RedisError, OSError, TimeoutError):
+            return  # CONFIG is often disabled on a managed Redis: its operator sets the limits
+        pairs = {_text(key): _text(value) for key, value in dict(found).items() if value is not None}
+        self.memory = {key: pairs[key] for key in ("maxmemory", "maxmemory-policy") if key in pairs}
+        if self.memory.get("maxmemory") == "0":
+            logger.warning(
+                "Redis at %s has no maxmemory: the shared cache keeps every document it is given for its TTL, and a "
+                "crawl gives it every project; set maxmemory and maxmemory-policy allkeys-lru",
+                self.address,
+            )
+        elif self.memory.get("maxmemory-policy", "").startswith("noeviction"):
+            logger.warning(
+                "Redis at %s evicts nothing (maxmemory-policy noeviction): once full it refuses the cache's writes; "
+                "set maxmemory-policy allkeys-lru",
+                self.address,
+            )
 
     async def watch(self, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         """For the service's life: while Redis is away, ping it every RETRY seconds."""
@@ -155,11 +197,17 @@ class SharedRedis:
             "since": self.since,
             "problem": self.problem,
             "times_lost": self.lost_count,
+            "refused_commands": self.refusals,
+            "memory": self.memory,
         }
 
     async def close(self) -> None:
         await self.client.aclose()
         await self.pool.aclose()
+
+
+def _text(value: object) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def _reason(exc: BaseException, timeout: float) -> str:
