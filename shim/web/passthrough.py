@@ -389,7 +389,7 @@ def _limited(endpoint: Callable[[Request], Any], settings: Settings, limiter: Ra
     """`endpoint`, counted against the pass-through limit: each GET may cost the upstream a request or a file."""
 
     async def handle(request: Request) -> Response:
-        verdict = limiter.hit(client_address(request, settings))
+        verdict = await limiter.hit(client_address(request, settings))
         if not verdict.allowed:
             text = f"429 Too Many Requests: over SHIM_PASSTHROUGH_RATE_LIMIT ({limiter.limit}).\n"
             return PlainTextResponse(text, status_code=429, headers=limiter.headers(verdict))

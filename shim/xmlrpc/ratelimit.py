@@ -2,19 +2,21 @@
 
 A moving window per client address: every call to a method that exists counts, faulting ones and
 multicall sub-calls included; the hit is recorded, then tested, so the N-th call inside the window is
-already refused (at most N-1 succeed). In process; a shared store replaces it when replicas must agree.
+already refused (at most N-1 succeed). Counted as Warehouse counts, by `limits`' MovingWindowRateLimiter,
+in process (shim.xmlrpc.windows).
 """
 
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cachetools import TTLCache
+from limits import RateLimitItemPerSecond
+from limits.aio.strategies import MovingWindowRateLimiter
 
 from shim.config.rates import RateLimit
+from shim.xmlrpc.windows import MovingWindows
 
 __all__ = ["RateLimiter", "Verdict"]
 
@@ -38,20 +40,21 @@ class RateLimiter:
         self.limit = limit
         self.name = name  # the limiter's name in the RateLimit headers, as PyPI names its XML-RPC one
         self.clock = clock
-        # Memory stays bounded: a client not seen for a whole window is forgotten.
-        self._hits: TTLCache[str, deque[float]] = TTLCache(maxsize=max_clients, ttl=limit.window, timer=clock)
+        # The limiter's name keeps its windows apart from another limiter's for the same client (XML-RPC, pass-through).
+        self.item = RateLimitItemPerSecond(limit.amount, limit.window, namespace=name)
+        # Memory stays bounded: a client not seen for a whole window is forgotten, and at most max_clients are held.
+        self.memory = MovingWindows(clock=clock, max_clients=max_clients)
+        self.in_process = MovingWindowRateLimiter(self.memory)
 
-    def hit(self, client: str) -> Verdict:
-        now = self.clock()
-        hits = self._hits.get(client)
-        if hits is None:
-            hits = deque()
-        while hits and hits[0] <= now - self.limit.window:
-            hits.popleft()
-        hits.append(now)
-        self._hits[client] = hits
-        resets_in = hits[0] + self.limit.window - now
-        return Verdict(len(hits) < self.limit.amount, max(0, self.limit.amount - len(hits)), resets_in)
+    async def hit(self, client: str) -> Verdict:
+        """Count a call of `client`'s, and say whether it may go on."""
+        return await self._count(self.in_process, client, self.clock())
+
+    async def _count(self, windows: MovingWindowRateLimiter, client: str, now: float) -> Verdict:
+        """Warehouse's hit, then its test: two round trips, the stats giving the test, the remainder and the reset."""
+        await windows.hit(self.item, client)
+        reset_at, remaining = await windows.get_window_stats(self.item, client)
+        return Verdict(remaining > 0, max(0, remaining), reset_at - now)
 
     def headers(self, verdict: Verdict) -> dict[str, str]:
         """The RateLimit headers PyPI sends on every XML-RPC answer (and Retry-After when refused)."""
