@@ -4,7 +4,6 @@ progress and on a call's duration."""
 from __future__ import annotations
 
 import asyncio
-import re
 import xmlrpc.client
 from collections.abc import Callable
 from typing import Any
@@ -23,21 +22,8 @@ from testkit.servers import serve_in_thread
 
 from .clock import FakeClock
 from .helpers import make_settings
+from .rate_calls import CALL, REFUSAL, post
 from .transports import Gate
-
-CALL = xmlrpc.client.dumps(("x",), methodname="package_hosting_mode").encode()
-REFUSAL = re.compile(
-    r"HTTPTooManyRequests: The action could not be performed because there were too many requests by the client\. "
-    r"Limit may reset in (\d+) seconds\."
-)
-
-
-def post(client: TestClient | httpx.Client, body: bytes = CALL, /, **headers: str) -> tuple[Any, httpx.Response]:
-    response = client.post("/pypi", content=body, headers={"Content-Type": "text/xml", **headers})
-    try:
-        return xmlrpc.client.loads(response.content)[0][0], response
-    except xmlrpc.client.Fault as fault:
-        return (fault.faultCode, fault.faultString), response
 
 
 def limited(amount: int, clock: FakeClock | None = None, **settings: Any) -> TestClient:

@@ -380,7 +380,7 @@ def passthrough_routes(settings: Settings, services: Services, prefixes: list[st
     shapes.append(("/packages/{path:path}", files.file))
     limit = settings.passthrough_rate_limit
     if limit is not None:
-        limiter = RateLimiter(limit, name="passthrough")
+        limiter = RateLimiter(limit, name="passthrough", shared=services.shared)
         shapes = [(path, _limited(endpoint, settings, limiter)) for path, endpoint in shapes]
     return [Route(path, endpoint, methods=["GET", "HEAD"]) for path, endpoint in shapes]
 
