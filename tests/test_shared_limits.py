@@ -5,6 +5,7 @@ in process, and shares again once it is back."""
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -152,4 +153,20 @@ async def test_a_call_counted_while_redis_is_away_is_counted_in_process(own_redi
     verdict = await limiter.hit("a")
     assert (verdict.allowed, verdict.remaining) == (True, 4)  # the first in this replica's own window
     assert len(limiter.memory) == 1
+    await shared.close()
+
+
+@pytest.mark.anyio
+async def test_a_replica_whose_clock_runs_ahead_never_makes_the_reset_hint_longer_than_the_window(
+    redis_url: str,
+) -> None:
+    shared = SharedRedis(RedisURL.parse(redis_url), timeout=0.25, upstream_base=UPSTREAM)
+    await shared.connect(required=False)
+    limiter = RateLimiter(RateLimit(2, 60), shared=shared)
+    key = shared.prefix + "limits:" + limiter.item.key_for("198.51.100.7")
+    await shared.client.lpush(key, time.time() + 30)  # the hit of a replica 30 s ahead of this one
+    verdict = await limiter.hit("198.51.100.7")
+    assert not verdict.allowed
+    assert limiter.refusal(verdict).endswith("Limit may reset in 60 seconds.")
+    assert limiter.headers(verdict)["Retry-After"] == "60"
     await shared.close()

@@ -48,7 +48,7 @@ class RateLimiter:
         self.clock = clock  # the in-process windows' (Redis's are on the wall clock, as `limits` keeps them there)
         # The limiter's name keeps its windows apart from another limiter's for the same client (XML-RPC, pass-through).
         self.item = RateLimitItemPerSecond(limit.amount, limit.window, namespace=name)
-        # Memory stays bounded: a client not seen for a whole window is forgotten, and at most max_clients are held.
+        # Memory stays bounded: a window is forgotten once its newest hit has left it; at most max_clients are held.
         self.memory = MovingWindows(clock=clock, max_clients=max_clients)
         self.in_process = MovingWindowRateLimiter(self.memory)
         self.shared = shared
