@@ -4,7 +4,6 @@ progress and on a call's duration."""
 from __future__ import annotations
 
 import asyncio
-import re
 import xmlrpc.client
 from collections.abc import Callable
 from typing import Any
@@ -23,21 +22,8 @@ from testkit.servers import serve_in_thread
 
 from .clock import FakeClock
 from .helpers import make_settings
+from .rate_calls import CALL, REFUSAL, post
 from .transports import Gate
-
-CALL = xmlrpc.client.dumps(("x",), methodname="package_hosting_mode").encode()
-REFUSAL = re.compile(
-    r"HTTPTooManyRequests: The action could not be performed because there were too many requests by the client\. "
-    r"Limit may reset in (\d+) seconds\."
-)
-
-
-def post(client: TestClient | httpx.Client, body: bytes = CALL, /, **headers: str) -> tuple[Any, httpx.Response]:
-    response = client.post("/pypi", content=body, headers={"Content-Type": "text/xml", **headers})
-    try:
-        return xmlrpc.client.loads(response.content)[0][0], response
-    except xmlrpc.client.Fault as fault:
-        return (fault.faultCode, fault.faultString), response
 
 
 def limited(amount: int, clock: FakeClock | None = None, **settings: Any) -> TestClient:
@@ -73,18 +59,49 @@ def test_the_nth_call_in_the_window_is_refused_with_pypis_fault_and_headers() ->
     assert again == "pypi-only"
 
 
-def test_the_reset_hint_is_whole_seconds_and_at_least_one() -> None:
+@pytest.mark.anyio
+async def test_the_reset_hint_is_whole_seconds_and_at_least_one() -> None:
     now = [0.0]
     limiter = RateLimiter(RateLimit(2, 666), clock=lambda: now[0])
-    limiter.hit("a")
+    await limiter.hit("a")
     now[0] = 0.1
-    verdict = limiter.hit("a")
+    verdict = await limiter.hit("a")
     assert not verdict.allowed and limiter.refusal(verdict).endswith("Limit may reset in 665 seconds.")
     now[0] = 665.95
-    assert limiter.refusal(limiter.hit("a")).endswith("Limit may reset in 1 seconds.")  # sic, as PyPI
+    assert limiter.refusal(await limiter.hit("a")).endswith("Limit may reset in 1 seconds.")  # sic, as PyPI
     now[0] = 2000
-    assert limiter.hit("a").allowed  # the window moved on
-    assert limiter.hit("b").allowed  # another client has a window of its own
+    assert (await limiter.hit("a")).allowed  # the window moved on
+    assert (await limiter.hit("b")).allowed  # another client has a window of its own
+
+
+@pytest.mark.anyio
+async def test_calls_refused_past_the_nth_are_not_kept_in_the_window() -> None:
+    # As Warehouse's `limits` counts: the N-th hit is kept (and refused), hits past it are refused and not kept, so
+    # the window frees as its first N hits leave it, however hard the client pressed meanwhile.
+    clock = FakeClock()
+    limiter = RateLimiter(RateLimit(5, 60), clock=clock)
+    first = [(await limiter.hit("a")).allowed for _ in range(5)]
+    clock.advance(30)
+    pressed = [(await limiter.hit("a")).allowed for _ in range(100)]
+    clock.advance(30)  # the first five leave the window; the hundred refused meanwhile were never in it
+    again = await limiter.hit("a")
+    assert first == [True] * 4 + [False] and pressed == [False] * 100
+    assert (again.allowed, again.remaining) == (True, 4)
+
+
+@pytest.mark.anyio
+async def test_the_in_process_windows_stay_bounded_under_a_flood_of_distinct_clients() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(RateLimit(5, 60), clock=clock, max_clients=100)
+    for i in range(1000):
+        await limiter.hit(f"203.0.{i // 256}.{i % 256}")
+    assert len(limiter.memory) == 100  # the clients seen least recently are forgotten first
+    clock.advance(60)
+    await limiter.hit("198.51.100.7")
+    assert len(limiter.memory) == 1  # a client not seen for a whole window is forgotten
+    for _ in range(50):
+        await limiter.hit("198.51.100.7")
+    assert limiter.memory.entries() == 5  # a window holds at most its limit's entries, however hard it is hammered
 
 
 def test_faulting_calls_count_unknown_methods_do_not() -> None:

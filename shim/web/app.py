@@ -93,7 +93,7 @@ def create_app(
         domain=settings.upstream.host,
         allow_i8=settings.allow_i8,
         search_fill_timeout=settings.search_fill_timeout,
-        limiter=RateLimiter(settings.rate_limit) if settings.rate_limit is not None else None,
+        limiter=RateLimiter(settings.rate_limit, shared=services.shared) if settings.rate_limit is not None else None,
     )
     endpoints = xmlrpc_endpoints(settings, dispatcher)
     routes = [

@@ -380,7 +380,7 @@ def passthrough_routes(settings: Settings, services: Services, prefixes: list[st
     shapes.append(("/packages/{path:path}", files.file))
     limit = settings.passthrough_rate_limit
     if limit is not None:
-        limiter = RateLimiter(limit, name="passthrough")
+        limiter = RateLimiter(limit, name="passthrough", shared=services.shared)
         shapes = [(path, _limited(endpoint, settings, limiter)) for path, endpoint in shapes]
     return [Route(path, endpoint, methods=["GET", "HEAD"]) for path, endpoint in shapes]
 
@@ -389,7 +389,7 @@ def _limited(endpoint: Callable[[Request], Any], settings: Settings, limiter: Ra
     """`endpoint`, counted against the pass-through limit: each GET may cost the upstream a request or a file."""
 
     async def handle(request: Request) -> Response:
-        verdict = limiter.hit(client_address(request, settings))
+        verdict = await limiter.hit(client_address(request, settings))
         if not verdict.allowed:
             text = f"429 Too Many Requests: over SHIM_PASSTHROUGH_RATE_LIMIT ({limiter.limit}).\n"
             return PlainTextResponse(text, status_code=429, headers=limiter.headers(verdict))

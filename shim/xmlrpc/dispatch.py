@@ -179,7 +179,7 @@ class Dispatcher:
         self.calls[name] += 1
         if self.limiter is not None and client is not None:
             # Before the arguments are looked at, as PyPI does: every call to a method counts.
-            verdict = self.limiter.hit(client)
+            verdict = await self.limiter.hit(client)
             if answer is not None:
                 answer.headers = self.limiter.headers(verdict)
             if not verdict.allowed:

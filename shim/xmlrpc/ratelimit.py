@@ -2,19 +2,26 @@
 
 A moving window per client address: every call to a method that exists counts, faulting ones and
 multicall sub-calls included; the hit is recorded, then tested, so the N-th call inside the window is
-already refused (at most N-1 succeed). In process; a shared store replaces it when replicas must agree.
+already refused (at most N-1 succeed). Counted as Warehouse counts, by `limits`' MovingWindowRateLimiter:
+on Redis when replicas share one (SHIM_CACHE_URL), so that a client's window counts its calls on every
+replica, else in process (shim.xmlrpc.windows). While Redis is away a call is counted in process instead,
+and on Redis again once it answers: the same strategy either way.
 """
 
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from cachetools import TTLCache
+from limits import RateLimitItemPerSecond
+from limits.aio.storage import RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
 
 from shim.config.rates import RateLimit
+from shim.shared.store import SharedRedis, SharedUnavailable
+from shim.xmlrpc.windows import MovingWindows
 
 __all__ = ["RateLimiter", "Verdict"]
 
@@ -34,24 +41,35 @@ class RateLimiter:
         clock: Callable[[], float] = time.monotonic,
         max_clients: int = 100_000,
         name: str = "xmlrpc.client",
+        shared: SharedRedis | None = None,
     ):
         self.limit = limit
         self.name = name  # the limiter's name in the RateLimit headers, as PyPI names its XML-RPC one
-        self.clock = clock
-        # Memory stays bounded: a client not seen for a whole window is forgotten.
-        self._hits: TTLCache[str, deque[float]] = TTLCache(maxsize=max_clients, ttl=limit.window, timer=clock)
+        self.clock = clock  # the in-process windows' (Redis's are on the wall clock, as `limits` keeps them there)
+        # The limiter's name keeps its windows apart from another limiter's for the same client (XML-RPC, pass-through).
+        self.item = RateLimitItemPerSecond(limit.amount, limit.window, namespace=name)
+        # Memory stays bounded: a window is forgotten once its newest hit has left it; at most max_clients are held.
+        self.memory = MovingWindows(clock=clock, max_clients=max_clients)
+        self.in_process = MovingWindowRateLimiter(self.memory)
+        self.shared = shared
+        self.on_redis = MovingWindowRateLimiter(redis_storage(shared)) if shared is not None else None
 
-    def hit(self, client: str) -> Verdict:
-        now = self.clock()
-        hits = self._hits.get(client)
-        if hits is None:
-            hits = deque()
-        while hits and hits[0] <= now - self.limit.window:
-            hits.popleft()
-        hits.append(now)
-        self._hits[client] = hits
-        resets_in = hits[0] + self.limit.window - now
-        return Verdict(len(hits) < self.limit.amount, max(0, self.limit.amount - len(hits)), resets_in)
+    async def hit(self, client: str) -> Verdict:
+        """Count a call of `client`'s, and say whether it may go on: on Redis while it answers, else in process."""
+        shared, on_redis = self.shared, self.on_redis
+        if shared is not None and on_redis is not None:
+            try:
+                return await shared.run(lambda _: self._count(on_redis, client, time.time()))
+            except SharedUnavailable:
+                pass  # counted here for this call; the store has logged the loss, and /healthz shows it
+        return await self._count(self.in_process, client, self.clock())
+
+    async def _count(self, windows: MovingWindowRateLimiter, client: str, now: float) -> Verdict:
+        """Warehouse's hit, then its test: two round trips, the stats giving the test, the remainder and the reset."""
+        await windows.hit(self.item, client)
+        reset_at, remaining = await windows.get_window_stats(self.item, client)
+        # At most a window away, though a replica whose clock runs ahead wrote the oldest hit on Redis.
+        return Verdict(remaining > 0, max(0, remaining), min(reset_at - now, self.limit.window))
 
     def headers(self, verdict: Verdict) -> dict[str, str]:
         """The RateLimit headers PyPI sends on every XML-RPC answer (and Retry-After when refused)."""
@@ -69,3 +87,13 @@ class RateLimiter:
             "HTTPTooManyRequests: The action could not be performed because there were too many requests by the "
             f"client. Limit may reset in {max(1, int(verdict.resets_in))} seconds."
         )
+
+
+def redis_storage(shared: SharedRedis) -> RedisStorage:
+    """`limits`' Redis storage over the replica's one pool (which carries the password and the timeouts), on redis-py,
+    its keys under this upstream's namespace."""
+    pool: Any = shared.pool  # `limits` types its pass-through options as scalars; redis-py takes the pool
+    # The URL only picks `limits`' Redis storage: the pool connects (TLS for rediss:// included), never this URL.
+    return RedisStorage(
+        "async+redis://", implementation="redispy", connection_pool=pool, key_prefix=shared.prefix + "limits"
+    )
