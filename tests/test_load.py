@@ -75,3 +75,17 @@ def test_ten_percent_hostile_clients_leave_the_others_served_within_the_bounds()
     assert hostile["p99_ms"] <= 20 * max(plain["p99_ms"], 1.0), report
     assert result["broken_bounds"] == [], report
     assert code == 0, report
+
+
+@pytest.mark.timeout(150)
+def test_two_replicas_over_one_redis_ask_the_upstream_once_per_document_and_twice_without_it() -> None:
+    # Nothing fails or expires within the run, so every repeated request would be a replica asking again.
+    options = ["--replicas", "2", "--failure-rate", "0", "--cache-soft-ttl", "300", "--max-per-document", "1.0"]
+    result, code, report = load("--seconds", "8", "--index-projects", "200", *options, timeout=130)
+    shared, unshared = result["plain"], result["unshared"]
+    assert (shared["replicas"], shared["shared"], unshared["shared"]) == (2, True, False), report
+    assert shared["documents"] > 20, report
+    assert shared["requests_per_document"] == 1.0, report
+    assert unshared["requests_per_document"] > 1.5, report  # each replica asks for itself
+    assert_well_served(shared, report)
+    assert code == 0, report
