@@ -4,6 +4,7 @@ the shared words), no module imports itself back through others, and no module g
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from pathlib import Path
 
@@ -54,7 +55,9 @@ def imported(source: str, name: str, *, is_package: bool = False) -> set[str]:
     return found
 
 
+@functools.cache
 def imports_of(path: Path) -> set[str]:
+    """Parsed once per module for every check that asks (each check walks every module's imports)."""
     return imported(path.read_text(encoding="utf-8"), module_name(path), is_package=path.name == "__init__.py")
 
 
