@@ -38,13 +38,15 @@ def index_requests(fake: FakeIndex) -> list[dict[str, str]]:
 
 
 async def test_two_replicas_fetch_the_simple_index_once(
-    redis_url: str, redis_server: RedisServer, fake: FakeIndex, clock: FakeClock
+    redis_url: str, redis_server: RedisServer, fake: FakeIndex, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     for i in range(50):
         fake.add_release(f"filler-{i}", "1.0")
     async with replicas(redis_url, fake, clock) as (a, b):
         first = await a.index.current()
-        second = await b.index.current()
+        with caplog.at_level(logging.INFO, logger="shim.upstream.simple_index"):
+            second = await b.index.current()
+        assert caplog.records[-1].getMessage().endswith("(JSON; the copy another replica fetched, from Redis)")
         assert second.listing.names == first.listing.names
         assert second.listing.serials == first.listing.serials
         assert (second.etag, second.is_json) == (first.etag, True)

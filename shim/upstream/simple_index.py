@@ -92,7 +92,7 @@ class SimpleIndex:
         try:
             if turn.copy is not None:  # another replica's, fetched within the interval
                 try:
-                    return (await self._take(previous, turn.copy))[0]
+                    return (await self._take(previous, turn.copy, shared=True))[0]
                 except UpstreamMalformed as exc:  # damaged on Redis: what the upstream says instead
                     logger.warning("the shared copy of the Simple index is not used: %s", exc.reason)
             sent = turn.revalidates(etag)
@@ -109,7 +109,9 @@ class SimpleIndex:
             self.upstream.simple_index_url, accept=f"{SIMPLE_JSON}, text/html;q=0.1", etag=etag
         )
 
-    async def _take(self, previous: IndexSnapshot | None, fetched: Fetched) -> tuple[IndexSnapshot, bool]:
+    async def _take(
+        self, previous: IndexSnapshot | None, fetched: Fetched, *, shared: bool = False
+    ) -> tuple[IndexSnapshot, bool]:
         """The copy held once `fetched` is taken, and whether it was (False: an older copy, the one held kept)."""
         now = self.clock()
         if fetched.status == 304 and previous is not None:
@@ -145,10 +147,11 @@ class SimpleIndex:
         self._reach = reach
         self._log_malformed(listing)
         logger.info(
-            "Simple index loaded: %d projects, last serial %s (%s)",
+            "Simple index loaded: %d projects, last serial %s (%s%s)",
             len(listing.names),
             listing.last_serial,
             "JSON" if snapshot.is_json else "HTML, no per-project serials",
+            "; the copy another replica fetched, from Redis" if shared else "",
         )
         return snapshot, True
 
