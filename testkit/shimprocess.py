@@ -1,17 +1,24 @@
-"""The service as its own process (`python -m shim`) for the scripts that load or measure it, and a clean stop."""
+"""The service as its own process (`python -m shim`) for the scripts that load or measure it, the `pypi-xmlrpc-shim`
+command for the tests that run it, and a clean stop."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import subprocess
 import sys
+import tempfile
+import xmlrpc.client
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, Any
 
-from .servers import free_port
+import httpx
 
-__all__ = ["STOP_TIMEOUT", "service", "stop"]
+from .servers import free_port, wait_until_answering
+
+__all__ = ["COMMAND", "STOP_TIMEOUT", "Running", "command", "service", "stop"]
 
 ROOT = Path(__file__).resolve().parent.parent
 STOP_TIMEOUT = 5.0  # seconds a process has to exit on SIGTERM before it is killed
@@ -56,5 +63,49 @@ def service(upstream: str, state: Path, changed: dict[str, str]) -> Iterator[tup
         )
         try:
             yield process, f"http://127.0.0.1:{port}"
+        finally:
+            stop(process)
+
+
+COMMAND = str(Path(sys.executable).with_name("pypi-xmlrpc-shim"))
+START_TIMEOUT = 30.0  # seconds for the command to answer its first request
+
+
+@dataclasses.dataclass
+class Running:
+    """The `pypi-xmlrpc-shim` command, serving: its base URL, its process, and its output so far."""
+
+    base: str
+    process: subprocess.Popen[bytes]
+    log: IO[bytes]
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def rpc(self, method: str, *params: Any) -> Any:
+        with xmlrpc.client.ServerProxy(self.base + "/pypi", allow_none=True) as proxy:
+            return getattr(proxy, method)(*params)
+
+    def health(self) -> dict[str, Any]:
+        """/healthz, over a new connection (with several workers, any of them answers)."""
+        with httpx.Client(trust_env=False, timeout=10) as client:
+            found: dict[str, Any] = client.get(self.base + "/healthz").json()
+            return found
+
+
+@contextlib.contextmanager
+def command(settings: dict[str, str]) -> Iterator[Running]:
+    """The command with `settings` over a clean environment (no SHIM_*, pip index or WEB_CONCURRENCY of the caller's),
+    answering; stopped on exit as `stop` does (already killed, it is only waited for)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SHIM_", "PIP_INDEX", "WEB_CONCURRENCY"))}
+    env.update(settings)
+    port = free_port()
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen([COMMAND, "--port", str(port)], env=env, stdout=log, stderr=log)
+        try:
+            running = Running(f"http://127.0.0.1:{port}", process, log)
+            assert wait_until_answering(running.base, process, timeout=START_TIMEOUT), running.output()
+            yield running
         finally:
             stop(process)

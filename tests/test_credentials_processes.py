@@ -17,6 +17,7 @@ from shim import cli
 from shim.upstream.urls import REDACTED
 from shim.web.docs import settings_markdown
 from testkit.servers import free_port, wait_until_answering
+from testkit.shimprocess import stop
 
 from .helpers import run_shim
 from .tokens import REDACTED_FORM, TOKEN, assert_none_has_token, files_under, token_env
@@ -92,12 +93,7 @@ def test_a_real_server_never_shows_the_token(tmp_path: Path) -> None:
                 assert "https://upstream.test/search" in caught.value.faultString
                 outputs.append(("fault of search on /today/pypi", caught.value.faultString))
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+            stop(process)
     output = (logs / "stdout").read_text() + (logs / "stderr").read_text()
     assert "Uvicorn running on" in output
     assert REDACTED_FORM in output  # the start-up log names the upstream, redacted

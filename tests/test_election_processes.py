@@ -8,75 +8,42 @@ import contextlib
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
-import tempfile
 import time
-import xmlrpc.client
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
-import httpx
 import pytest
 
 from shim.catalog.election import lock_path
 from testkit.fakeindex import FakeIndex
-from testkit.servers import free_port, serve_in_thread, wait_until_answering
+from testkit.servers import serve_in_thread
+from testkit.shimprocess import Running, command
 from testkit.wheels import wheel_file
 
 from .helpers import rolesy_index
 
 pytestmark = pytest.mark.e2e
 
-COMMAND = str(Path(sys.executable).with_name("pypi-xmlrpc-shim"))
-
 T = TypeVar("T")
 
 
-@dataclass
-class Service:
-    base: str
-    process: subprocess.Popen[bytes]
-    log: IO[bytes]
-
-    def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")
-
-    def rpc(self, method: str, *params: Any) -> Any:
-        with xmlrpc.client.ServerProxy(self.base + "/pypi", allow_none=True) as proxy:
-            return getattr(proxy, method)(*params)
-
-    def catalog(self) -> dict[str, Any]:
-        """/healthz's catalog, over a new connection (with several workers, any of them answers)."""
-        with httpx.Client(trust_env=False, timeout=10) as client:
-            found: dict[str, Any] = client.get(self.base + "/healthz").json()["catalog"]
-            return found
-
-
-@contextlib.contextmanager
-def service(index_url: str, catalog: Path, **extra: str) -> Iterator[Service]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SHIM_", "PIP_INDEX", "WEB_CONCURRENCY"))}
-    env.update(
-        SHIM_UPSTREAM=index_url + "/",
-        SHIM_CATALOG_PATH=str(catalog),
-        SHIM_INDEX_REFRESH="1",  # a pass every second: each change is recorded at once
-        SHIM_CATALOG_TAKEOVER="0.5",
-        **extra,
+def service(index_url: str, catalog: Path, **extra: str) -> contextlib.AbstractContextManager[Running]:
+    return command(
+        {
+            "SHIM_UPSTREAM": index_url + "/",
+            "SHIM_CATALOG_PATH": str(catalog),
+            "SHIM_INDEX_REFRESH": "1",  # a pass every second: each change is recorded at once
+            "SHIM_CATALOG_TAKEOVER": "0.5",
+            **extra,
+        }
     )
-    port = free_port()
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen([COMMAND, "--port", str(port)], env=env, stdout=log, stderr=log)
-        try:
-            running = Service(f"http://127.0.0.1:{port}", process, log)
-            assert wait_until_answering(running.base, process, timeout=30), running.output()
-            yield running
-        finally:
-            if process.poll() is None:
-                process.kill()
-            process.wait(timeout=10)
+
+
+def catalog_of(shim: Running) -> dict[str, Any]:
+    """/healthz's catalog part."""
+    found: dict[str, Any] = shim.health()["catalog"]
+    return found
 
 
 def eventually(find: Callable[[], T | None], what: str, timeout: float = 30.0) -> T:
@@ -101,7 +68,7 @@ def released(fake: FakeIndex, version: str) -> int:
     return fake.project("rolesy").last_serial
 
 
-def in_feed(shim: Service, serial: int) -> Callable[[], list[Any] | None]:
+def in_feed(shim: Running, serial: int) -> Callable[[], list[Any] | None]:
     def find() -> list[Any] | None:
         rows = shim.rpc("changelog_since_serial", serial - 1)
         return rows or None
@@ -109,21 +76,21 @@ def in_feed(shim: Service, serial: int) -> Callable[[], list[Any] | None]:
     return find
 
 
-def roles_by_pid(shim: Service, count: int) -> dict[int, dict[str, Any]]:
+def roles_by_pid(shim: Running, count: int) -> dict[int, dict[str, Any]]:
     """What each of `count` workers says of its role, asked over new connections until each has answered."""
     seen: dict[int, dict[str, Any]] = {}
 
     def find() -> dict[int, dict[str, Any]] | None:
-        catalog = shim.catalog()
+        catalog = catalog_of(shim)
         seen[catalog["pid"]] = catalog
         return dict(seen) if len(seen) >= count else None
 
     return eventually(find, f"{count} workers answering /healthz")
 
 
-def new_writer(shim: Service, killed: int) -> int | None:
+def new_writer(shim: Running, killed: int) -> int | None:
     """The pid of the worker that writes now, once it is not the one killed."""
-    found = shim.catalog()
+    found = catalog_of(shim)
     return int(found["pid"]) if found["role"] == "writer" and found["pid"] != killed else None
 
 
@@ -161,8 +128,8 @@ def test_two_services_on_one_file_one_writes_and_what_the_standby_reads_reaches_
     with serve_in_thread(fake) as index_url:
         fake.set_urls(index_url + "/")
         with service(index_url, catalog) as first, service(index_url, catalog) as second:
-            assert first.catalog()["role"] == "writer"
-            assert (second.catalog()["role"], second.catalog()["writer_pid"]) == ("standby", first.process.pid)
+            assert catalog_of(first)["role"] == "writer"
+            assert (catalog_of(second)["role"], catalog_of(second)["writer_pid"]) == ("standby", first.process.pid)
             eventually(lambda: first.rpc("changelog_since_serial", 0) or None, "the first pass")
             # Read by the standby for a call, rolesy's roles reach the catalog the writer keeps.
             assert second.rpc("package_roles", "rolesy") == [["Owner", "alice"], ["Maintainer", "bob"]]
@@ -172,7 +139,7 @@ def test_two_services_on_one_file_one_writes_and_what_the_standby_reads_reaches_
             eventually(in_feed(second, change), "the release in the standby's feed")
             first.process.kill()  # SIGKILL
             first.process.wait(timeout=10)
-            eventually(lambda: second.catalog()["role"] == "writer" or None, "the standby taking over")
+            eventually(lambda: catalog_of(second)["role"] == "writer" or None, "the standby taking over")
             later = released(fake, "3.0")
             eventually(in_feed(second, later), "the release after the takeover")
             recorded = changes(catalog)

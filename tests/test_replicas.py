@@ -7,78 +7,38 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-import sys
-import tempfile
 import time
 import xmlrpc.client
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
 
 import httpx
 import pytest
 
 from testkit.fakeindex import FakeIndex
 from testkit.redisserver import RedisServer
-from testkit.servers import free_port, serve_in_thread, wait_until_answering
+from testkit.servers import free_port, serve_in_thread
+from testkit.shimprocess import COMMAND, Running, command
 from testkit.wheels import wheel_file
 
 pytestmark = pytest.mark.e2e
 
-COMMAND = str(Path(sys.executable).with_name("pypi-xmlrpc-shim"))
 REFUSED = "HTTPTooManyRequests: The action could not be performed because there were too many requests by the client."
 
 
-@dataclass
-class Replica:
-    base: str
-    process: subprocess.Popen[bytes]
-    log: IO[bytes]
-
-    def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")
-
-    def rpc(self, method: str, *params: Any) -> Any:
-        with xmlrpc.client.ServerProxy(self.base + "/pypi", allow_none=True) as proxy:
-            return getattr(proxy, method)(*params)
-
-    def health(self) -> dict[str, Any]:
-        with httpx.Client(trust_env=False, timeout=10) as client:
-            found: dict[str, Any] = client.get(self.base + "/healthz").json()
-            return found
-
-    def ready(self) -> int:
-        with httpx.Client(trust_env=False, timeout=10) as client:
-            return client.get(self.base + "/readyz").status_code
-
-
-@contextlib.contextmanager
-def replica(index_url: str, state: Path, **settings: str) -> Iterator[Replica]:
+def replica(index_url: str, state: Path, **settings: str) -> contextlib.AbstractContextManager[Running]:
     """One service process with its default settings but these, its own catalog (as on its own machine)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SHIM_", "PIP_INDEX", "WEB_CONCURRENCY"))}
-    env.update(SHIM_UPSTREAM=index_url + "/", XDG_STATE_HOME=str(state), **settings)
-    port = free_port()
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen([COMMAND, "--port", str(port)], env=env, stdout=log, stderr=log)
-        try:
-            running = Replica(f"http://127.0.0.1:{port}", process, log)
-            assert wait_until_answering(running.base, process, timeout=30), running.output()
-            yield running
-        finally:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-            process.wait(timeout=10)
+    return command({"SHIM_UPSTREAM": index_url + "/", "XDG_STATE_HOME": str(state), **settings})
+
+
+def ready(one: Running) -> int:
+    with httpx.Client(trust_env=False, timeout=10) as client:
+        return client.get(one.base + "/readyz").status_code
 
 
 @contextlib.contextmanager
-def two_replicas(fake: FakeIndex, redis_url: str, tmp_path: Path, **settings: str) -> Iterator[tuple[Replica, Replica]]:
+def two_replicas(fake: FakeIndex, redis_url: str, tmp_path: Path, **settings: str) -> Iterator[tuple[Running, Running]]:
     with serve_in_thread(fake) as index_url:
         fake.set_urls(index_url + "/")
         with (
@@ -176,7 +136,7 @@ def test_redis_killed_mid_run_leaves_every_call_answering_degraded_and_shared_ag
             health = one.health()
             assert (health["status"], health["degraded"]) == ("degraded", ["shared"])
             assert health["shared"]["state"] == "degraded"
-            assert one.ready() == 200
+            assert ready(one) == 200
         assert fake.count("/pypi/during/json") == 2  # each on its own while Redis is away
         own_redis.start()
         for one in replicas:
