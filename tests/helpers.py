@@ -25,6 +25,7 @@ from starlette.testclient import TestClient
 
 from shim.app import create_app
 from shim.config.settings import Settings
+from shim.shared.address import RedisURL
 from shim.upstream.resilience import Guard
 from shim.upstream.urls import UpstreamURL
 from testkit.fakeindex import FakeIndex
@@ -54,6 +55,16 @@ def make_settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {"upstream": UpstreamURL.parse(UPSTREAM), "catalog_path": catalog_path}
     values.update(overrides)
     return Settings(**values)
+
+
+# The Redis command bound in the tests of what replicas share: a loaded CI machine may take longer than the default
+# SHIM_CACHE_TIMEOUT to schedule an answer, which would fall back to in-process state (a test of it sets its own).
+SHARED_TIMEOUT = 2.0
+
+
+def shared_settings(url: str, **overrides: Any) -> Settings:
+    """Settings over the Redis at `url` (SHIM_CACHE_URL), with the tests' command bound unless given."""
+    return make_settings(cache_url=RedisURL.parse(url), **{"cache_timeout": SHARED_TIMEOUT, **overrides})
 
 
 def served(

@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 
-from shim.shared.address import RedisURL
 from shim.shared.store import SharedRedis
 from shim.upstream.documents import DocumentStore
 from shim.upstream.shared_documents import SharedDocumentCache
@@ -21,7 +20,7 @@ from shim.xmlrpc.context import Services
 from testkit.fakeindex import FakeIndex
 
 from .clock import FakeClock
-from .helpers import make_settings
+from .helpers import shared_settings
 
 __all__ = ["Replica", "replicas"]
 
@@ -64,9 +63,7 @@ async def replicas(
     caches on `clock`."""
     built = []
     for _ in range(count):
-        services, client = build_services(
-            make_settings(cache_url=RedisURL.parse(url), **settings), httpx.ASGITransport(app=fake)
-        )
+        services, client = build_services(shared_settings(url, **settings), httpx.ASGITransport(app=fake))
         services.store.cache.clock = clock
         services.index.clock = clock
         replica = Replica(services, client)

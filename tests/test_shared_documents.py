@@ -15,7 +15,6 @@ from starlette.testclient import TestClient
 
 from shim.app import create_app
 from shim.errors import UpstreamError
-from shim.shared.address import RedisURL
 from shim.shared.records import THREAD_ABOVE, Record, SharedRecords
 from shim.upstream.cache import DocumentCache
 from shim.upstream.shared_documents import LOCK_SLACK
@@ -24,7 +23,7 @@ from testkit.fakeindex import FakeIndex
 from testkit.redisserver import RedisServer
 
 from .clock import FakeClock
-from .helpers import call, make_settings
+from .helpers import call, make_settings, shared_settings
 from .replicas import replicas
 
 pytestmark = pytest.mark.anyio
@@ -308,10 +307,7 @@ def test_without_a_cache_url_the_cache_stays_in_process(fake: FakeIndex) -> None
 
 
 def test_two_services_over_one_redis_ask_the_upstream_once_for_a_call_on_each(redis_url: str, fake: FakeIndex) -> None:
-    apps = [
-        create_app(make_settings(cache_url=RedisURL.parse(redis_url)), transport=httpx.ASGITransport(app=fake))
-        for _ in range(2)
-    ]
+    apps = [create_app(shared_settings(redis_url), transport=httpx.ASGITransport(app=fake)) for _ in range(2)]
     with TestClient(apps[0]) as first, TestClient(apps[1]) as second:
         assert call(first, "package_releases", "roundup") == ["1.6.1"]
         assert call(second, "package_releases", "roundup") == ["1.6.1"]

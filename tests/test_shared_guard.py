@@ -19,7 +19,6 @@ from starlette.testclient import TestClient
 
 from shim.app import create_app
 from shim.errors import UpstreamUnavailable
-from shim.shared.address import RedisURL
 from shim.shared.store import SharedRedis
 from shim.upstream.client import Upstream, build_client
 from shim.upstream.resilience import Guard
@@ -28,7 +27,7 @@ from testkit.fakeindex import FakeIndex
 from testkit.redisserver import RedisServer
 
 from .clock import FakeClock
-from .helpers import fault_of, make_settings, rpc_for
+from .helpers import fault_of, rpc_for, shared_settings
 from .transports import Gate
 
 INDEX = "https://upstream.test"
@@ -67,7 +66,7 @@ async def replicas(
     after two failures in a row; each guard on a fake clock of its own (unless `real_clock`: Redis's expiries are
     real time, so a test that waits out a cooldown waits for real)."""
     values: dict[str, Any] = {"upstream_retries": 0, "circuit_threshold": 2, "circuit_cooldown": 60}
-    configured = make_settings(cache_url=RedisURL.parse(redis_url), **{**values, **settings})
+    configured = shared_settings(redis_url, **{**values, **settings})
     made: list[Replica] = []
     async with contextlib.AsyncExitStack() as stack:
         for _ in range(count):
@@ -337,7 +336,7 @@ def test_a_circuit_one_app_opened_is_open_on_the_others_healthz_and_refuses_its_
     fake = failing_index()
     apps = [
         create_app(
-            make_settings(cache_url=RedisURL.parse(redis_url), upstream_retries=0, circuit_threshold=2),
+            shared_settings(redis_url, upstream_retries=0, circuit_threshold=2),
             transport=httpx.ASGITransport(app=fake),
         )
         for _ in range(2)

@@ -22,7 +22,7 @@ from shim.xmlrpc.ratelimit import RateLimiter
 from testkit.fakeindex import FakeIndex
 from testkit.redisserver import RedisServer
 
-from .helpers import UPSTREAM, in_app, make_settings
+from .helpers import UPSTREAM, in_app, make_settings, shared_settings
 from .rate_calls import REFUSAL, post
 
 
@@ -33,7 +33,7 @@ def replicas(url: str, *, count: int = 2, **settings: Any) -> Iterator[list[Test
     with contextlib.ExitStack() as stack:
         clients = []
         for _ in range(count):
-            app = create_app(make_settings(cache_url=RedisURL.parse(url), **settings), transport=_transport(fake))
+            app = create_app(shared_settings(url, **settings), transport=_transport(fake))
             clients.append(stack.enter_context(TestClient(app)))
         yield clients
 

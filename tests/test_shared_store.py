@@ -17,13 +17,13 @@ from shim.shared.store import SharedRedis, SharedStoreRequired, SharedUnavailabl
 from testkit.fakeindex import FakeIndex
 from testkit.redisserver import RedisServer
 
-from .helpers import UPSTREAM, make_settings
+from .helpers import SHARED_TIMEOUT, UPSTREAM, make_settings, shared_settings
 
 pytestmark = pytest.mark.anyio
 
 
 def store(url: str, **kwargs: float) -> SharedRedis:
-    return SharedRedis(RedisURL.parse(url), timeout=kwargs.get("timeout", 0.25), upstream_base=UPSTREAM)
+    return SharedRedis(RedisURL.parse(url), timeout=kwargs.get("timeout", SHARED_TIMEOUT), upstream_base=UPSTREAM)
 
 
 def test_the_url_setting_keeps_its_password_apart_and_never_shows_it() -> None:
@@ -142,9 +142,7 @@ async def test_a_required_redis_that_cannot_be_reached_stops_the_start(own_redis
 def test_healthz_says_degraded_while_redis_is_away_and_readyz_stays_ready(
     own_redis: RedisServer, fake_index: FakeIndex
 ) -> None:
-    app = create_app(
-        make_settings(cache_url=RedisURL.parse(own_redis.url)), transport=httpx.ASGITransport(app=fake_index)
-    )
+    app = create_app(shared_settings(own_redis.url), transport=httpx.ASGITransport(app=fake_index))
     shared = app.state.services.shared
     with TestClient(app) as client:
         assert client.get("/healthz").json()["shared"]["state"] == "shared"
