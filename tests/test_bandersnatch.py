@@ -123,7 +123,9 @@ def test_with_default_settings_bandersnatch_mirrors_a_release_and_a_project_one_
             release = add_wheel(fake, "demo-pkg", "1.1", upload=uploaded_now())
             project = add_wheel(fake, "fresh-pkg", "0.1", upload=uploaded_now())
             newest = fake.state.serial
-            rows = until_seen(lambda: cast(list[list[Any]], proxy.changelog_since_serial(first.serial)), "fresh-pkg")
+            rows = until_seen(
+                lambda: cast(list[list[Any]], proxy.changelog_since_serial(first.serial)), "demo-pkg", "fresh-pkg"
+            )
             # Seen by the feed poller's next poll, 30 s at most away (or the one after, if that one fell between the
             # two uploads), not by the Simple index's next read (300 s away).
             assert fake.count("/rss/updates.xml") - polls in (1, 2) and fake.count("/simple/") == simple_reads
@@ -151,12 +153,13 @@ def uploaded_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def until_seen(read: Callable[[], list[list[Any]]], name: str, timeout: float = 300.0) -> list[list[Any]]:
-    """`read()` once its rows name `name`, asked every 0.2 s; fail after `timeout` s of real time (ten polls)."""
+def until_seen(read: Callable[[], list[list[Any]]], *names: str, timeout: float = 300.0) -> list[list[Any]]:
+    """`read()` once its rows name every one of `names`, asked every 0.2 s; fail after `timeout` s of real time (ten
+    polls). The poller reads the projects a poll names side by side: one may be recorded a moment before another."""
     deadline = time.monotonic() + timeout
     while True:
         rows = read()
-        if any(row[0] == name for row in rows):
+        if set(names) <= {row[0] for row in rows}:
             return rows
-        assert time.monotonic() < deadline, f"{name} not in the feed"
+        assert time.monotonic() < deadline, f"{names} not all in the feed"
         time.sleep(0.2)
