@@ -217,3 +217,22 @@ async def test_a_redis_that_could_grow_without_bound_or_refuse_writes_is_named_a
     memory_seen = shared.report()["memory"]
     assert isinstance(memory_seen, dict) and memory_seen["maxmemory-policy"] == memory["maxmemory-policy"]
     await shared.close()
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["redis://:hunter2@loc\uff03alhost:6379/0", "redis://:hunter2@[::1/0"],
+    ids=["a character no host may hold", "an unclosed bracket"],
+)
+def test_a_malformed_url_is_refused_without_ever_quoting_its_password(value: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        Settings.load({"SHIM_UPSTREAM": UPSTREAM, "SHIM_CACHE_URL": value})
+    assert "SHIM_CACHE_URL" in str(raised.value)
+    assert "hunter2" not in str(raised.value)
+
+
+def test_a_password_may_hold_any_character_and_is_still_never_shown() -> None:
+    settings = Settings.load({"SHIM_UPSTREAM": UPSTREAM, "SHIM_CACHE_URL": "redis://:hunter2\uff03x@localhost:6379/0"})
+    assert settings.cache_url is not None and settings.cache_url.password is not None
+    assert settings.cache_url.password.reveal() == "hunter2\uff03x"
+    assert "hunter2" not in repr(settings)

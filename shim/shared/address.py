@@ -5,7 +5,7 @@ from __future__ import annotations
 import urllib.parse
 from dataclasses import dataclass
 
-from shim.upstream.urls import Secret, redact_url
+from shim.upstream.urls import Secret, redact_url, split_userinfo
 
 __all__ = ["RedisURL"]
 
@@ -22,23 +22,28 @@ class RedisURL:
     @classmethod
     def parse(cls, text: str) -> RedisURL:
         """The URL in `text`; ValueError with the reason only (the setting's loader names it and redacts the value)."""
-        text = text.strip()
-        parts = urllib.parse.urlsplit(text)
-        if parts.scheme not in SCHEMES:
-            raise ValueError("expected a redis:// or rediss:// URL (`redis://host:6379/0`)")
-        if not parts.hostname:
-            raise ValueError("the URL names no host")
+        # The user-info comes off before any URL parser sees it: their errors quote what they were given.
+        rest, userinfo = split_userinfo(text.strip())
+        try:
+            parts = urllib.parse.urlsplit(rest)
+        except ValueError:
+            raise ValueError("it is not a URL of the form redis://[user:password@]host[:port][/database]") from None
         try:
             port = parts.port
         except ValueError:
             raise ValueError("its port is not a number from 1 to 65535") from None
+        if parts.scheme not in SCHEMES:
+            raise ValueError("expected a redis:// or rediss:// URL (`redis://host:6379/0`)")
+        if not parts.hostname:
+            raise ValueError("the URL names no host")
         database = parts.path.strip("/")
         if database and not database.isdigit():
             raise ValueError(f"its path must be a database number, such as /0, not /{database}")
         if parts.query or parts.fragment:
             raise ValueError("it takes no query or fragment: the timeout and password have their own settings")
-        password = urllib.parse.unquote(parts.password) if parts.password else None
-        user = urllib.parse.quote(urllib.parse.unquote(parts.username), safe="") if parts.username else ""
+        name, colon, secret = (userinfo or "").partition(":")
+        password = urllib.parse.unquote(secret) if colon and secret else None
+        user = urllib.parse.quote(urllib.parse.unquote(name), safe="") if name else ""
         host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
         netloc = (f"{user}@" if user else "") + host + (f":{port}" if port is not None else "")
         url = urllib.parse.urlunsplit((parts.scheme, netloc, "/" + database if database else "", "", ""))

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-__all__ = ["REDACTED", "Credentials", "Secret", "UpstreamURL", "redact_url"]
+__all__ = ["REDACTED", "Credentials", "Secret", "UpstreamURL", "redact_url", "split_userinfo"]
 
 REDACTED = "***"
 
@@ -68,7 +68,7 @@ def _hidden(userinfo: str) -> str:
     return f"{user}:{REDACTED}" if colon and _PLAIN_USER.fullmatch(user) else REDACTED
 
 
-def _split_userinfo(text: str) -> tuple[str, str | None]:
+def split_userinfo(text: str) -> tuple[str, str | None]:
     """`text` without its user-info, and the user-info (None when there is no "@"): before any parser sees it."""
     start = re.match(r"(?:[A-Za-z][A-Za-z0-9+.-]*:)?//", text)
     head = start.group() if start else ""
@@ -106,7 +106,7 @@ class UpstreamURL:
         if any(c.isspace() for c in text):
             raise ValueError("a URL has no white space in it")
         # The credentials come off first: no URL parser sees them, so none of its messages can quote them.
-        text, userinfo = _split_userinfo(text)
+        text, userinfo = split_userinfo(text)
         if userinfo is not None and _UNENCODED.search(userinfo):
             raise ValueError(
                 "the user name or password holds a / ? # [ ] that must be percent-encoded (or an @ follows the host)"
