@@ -162,7 +162,14 @@ def shared_store(settings: Settings) -> SharedRedis | None:
     (SHIM_CRAWL_RATE) reads every project in turn, each kept for its TTL: then `maxmemory` is the bound."""
     if settings.cache_url is None:
         return None
-    return SharedRedis(settings.cache_url, timeout=settings.cache_timeout, upstream_base=settings.upstream.base)
+    credentials = settings.upstream.credentials
+    identity = "" if credentials is None else f"{credentials.username}\0{credentials.password.reveal()}"
+    return SharedRedis(
+        settings.cache_url,
+        timeout=settings.cache_timeout,
+        upstream_base=settings.upstream.base,
+        upstream_identity=identity,
+    )
 
 
 def document_cache(settings: Settings, shared: SharedRedis | None) -> DocumentCache:

@@ -18,12 +18,13 @@ from shim.errors import UpstreamError
 from shim.shared.records import THREAD_ABOVE, Record, SharedRecords
 from shim.upstream.cache import DocumentCache
 from shim.upstream.shared_documents import LOCK_SLACK
+from shim.upstream.urls import Credentials, Secret, UpstreamURL
 from shim.wiring import build_services
 from testkit.fakeindex import FakeIndex
 from testkit.redisserver import RedisServer
 
 from .clock import FakeClock
-from .helpers import call, make_settings, shared_settings
+from .helpers import UPSTREAM, call, make_settings, shared_settings
 from .replicas import replicas
 
 pytestmark = pytest.mark.anyio
@@ -346,3 +347,27 @@ async def test_a_replica_that_takes_the_lock_just_after_another_stored_the_docum
         b.cache.records.acquire = after_a_stored_it  # type: ignore[method-assign]
         assert await b.store.project("roundup") is not None
     assert fake.count(PROJECT) == 1
+
+
+async def test_a_document_fetched_with_credentials_is_never_served_by_a_service_without_them(redis_url: str) -> None:
+    behind_login, anonymous = FakeIndex(), FakeIndex()
+    anonymous.fail(PROJECT, status=404)  # a private index shows the anonymous user no such project
+    built = []
+    for fake, credentials in ((behind_login, Credentials("alice", Secret("s3cret"))), (anonymous, None)):
+        settings = shared_settings(redis_url, upstream=UpstreamURL(UPSTREAM, credentials))
+        services, client = build_services(settings, httpx.ASGITransport(app=fake))
+        assert services.shared is not None
+        await services.shared.connect(required=False)
+        built.append((services, client))
+    try:
+        (with_login, _), (without, _) = built
+        assert await with_login.store.project("roundup") is not None
+        assert await without.store.project("roundup") is None
+        assert with_login.shared is not None and without.shared is not None
+        assert with_login.shared.prefix != without.shared.prefix
+    finally:
+        for services, client in built:
+            assert services.shared is not None
+            await services.shared.close()
+            await client.aclose()
+            services.catalog.close()

@@ -42,9 +42,15 @@ class SharedStoreRequired(Exception):
     """SHIM_CACHE_REQUIRED is set and Redis cannot be used at start: the message names the setting and why."""
 
 
-def namespace(upstream_base: str) -> str:
-    """The prefix of every key of a service for `upstream_base`: services for other upstreams may share one Redis."""
-    return "shim:" + hashlib.sha256(upstream_base.encode()).hexdigest()[:12] + ":"
+def namespace(upstream_base: str, identity: str = "") -> str:
+    """The prefix of every key of a service for `upstream_base`, as `identity` (the credentials it sends there, if
+    any): services for other upstreams, or the same one as another user, may share one Redis and never read each
+    other's entries (a private index shows each user its own projects). The credentials go through a slow, salted
+    hash: a key's prefix gives nothing to guess a password against."""
+    material = upstream_base.encode()
+    if identity:
+        material += b"\0" + hashlib.pbkdf2_hmac("sha256", identity.encode(), upstream_base.encode(), 100_000)
+    return "shim:" + hashlib.sha256(material).hexdigest()[:12] + ":"
 
 
 class SharedRedis:
@@ -54,11 +60,12 @@ class SharedRedis:
         *,
         timeout: float,
         upstream_base: str,
+        upstream_identity: str = "",
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.address = address
         self.timeout = timeout
-        self.prefix = namespace(upstream_base)
+        self.prefix = namespace(upstream_base, upstream_identity)
         self.clock = clock
         password = address.password.reveal() if address.password is not None else None
         # No retries of redis-py's own: a command that fails is the store going away, not a reason to wait longer.
