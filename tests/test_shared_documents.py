@@ -371,3 +371,16 @@ async def test_a_document_fetched_with_credentials_is_never_served_by_a_service_
             await services.shared.close()
             await client.aclose()
             services.catalog.close()
+
+
+async def test_a_reader_that_must_see_the_upstreams_copy_never_joins_a_load_that_may_end_on_redis(
+    redis_url: str, fake: FakeIndex, clock: FakeClock
+) -> None:
+    async with replicas(redis_url, fake, clock) as (a, b):
+        await a.store.project("roundup")  # on Redis: 1.6.1
+        fake.add_release("roundup", "1.7.0", files=[])  # b's Simple index does not show it yet
+        ordinary, current = await asyncio.gather(
+            b.store.project("roundup"), b.store.project("roundup", stale_ok=False, by_catalog=True)
+        )
+    assert ordinary is not None and ordinary.version == "1.6.1"  # the shared copy, as the policy allows
+    assert current is not None and current.version == "1.7.0"  # the catalog's writer sees the upstream's

@@ -246,13 +246,18 @@ class DocumentCache:
             logger.warning("serving a stale copy of %s (%.0f s old): %s", key, self.clock() - entry.fetched_at, exc)
             return entry
 
+    def _flight(self, key: str, asked: Asked) -> str:
+        """Which load in flight a caller may join: here any of the key's, as every load asks the upstream."""
+        return key
+
     async def _fetch(self, key: str, entry: Entry | None, loader: Loader, asked: Asked) -> Entry:
-        pending = self._inflight.get(key)
+        flight = self._flight(key, asked)
+        pending = self._inflight.get(flight)
         if pending is None:
             # The fetch runs as its own task: a caller that goes away does not cancel it for the others.
             pending = asyncio.create_task(self._load(key, loader, entry, asked))
-            self._inflight[key] = pending
-            pending.add_done_callback(lambda task: self._settle(key, task))
+            self._inflight[flight] = pending
+            pending.add_done_callback(lambda task: self._settle(flight, task))
         return await asyncio.shield(pending)
 
     def _revalidating(self, entry: Entry | None, asked: Asked) -> Entry | None:

@@ -153,6 +153,11 @@ class SharedDocumentCache(DocumentCache):
                 with contextlib.suppress(SharedUnavailable):
                     await self.records.release(key, token)
 
+    def _flight(self, key: str, asked: Asked) -> str:
+        """A load here may end on another replica's copy without asking the upstream: only a caller that asked as
+        much (a stale copy allowed or not, the same serial floor) may join it."""
+        return f"{key}\0{asked.stale_ok}\0{asked.floor}"
+
     def _answers(self, entry: Entry | None, asked: Asked) -> TypeGuard[Entry]:
         """Whether `entry` answers this load without asking the upstream: fresh, and a stale copy may do."""
         return entry is not None and asked.stale_ok and self._fresh(entry, asked.changed_at, asked.floor, True)
