@@ -4,6 +4,7 @@ Fixtures are in conftest.py, which pytest loads; test modules import these from 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import json
@@ -12,6 +13,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
 import xmlrpc.client
 from collections.abc import Awaitable, Callable, Iterator
@@ -26,6 +28,7 @@ from starlette.testclient import TestClient
 from shim.app import create_app
 from shim.config.settings import Settings
 from shim.shared.address import RedisURL
+from shim.shared.store import SharedRedis
 from shim.upstream.resilience import Guard
 from shim.upstream.urls import UpstreamURL
 from testkit.fakeindex import FakeIndex
@@ -65,6 +68,14 @@ SHARED_TIMEOUT = 2.0
 def shared_settings(url: str, **overrides: Any) -> Settings:
     """Settings over the Redis at `url` (SHIM_CACHE_URL), with the tests' command bound unless given."""
     return make_settings(cache_url=RedisURL.parse(url), **{"cache_timeout": SHARED_TIMEOUT, **overrides})
+
+
+async def away_within(shared: SharedRedis, seconds: float) -> bool:
+    """Whether `shared` takes Redis for away within `seconds` (its own ping decides, after a command timed out)."""
+    deadline = time.monotonic() + seconds
+    while shared.available and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    return not shared.available
 
 
 def served(

@@ -27,7 +27,7 @@ from testkit.fakeindex import FakeIndex
 from testkit.redisserver import RedisServer
 
 from .clock import FakeClock
-from .helpers import fault_of, rpc_for, shared_settings
+from .helpers import away_within, fault_of, rpc_for, shared_settings
 from .transports import Gate
 
 INDEX = "https://upstream.test"
@@ -306,17 +306,21 @@ async def test_redis_killed_mid_run_each_replica_guards_alone_then_they_share_ag
         assert asked(fake) == 3
 
 
-async def test_a_redis_that_stops_answering_costs_a_request_its_timeout_once(own_redis: RedisServer) -> None:
+async def test_a_redis_that_stops_answering_costs_requests_their_timeout_until_a_ping_of_its_own_finds_it_away(
+    own_redis: RedisServer,
+) -> None:
     fake = FakeIndex()
     async with replicas(own_redis.url, httpx.ASGITransport(app=fake), count=1, cache_timeout=0.05) as (one,):
         assert own_redis.process is not None
         own_redis.process.send_signal(signal.SIGSTOP)  # alive, connected, and silent
         try:
             started = time.monotonic()
-            assert (await one.upstream.get(ROUNDUP)).status == 200
+            assert (await one.upstream.get(ROUNDUP)).status == 200  # one timeout, then its own guard decides
+            assert time.monotonic() - started < 0.5
+            assert await away_within(one.shared, 2.0)  # the ping of its own: 8 x 0.05 s
+            started = time.monotonic()
             assert (await one.upstream.get(HTTPX)).status == 200  # Redis is away now: not waited for again
-            assert time.monotonic() - started < 1
-            assert not one.shared.available
+            assert time.monotonic() - started < one.shared.timeout
         finally:
             own_redis.process.send_signal(signal.SIGCONT)
 
@@ -352,3 +356,19 @@ def test_a_circuit_one_app_opened_is_open_on_the_others_healthz_and_refuses_its_
         assert fault_of(rpc_for(other), "package_releases", "starlette") == UNAVAILABLE
         assert asked(fake) == before  # refused by the circuit the first app opened, unasked
         assert other.get("/healthz").json()["upstream_health"]["refused_by_circuit"] >= 1
+
+
+async def test_a_pause_or_circuit_held_longer_on_redis_than_this_replicas_own_limits_allow_is_cut_to_them(
+    redis_url: str, redis_server: RedisServer
+) -> None:
+    fake = FakeIndex()
+    async with replicas(redis_url, httpx.ASGITransport(app=fake), count=1) as (one,):
+        admin, origin = redis_server.client(), "https://upstream.test"
+        # A replica with other settings (or a damaged key) asks for a day: this one's limits are 300 s and 60 s.
+        admin.set(one.shared.key("pause", origin), "1", px=86_400_000)
+        assert await one.reason(HTTPX) == "the upstream asked to wait 300 s"
+        admin.delete(one.shared.key("pause", origin))
+        admin.set(one.shared.key("circuit", origin, "open"), "1", px=86_400_000)
+        admin.set(one.shared.key("circuit", origin, "tripped"), "1", px=86_400_000)
+        assert await one.reason(HTTPX) == OPEN
+        assert one.guard.open_until - one.guard.clock() <= 60

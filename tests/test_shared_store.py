@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import xmlrpc.client
 
 import httpx
 import pytest
 from starlette.testclient import TestClient
 
 from shim.app import create_app
+from shim.config.rates import RateLimit
 from shim.config.settings import Settings, SettingsError
 from shim.shared.address import RedisURL
 from shim.shared.store import SharedRedis, SharedStoreRequired, SharedUnavailable
@@ -236,3 +238,59 @@ def test_a_password_may_hold_any_character_and_is_still_never_shown() -> None:
     assert settings.cache_url is not None and settings.cache_url.password is not None
     assert settings.cache_url.password.reveal() == "hunter2\uff03x"
     assert "hunter2" not in repr(settings)
+
+
+async def test_a_burst_of_concurrent_calls_never_takes_a_healthy_redis_for_away(redis_url: str) -> None:
+    fake = FakeIndex()
+    settings = shared_settings(redis_url, cache_timeout=0.25, rate_limit=RateLimit(100_000, 60))
+    app = create_app(settings, transport=httpx.ASGITransport(app=fake))
+    body = xmlrpc.client.dumps(("roundup",), methodname="package_releases").encode()
+    headers = {"Content-Type": "text/xml"}
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://shim") as client,
+    ):
+        await client.post("/pypi", content=body, headers=headers)
+        # Queued on one event loop, many calls read Redis's answers later than SHIM_CACHE_TIMEOUT.
+        answers = await asyncio.gather(*(client.post("/pypi", content=body, headers=headers) for _ in range(600)))
+        report = (await client.get("/healthz")).json()["shared"]
+    assert {answer.status_code for answer in answers} == {200}
+    assert (report["state"], report["times_lost"]) == ("shared", 0), report
+
+
+async def test_a_redis_whose_user_may_not_run_scripts_is_not_shared_through_and_says_why(
+    redis_url: str, redis_server: RedisServer
+) -> None:
+    redis_server.client().acl_setuser(
+        "noscript", enabled=True, passwords=["+pw"], keys=["*"], commands=["+@all", "-@scripting"]
+    )
+    shared = store(redis_url.replace("redis://", "redis://noscript:pw@"))
+    try:
+        await shared.connect(required=False)
+        assert not shared.available
+        assert shared.problem is not None
+        assert shared.problem.startswith("it refuses scripts (EVAL), which the shared cache's locks and the rate")
+        assert shared.report()["state"] == "degraded"
+    finally:
+        await shared.close()
+        redis_server.client().acl_deluser("noscript")
+
+
+async def test_while_redis_refuses_writes_healthz_says_degraded(
+    redis_url: str, redis_server: RedisServer, fake_index: FakeIndex
+) -> None:
+    shared = store(redis_url)
+    await shared.connect(required=False)
+    client = redis_server.client()
+    client.config_set("maxmemory", "1")
+    client.config_set("maxmemory-policy", "noeviction")
+    try:
+        with pytest.raises(SharedUnavailable):
+            await shared.run(lambda client: client.set(shared.key("full"), b"x" * 1000))
+    finally:
+        client.config_set("maxmemory", "256mb")
+        client.config_set("maxmemory-policy", "allkeys-lru")
+    assert shared.available and shared.degraded
+    assert shared.report()["state"] == "refusing"
+    await shared.close()

@@ -20,7 +20,9 @@ from typing import TypeVar
 import redis.asyncio
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shim.shared.address import RedisURL
 
@@ -31,6 +33,9 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RETRY = 1.0  # seconds between pings while Redis is away: it is back within a second of answering
+REFUSALS_SHOWN = 60.0  # seconds /healthz says degraded after Redis refused a command
+# A ping of its own, after a command timed out, has this many times SHIM_CACHE_TIMEOUT before Redis is taken for away.
+CONFIRM = 8
 CONNECTIONS = 64  # the pool's bound: a call waits (SHIM_CACHE_TIMEOUT at most) for a connection beyond it
 
 
@@ -84,6 +89,8 @@ class SharedRedis:
         self.since = clock()
         self.lost_count = 0  # times it went away since start
         self.refusals = 0  # commands it answered with an error
+        self.last_refusal: tuple[float, str] | None = None  # when, and what it said
+        self._confirming: asyncio.Task[None] | None = None
         self._refusal_kinds: set[str] = set()
         self.memory: dict[str, str] = {}  # its `maxmemory` and policy, as it reported them at start
 
@@ -103,12 +110,47 @@ class SharedRedis:
             self.refused(exc)
             raise SharedUnavailable(str(exc)) from None
         except (RedisError, OSError, TimeoutError) as exc:
-            self.lost(exc)
-            raise SharedUnavailable(self.problem) from None
+            if not _no_answer_in_time(exc):
+                self.lost(exc)
+                raise SharedUnavailable(self.problem) from None
+            # No answer in time (or no free connection): Redis may be stuck, or this process too busy to read its
+            # answer (a burst of calls queues on the event loop). This call goes on in process; whether Redis is
+            # away is for a ping of its own to say, on a connection of its own, with a longer bound.
+            self._suspect()
+            raise SharedUnavailable(_reason(exc, self.timeout)) from None
+
+    def _suspect(self) -> None:
+        if self._confirming is None or self._confirming.done():
+            self._confirming = asyncio.create_task(self._confirm())
+
+    async def _confirm(self) -> None:
+        """Away only when a ping on a connection of its own has no answer within CONFIRM times the timeout either."""
+        bound = CONFIRM * self.timeout
+        prober = redis.asyncio.Redis.from_url(
+            self.address.url,
+            password=self.address.password.reveal() if self.address.password is not None else None,
+            socket_timeout=bound,
+            socket_connect_timeout=bound,
+            retry=Retry(NoBackoff(), 0),
+            single_connection_client=True,
+        )
+        try:
+            async with asyncio.timeout(bound):
+                await prober.ping()
+        except (RedisError, OSError, TimeoutError) as exc:
+            self.lost(
+                exc
+                if str(exc)
+                else TimeoutError(f"no answer within SHIM_CACHE_TIMEOUT, nor to a ping within {bound:g} s")
+            )
+        finally:
+            with contextlib.suppress(RedisError, OSError):
+                await prober.aclose()
 
     def refused(self, exc: ResponseError) -> None:
         """A command Redis answered with an error: counted, and logged once per kind of error."""
         self.refusals += 1
+        self.last_refusal = (self.clock(), str(exc))
         kind = f"{type(exc).__name__} {str(exc).split(' ', 1)[0]}"
         if kind not in self._refusal_kinds:
             self._refusal_kinds.add(kind)
@@ -141,6 +183,12 @@ class SharedRedis:
         try:
             async with asyncio.timeout(self.timeout):
                 await self.client.ping()
+                # The cache's locks and the rate limits run scripts: a Redis (or an ACL user) that refuses them
+                # cannot be shared through, and is taken for away with the reason.
+                await self.client.eval("return 1", 0)
+        except ResponseError as exc:
+            self.problem = f"it refuses scripts (EVAL), which the shared cache's locks and the rate limits need: {exc}"
+            return False
         except (RedisError, OSError, TimeoutError) as exc:
             self.problem = _reason(exc, self.timeout)
             return False
@@ -196,21 +244,39 @@ class SharedRedis:
             if not self.available:
                 await self.ping()
 
+    @property
+    def refusing(self) -> bool:
+        """Whether Redis refused a command within the last REFUSALS_SHOWN seconds (a full Redis that evicts nothing
+        refuses writes): answering, and shared for what it accepts, but /healthz says degraded."""
+        return self.last_refusal is not None and self.clock() - self.last_refusal[0] < REFUSALS_SHOWN
+
+    @property
+    def degraded(self) -> bool:
+        return not self.available or self.refusing
+
     def report(self) -> dict[str, object]:
         """For /healthz: where (redacted), whether shared now, since when, and why not."""
         return {
             "url": str(self.address),
-            "state": "shared" if self.available else "degraded",
+            "state": "degraded" if not self.available else "refusing" if self.refusing else "shared",
             "since": self.since,
             "problem": self.problem,
             "times_lost": self.lost_count,
             "refused_commands": self.refusals,
+            "last_refusal": None if self.last_refusal is None else self.last_refusal[1],
             "memory": self.memory,
         }
 
     async def close(self) -> None:
         await self.client.aclose()
         await self.pool.aclose()
+
+
+def _no_answer_in_time(exc: BaseException) -> bool:
+    """A command that timed out, or waited past the timeout for a connection of the pool."""
+    if isinstance(exc, TimeoutError | RedisTimeoutError):
+        return True
+    return isinstance(exc, RedisConnectionError) and str(exc).startswith("No connection available")
 
 
 def _text(value: object) -> str:

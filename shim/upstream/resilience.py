@@ -175,7 +175,8 @@ class Guard:
             logger.info("%s: circuit opened by another replica", self._named)
             self.failures = self.config.threshold
             self.count("opened_elsewhere")
-        self.open_until = self.clock() + remaining
+        # Never longer than this replica's own cooldown, whatever Redis holds (another's setting, a damaged key).
+        self.open_until = self.clock() + min(remaining, self.config.cooldown)
 
     def closed_elsewhere(self) -> None:
         """Another replica's probe had an answer: the circuit is closed here too."""
@@ -185,7 +186,8 @@ class Guard:
 
     def paused_elsewhere(self, remaining: float) -> None:
         """Another replica was asked to wait: every caller here waits as long (a pause is only ever lengthened)."""
-        self.resume_at = max(self.resume_at, self.clock() + remaining)
+        # Bounded by this replica's own SHIM_MAX_RETRY_AFTER, as a pause it is asked for itself is.
+        self.resume_at = max(self.resume_at, self.clock() + min(remaining, self.config.max_retry_after))
 
     def refused_elsewhere(self) -> str:
         """This request would have probed, but another replica's probe is out: refused as an open circuit refuses."""
