@@ -37,8 +37,9 @@ SHARING: tuple[Setting[Any], ...] = (
     Setting(
         "cache_timeout",
         parsers.seconds(0.01, 10),
-        "Seconds each Redis command may take; past it the replica works from its own state until Redis answers "
-        "again (checked every second).",
+        "Seconds each Redis command may take; past it that call uses the replica's own state, and when a ping of its "
+        "own has no answer within eight times as long either, every call does until Redis answers again (checked "
+        "every second).",
         0.25,
         metavar="SECONDS",
     ),
