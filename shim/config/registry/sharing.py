@@ -8,6 +8,7 @@ from typing import Any
 from shim.config import parsers
 from shim.config.setting import Setting
 from shim.shared.address import RedisURL
+from shim.shared.store import CONFIRM, RETRY
 from shim.upstream.urls import Secret
 
 __all__ = ["SHARING"]
@@ -38,8 +39,8 @@ SHARING: tuple[Setting[Any], ...] = (
         "cache_timeout",
         parsers.seconds(0.01, 10),
         "Seconds each Redis command may take; past it that call uses the replica's own state, and when a ping of its "
-        "own has no answer within eight times as long either, every call does until Redis answers again (checked "
-        "every second).",
+        f"own has no answer within {CONFIRM} times as long either, every call does until Redis answers again "
+        f"(checked every {RETRY:g} s).",
         0.25,
         metavar="SECONDS",
     ),
