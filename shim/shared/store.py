@@ -26,7 +26,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shim.shared.address import RedisURL
 
-__all__ = ["RETRY", "SharedRedis", "SharedStoreRequired", "SharedUnavailable"]
+__all__ = ["CONFIRM", "RETRY", "SharedRedis", "SharedStoreRequired", "SharedUnavailable"]
 
 logger = logging.getLogger(__name__)
 
