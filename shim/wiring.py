@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -30,7 +30,6 @@ from shim.catalog.seed import seed_catalog
 from shim.catalog.writes import CatalogWriter
 from shim.config.defaults import default_catalog_path, former_default_catalog_path, shared_catalog_path
 from shim.config.settings import Settings
-from shim.shared.store import SharedRedis
 from shim.upstream.cache import DocumentCache, MemoryStorage
 from shim.upstream.client import Upstream, build_client
 from shim.upstream.documents import DocumentStore
@@ -41,6 +40,10 @@ from shim.upstream.shared_index import LOCK_SLACK as INDEX_LOCK_SLACK
 from shim.upstream.shared_index import SharedIndex
 from shim.upstream.simple_index import SimpleIndex
 from shim.xmlrpc.context import Services
+
+if TYPE_CHECKING:  # the Redis client is loaded only where SHIM_CACHE_URL is set (shim.shared.availability)
+    from shim.shared.store import SharedRedis
+
 
 logger = logging.getLogger(__name__)
 
@@ -162,6 +165,8 @@ def shared_store(settings: Settings) -> SharedRedis | None:
     (SHIM_CRAWL_RATE) reads every project in turn, each kept for its TTL: then `maxmemory` is the bound."""
     if settings.cache_url is None:
         return None
+    from shim.shared.store import SharedRedis  # here: redis-py is loaded only by a service that shares
+
     credentials = settings.upstream.credentials
     identity = "" if credentials is None else f"{credentials.username}\0{credentials.password.reveal()}"
     return SharedRedis(

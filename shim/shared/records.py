@@ -21,11 +21,13 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import redis.asyncio
+if TYPE_CHECKING:  # the Redis client is loaded only where SHIM_CACHE_URL is set (shim.shared.availability)
+    import redis.asyncio
 
-from shim.shared.store import SharedRedis
+    from shim.shared.store import SharedRedis
+
 
 __all__ = ["COMPRESS_ABOVE", "PART", "Header", "Record", "SharedRecords"]
 

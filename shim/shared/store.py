@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -25,37 +24,15 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shim.shared.address import RedisURL
+from shim.shared.availability import CONFIRM, REFUSALS_SHOWN, RETRY, SharedStoreRequired, SharedUnavailable, namespace
 
-__all__ = ["CONFIRM", "RETRY", "SharedRedis", "SharedStoreRequired", "SharedUnavailable"]
+__all__ = ["SharedRedis"]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-RETRY = 1.0  # seconds between pings while Redis is away: it is back within a second of answering
-REFUSALS_SHOWN = 60.0  # seconds /healthz says degraded after Redis refused a command
-# A ping of its own, after a command timed out, has this many times SHIM_CACHE_TIMEOUT before Redis is taken for away.
-CONFIRM = 8
 CONNECTIONS = 64  # the pool's bound: a call waits (SHIM_CACHE_TIMEOUT at most) for a connection beyond it
-
-
-class SharedUnavailable(Exception):
-    """Redis is away (or just failed): the caller uses its in-process state instead."""
-
-
-class SharedStoreRequired(Exception):
-    """SHIM_CACHE_REQUIRED is set and Redis cannot be used at start: the message names the setting and why."""
-
-
-def namespace(upstream_base: str, identity: str = "") -> str:
-    """The prefix of every key of a service for `upstream_base`, as `identity` (the credentials it sends there, if
-    any): services for other upstreams, or the same one as another user, may share one Redis and never read each
-    other's entries (a private index shows each user its own projects). The credentials go through a slow, salted
-    hash: a key's prefix gives nothing to guess a password against."""
-    material = upstream_base.encode()
-    if identity:
-        material += b"\0" + hashlib.pbkdf2_hmac("sha256", identity.encode(), upstream_base.encode(), 100_000)
-    return "shim:" + hashlib.sha256(material).hexdigest()[:12] + ":"
 
 
 class SharedRedis:

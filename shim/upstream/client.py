@@ -15,14 +15,13 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import IO
+from typing import IO, TYPE_CHECKING
 from urllib.parse import urljoin
 
 import httpx
 
 from shim import __version__, encodings
 from shim.errors import UpstreamMalformed, UpstreamUnavailable
-from shim.shared.store import SharedRedis
 from shim.upstream.answers import Fetched, Ranged, origin, origin_label, passed_headers
 from shim.upstream.names import path_segment
 from shim.upstream.optional import OptionalReads
@@ -30,6 +29,10 @@ from shim.upstream.parsers import serial_value
 from shim.upstream.resilience import Guard, retry_after
 from shim.upstream.shared_guard import SharedCircuit
 from shim.upstream.urls import UpstreamURL, redact_url
+
+if TYPE_CHECKING:  # the Redis client is loaded only where SHIM_CACHE_URL is set (shim.shared.availability)
+    from shim.shared.store import SharedRedis
+
 
 __all__ = [
     "SIMPLE_JSON",

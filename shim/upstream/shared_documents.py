@@ -26,12 +26,16 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import TypeGuard
+from typing import TYPE_CHECKING, TypeGuard
 
+from shim.shared.availability import SharedUnavailable
 from shim.shared.records import Record, SharedRecords
-from shim.shared.store import SharedRedis, SharedUnavailable
 from shim.upstream.cache import Asked, DocumentCache, Entry, Loader, Storage
 from shim.upstream.urls import redact_url
+
+if TYPE_CHECKING:  # the Redis client is loaded only where SHIM_CACHE_URL is set (shim.shared.availability)
+    from shim.shared.store import SharedRedis
+
 
 __all__ = ["LOCK_SLACK", "MAX_SHARED_BYTES", "POLL", "SharedDocumentCache", "entry_record", "record_entry"]
 

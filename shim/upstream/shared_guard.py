@@ -25,13 +25,17 @@ import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
-
-import redis.asyncio
+from typing import TYPE_CHECKING, Any
 
 from shim.errors import UpstreamUnavailable
-from shim.shared.store import SharedRedis, SharedUnavailable
+from shim.shared.availability import SharedUnavailable
 from shim.upstream.resilience import Guard
+
+if TYPE_CHECKING:  # the Redis client is loaded only where SHIM_CACHE_URL is set (shim.shared.availability)
+    import redis.asyncio
+
+    from shim.shared.store import SharedRedis
+
 
 __all__ = ["HALF_OPEN_MEMORY", "SharedCircuit"]
 

@@ -18,10 +18,15 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from shim.shared.availability import SharedUnavailable
 from shim.shared.records import Header, Record, SharedRecords
-from shim.shared.store import SharedRedis, SharedUnavailable
 from shim.upstream.answers import Fetched
+
+if TYPE_CHECKING:  # the Redis client is loaded only where SHIM_CACHE_URL is set (shim.shared.availability)
+    from shim.shared.store import SharedRedis
+
 
 __all__ = ["KEEP", "LOCK_SLACK", "POLL", "SharedIndex", "Turn"]
 

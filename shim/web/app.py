@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from shim.catalog.schema import ConnectionFactory, open_sqlite
 from shim.config.settings import Settings, SettingsError
 from shim.methods.table import METHODS
-from shim.shared.store import SharedStoreRequired
+from shim.shared.availability import SharedStoreRequired
 from shim.web.endpoint import MODE_PREFIXES, XMLRPCEndpoint, XMLRPCFront, collapsed, xmlrpc_endpoints, xmlrpc_routes
 from shim.web.health import health_routes
 from shim.web.passthrough import passthrough_routes

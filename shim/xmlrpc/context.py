@@ -5,17 +5,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shim.catalog.election import Election
 from shim.catalog.observations import Observations
 from shim.catalog.reads import CatalogReader
 from shim.modes import Mode
-from shim.shared.store import SharedRedis
 from shim.upstream.documents import DocumentStore
 from shim.upstream.simple_index import SimpleIndex
 from shim.xmlrpc.protocol import Raw
 from shim.xmlrpc.table import MethodTable
+
+if TYPE_CHECKING:  # the Redis client is loaded only where SHIM_CACHE_URL is set (shim.shared.availability)
+    from shim.shared.store import SharedRedis
+
 
 __all__ = ["CallContext", "Services"]
 

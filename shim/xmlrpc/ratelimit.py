@@ -13,15 +13,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from limits import RateLimitItemPerSecond
-from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from shim.config.rates import RateLimit
-from shim.shared.store import SharedRedis, SharedUnavailable
+from shim.shared.availability import SharedUnavailable
 from shim.xmlrpc.windows import MovingWindows
+
+if TYPE_CHECKING:  # the Redis client is loaded only where SHIM_CACHE_URL is set (shim.shared.availability)
+    from limits.aio.storage import RedisStorage
+
+    from shim.shared.store import SharedRedis
+
 
 __all__ = ["RateLimiter", "Verdict"]
 
@@ -92,6 +97,8 @@ class RateLimiter:
 def redis_storage(shared: SharedRedis) -> RedisStorage:
     """`limits`' Redis storage over the replica's one pool (which carries the password and the timeouts), on redis-py,
     its keys under this upstream's namespace."""
+    from limits.aio.storage import RedisStorage  # here: it loads redis-py, which only a shared service needs
+
     pool: Any = shared.pool  # `limits` types its pass-through options as scalars; redis-py takes the pool
     # The URL only picks `limits`' Redis storage: the pool connects (TLS for rediss:// included), never this URL.
     return RedisStorage(

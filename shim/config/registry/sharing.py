@@ -8,7 +8,7 @@ from typing import Any
 from shim.config import parsers
 from shim.config.setting import Setting
 from shim.shared.address import RedisURL
-from shim.shared.store import CONFIRM, RETRY
+from shim.shared.availability import CONFIRM, RETRY
 from shim.upstream.urls import Secret
 
 __all__ = ["SHARING"]
