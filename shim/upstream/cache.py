@@ -165,6 +165,9 @@ class Asked:
 
 
 class DocumentCache:
+    # Whether entries may come from another replica, bytes only, to be readied by the caller's `adopt`.
+    adopts = False
+
     def __init__(
         self,
         storage: Storage,

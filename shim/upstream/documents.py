@@ -16,7 +16,7 @@ from cachetools import LRUCache
 
 from shim.errors import UpstreamError, UpstreamMalformed
 from shim.upstream.answers import Fetched, origin_label
-from shim.upstream.cache import DocumentCache, Entry, footprint
+from shim.upstream.cache import Adopt, DocumentCache, Entry, footprint
 from shim.upstream.capabilities import Capabilities
 from shim.upstream.client import Upstream
 from shim.upstream.file_metadata import ArchiveLimits, RangesIgnored, sdist_metadata, wheel_metadata
@@ -108,24 +108,20 @@ class DocumentStore:
             if fetched.status == 304 and previous is not None:
                 return previous
             loaded = await self._entry(fetched, parse)
-            told(loaded)
+            self._tell(loaded, project, by_catalog)
             return loaded
 
-        def told(loaded: Entry) -> None:
-            if (
-                self.on_project is not None
-                and project is not None
-                and not by_catalog
-                and isinstance(loaded.parsed, ProjectDoc)
-            ):
-                self._observed(self.on_project, project, loaded.parsed)
+        adopt: Adopt | None = None
+        if self.cache.adopts:  # a cache hit in process builds no more than it needs
 
-        async def adopt(shared: Entry) -> None:
-            """An entry another replica fetched (read from the shared cache): parsed here, once, and told as one
-            fetched here is. ValueError: malformed (not used)."""
-            if parse is not None:
-                shared.parsed, shared.parsed_bytes = await parse_document(parse, shared.body, shared.url)
-            told(shared)
+            async def adopted(shared: Entry) -> None:
+                """An entry another replica fetched (read from the shared cache): parsed here, once, and told as one
+                fetched here is. ValueError: malformed (not used)."""
+                if parse is not None:
+                    shared.parsed, shared.parsed_bytes = await parse_document(parse, shared.body, shared.url)
+                self._tell(shared, project, by_catalog)
+
+            adopt = adopted
 
         changed_at = floor = None
         if project is not None:
@@ -138,6 +134,16 @@ class DocumentStore:
                 floors.append(await self.reported_serial(project))
             floor = max((f for f in floors if f is not None), default=None)
         return await self.cache.get(key, load, changed_at=changed_at, floor=floor, stale_ok=stale_ok, adopt=adopt)
+
+    def _tell(self, loaded: Entry, project: str | None, by_catalog: bool) -> None:
+        """A project document fetched (or adopted) for a call reaches the catalog (`on_project`)."""
+        if (
+            self.on_project is not None
+            and project is not None
+            and not by_catalog
+            and isinstance(loaded.parsed, ProjectDoc)
+        ):
+            self._observed(self.on_project, project, loaded.parsed)
 
     @staticmethod
     def _observed(hook: Callable[[str, ProjectDoc], None], project: str, doc: ProjectDoc) -> None:

@@ -93,6 +93,8 @@ def record_entry(record: Record) -> Entry | None:
 class SharedDocumentCache(DocumentCache):
     """A `DocumentCache` whose loads look at, wait on and fill the entries on Redis (`shared`) first."""
 
+    adopts = True
+
     def __init__(
         self,
         storage: Storage,
