@@ -30,7 +30,7 @@ from shim.catalog.seed import seed_catalog
 from shim.catalog.writes import CatalogWriter
 from shim.config.defaults import default_catalog_path, former_default_catalog_path, shared_catalog_path
 from shim.config.settings import Settings
-from shim.upstream.cache import DocumentCache, MemoryStorage
+from shim.upstream.cache import DocumentCache, MemoryStorage, Policy
 from shim.upstream.client import Upstream, build_client
 from shim.upstream.documents import DocumentStore
 from shim.upstream.file_metadata import ArchiveLimits
@@ -152,17 +152,9 @@ def build_services(
 
 
 def shared_store(settings: Settings) -> SharedRedis | None:
-    """The Redis every replica shares (SHIM_CACHE_URL), or None: everything in process.
-
-    What it holds is bounded by TTLs (every key of the cache's has one): each document cached, for as long as the
-    cache's policy can use it (shim.upstream.shared_documents), a few KB compressed for a typical project's JSON and
-    at most its `MAX_SHARED_BYTES` for the largest; the Simple index once, for `KEEP` refresh intervals
-    (shim.upstream.shared_index), about 7 MB compressed for the whole public index (some 30 MB of JSON; twice that
-    for a moment while a new copy replaces the old); beside them the rate-limit windows and the upstream's circuit,
-    small. Give Redis a `maxmemory` that holds the documents of the working set and the index (256 MB covers tens of
-    thousands of project documents), with `maxmemory-policy allkeys-lru` (or `volatile-lru`), so that a full Redis
-    evicts the least recently used entry, which is fetched again, rather than refusing writes. A crawl
-    (SHIM_CRAWL_RATE) reads every project in turn, each kept for its TTL: then `maxmemory` is the bound."""
+    """The Redis every replica shares (SHIM_CACHE_URL), or None: everything in process. Every key it is given has a
+    time to live; what that adds up to, measured, and the `maxmemory` and policy Redis needs for it are in README,
+    "Replicas on one Redis" (the store warns at start when Redis has neither)."""
     if settings.cache_url is None:
         return None
     from shim.shared.store import SharedRedis  # here: redis-py is loaded only by a service that shares
@@ -181,20 +173,15 @@ def document_cache(settings: Settings, shared: SharedRedis | None) -> DocumentCa
     """The document cache: in process, and with `shared` its second level on Redis (the lock of a fetch lasting
     the upstream deadline and a margin: see shim.upstream.shared_documents, also for Redis's `maxmemory`)."""
     storage = MemoryStorage(settings.cache_max_bytes)
-    soft, hard, not_found = settings.cache_soft_ttl, settings.cache_hard_ttl, settings.not_found_ttl
-    if shared is None:
-        return DocumentCache(
-            storage, soft_ttl=soft, hard_ttl=hard, not_found_ttl=not_found, stale_if_error=settings.stale_if_error
-        )
-    return SharedDocumentCache(
-        storage,
-        shared=shared,
-        lock_timeout=settings.upstream_deadline + LOCK_SLACK,
-        soft_ttl=soft,
-        hard_ttl=hard,
-        not_found_ttl=not_found,
+    policy = Policy(
+        soft_ttl=settings.cache_soft_ttl,
+        hard_ttl=settings.cache_hard_ttl,
+        not_found_ttl=settings.not_found_ttl,
         stale_if_error=settings.stale_if_error,
     )
+    if shared is None:
+        return DocumentCache(storage, **policy)
+    return SharedDocumentCache(storage, shared=shared, lock_timeout=settings.upstream_deadline + LOCK_SLACK, **policy)
 
 
 def shared_index(settings: Settings, shared: SharedRedis | None) -> SharedIndex | None:

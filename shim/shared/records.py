@@ -23,6 +23,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from shim.shared.availability import milliseconds
+
 if TYPE_CHECKING:  # the Redis client is loaded only where SHIM_CACHE_URL is set (shim.shared.availability)
     import redis.asyncio
 
@@ -152,13 +154,13 @@ class SharedRecords:
     async def _part(self, key: str, field: str) -> object:
         return await self.shared.run(lambda client: client.hget(key, field))
 
-    async def _put_part(self, key: str, field: str, piece: bytes, milliseconds: int) -> None:
+    async def _put_part(self, key: str, field: str, piece: bytes, expiry: int) -> None:
         """One part, with the TTL of the whole: parts left by a write cut short expire with it."""
 
         async def put(client: redis.asyncio.Redis) -> None:
             async with client.pipeline(transaction=True) as pipeline:
                 pipeline.hset(key, field, piece)
-                pipeline.pexpire(key, milliseconds)
+                pipeline.pexpire(key, expiry)
                 await pipeline.execute()
 
         await self.shared.run(put)
@@ -178,20 +180,20 @@ class SharedRecords:
         stored = await _off_loop(zlib.compress, record.body) if compressed else record.body
         if max_bytes is not None and len(stored) > max_bytes:
             return False
-        milliseconds = max(1, int(ttl * 1000))
+        expiry = milliseconds(ttl)
         key = self.key(name)
         if len(stored) <= PART:
             value = _encode_header(record.meta, compressed, 0, "") + b"\n" + stored
-            await self.shared.run(lambda client: client.set(key, value, px=milliseconds))
+            await self.shared.run(lambda client: client.set(key, value, px=expiry))
             return True
         generation = secrets.token_hex(8)
         parts_key = self._parts_key(name, generation)
         for start in range(0, len(stored), PART):
-            await self._put_part(parts_key, str(start // PART), stored[start : start + PART], milliseconds)
+            await self._put_part(parts_key, str(start // PART), stored[start : start + PART], expiry)
         parts = -(-len(stored) // PART)
         value = _encode_header(record.meta, compressed, parts, generation) + b"\n"
         former = await self.shared.run(lambda client: client.get(key))
-        await self.shared.run(lambda client: client.set(key, value, px=milliseconds))
+        await self.shared.run(lambda client: client.set(key, value, px=expiry))
         previous = _decode_header(former) if isinstance(former, bytes) else None
         if previous is not None and previous.parts and previous.generation != generation:
             gone = self._parts_key(name, previous.generation)
@@ -204,8 +206,8 @@ class SharedRecords:
             return False
         value = _encode_header(meta, header.compressed, header.parts, header.generation) + b"\n" + header.inline
         keys = (self.key(name), self._parts_key(name, header.generation))
-        milliseconds = max(1, int(ttl * 1000))
-        done = await self.shared.run(lambda client: client.eval(_TOUCH, 2, *keys, header.raw, value, milliseconds))
+        expiry = milliseconds(ttl)
+        done = await self.shared.run(lambda client: client.eval(_TOUCH, 2, *keys, header.raw, value, expiry))
         return bool(done)
 
     # --- locks -------------------------------------------------------------------------------------------------
@@ -213,8 +215,8 @@ class SharedRecords:
     async def acquire(self, name: str, timeout: float) -> str | None:
         """A token when this replica now holds the lock on `name` (for `timeout` seconds at most), else None."""
         token = secrets.token_hex(16)
-        key, milliseconds = self.lock_key(name), max(1, int(timeout * 1000))
-        taken = await self.shared.run(lambda client: client.set(key, token, nx=True, px=milliseconds))
+        key, expiry = self.lock_key(name), milliseconds(timeout)
+        taken = await self.shared.run(lambda client: client.set(key, token, nx=True, px=expiry))
         return token if taken else None
 
     async def release(self, name: str, token: str) -> None:

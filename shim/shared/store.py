@@ -1,10 +1,13 @@
 """The one Redis connection (a bounded pool) every shared part of a replica uses, and whether it answers now.
 
 Redis is for scale-out, never required (unless SHIM_CACHE_REQUIRED says so): every command is bounded by
-SHIM_CACHE_TIMEOUT, and the first that fails or times out marks the store away. From then on `run` raises
-`SharedUnavailable` at once, without waiting on Redis again, and each part (the document cache, the rate limits,
-the upstream's circuit) works from its in-process state; the loss is logged once and shown on /healthz. `watch`
-pings Redis every `RETRY` seconds meanwhile, and the first answer puts every part back on it.
+SHIM_CACHE_TIMEOUT. A command that fails marks the store away; one that times out falls back for its call only,
+and the store is away when a ping on a connection of its own gets no answer within CONFIRM times as long either (a
+busy event loop reads answers late without Redis being gone). While it is away `run` raises `SharedUnavailable` at
+once, without waiting on Redis again, and each part (the document cache, the rate limits, the upstream's circuit)
+works from its in-process state; the loss is logged once and shown on /healthz. `watch` pings Redis every `RETRY`
+seconds meanwhile, and the first answer puts every part back on it. A command Redis refuses (a full Redis that
+evicts nothing) falls back for its call only, and /healthz says degraded for REFUSALS_SHOWN seconds.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import redis.asyncio
 from redis.asyncio.retry import Retry
@@ -24,7 +27,15 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shim.shared.address import RedisURL
-from shim.shared.availability import CONFIRM, REFUSALS_SHOWN, RETRY, SharedStoreRequired, SharedUnavailable, namespace
+from shim.shared.availability import (
+    CONFIRM,
+    REFUSALS_SHOWN,
+    RETRY,
+    SharedStoreRequired,
+    SharedUnavailable,
+    namespace,
+    text,
+)
 
 __all__ = ["SharedRedis"]
 
@@ -49,16 +60,8 @@ class SharedRedis:
         self.timeout = timeout
         self.prefix = namespace(upstream_base, upstream_identity)
         self.clock = clock
-        password = address.password.reveal() if address.password is not None else None
-        # No retries of redis-py's own: a command that fails is the store going away, not a reason to wait longer.
         self.pool = redis.asyncio.BlockingConnectionPool.from_url(
-            address.url,
-            password=password,
-            max_connections=CONNECTIONS,
-            timeout=timeout,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
+            address.url, max_connections=CONNECTIONS, timeout=timeout, **self._connecting(timeout)
         )
         self.client: redis.asyncio.Redis = redis.asyncio.Redis(connection_pool=self.pool)
         self.available = False  # until the first ping answers
@@ -70,6 +73,17 @@ class SharedRedis:
         self._confirming: asyncio.Task[None] | None = None
         self._refusal_kinds: set[str] = set()
         self.memory: dict[str, str] = {}  # its `maxmemory` and policy, as it reported them at start
+
+    def _connecting(self, timeout: float) -> dict[str, Any]:
+        """How a connection to this Redis is made, bounded by `timeout` (the pool's, or a confirming ping's)."""
+        password = self.address.password.reveal() if self.address.password is not None else None
+        # No retries of redis-py's own: a command that fails is the store going away, not a reason to wait longer.
+        return {
+            "password": password,
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            "retry": Retry(NoBackoff(), 0),
+        }
 
     def key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -104,12 +118,7 @@ class SharedRedis:
         """Away only when a ping on a connection of its own has no answer within CONFIRM times the timeout either."""
         bound = CONFIRM * self.timeout
         prober = redis.asyncio.Redis.from_url(
-            self.address.url,
-            password=self.address.password.reveal() if self.address.password is not None else None,
-            socket_timeout=bound,
-            socket_connect_timeout=bound,
-            retry=Retry(NoBackoff(), 0),
-            single_connection_client=True,
+            self.address.url, single_connection_client=True, **self._connecting(bound)
         )
         try:
             async with asyncio.timeout(bound):
@@ -199,7 +208,7 @@ class SharedRedis:
                 found = await self.client.config_get("maxmemory*")
         except (RedisError, OSError, TimeoutError):
             return  # CONFIG is often disabled on a managed Redis: its operator sets the limits
-        pairs = {_text(key): _text(value) for key, value in dict(found).items() if value is not None}
+        pairs = {text(key): text(value) for key, value in dict(found).items() if value is not None}
         self.memory = {key: pairs[key] for key in ("maxmemory", "maxmemory-policy") if key in pairs}
         if self.memory.get("maxmemory") == "0":
             logger.warning(
@@ -254,10 +263,6 @@ def _no_answer_in_time(exc: BaseException) -> bool:
     if isinstance(exc, TimeoutError | RedisTimeoutError):
         return True
     return isinstance(exc, RedisConnectionError) and str(exc).startswith("No connection available")
-
-
-def _text(value: object) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def _reason(exc: BaseException, timeout: float) -> str:

@@ -22,13 +22,13 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, Required, TypedDict
 
 from cachetools import LRUCache
 
 from shim.errors import UpstreamError
 
-__all__ = ["Adopt", "Asked", "DocumentCache", "Entry", "Loader", "MemoryStorage", "Storage", "footprint"]
+__all__ = ["Adopt", "Asked", "DocumentCache", "Entry", "Loader", "MemoryStorage", "Policy", "Storage", "footprint"]
 
 logger = logging.getLogger(__name__)
 
@@ -152,6 +152,16 @@ Loader = Callable[[Entry | None], Awaitable[Entry]]
 # Readies an entry read from a shared store, which keeps bytes only (its parsed form made here); ValueError for one
 # that is malformed (then not used).
 Adopt = Callable[[Entry], Awaitable[None]]
+
+
+class Policy(TypedDict, total=False):
+    """The policy's settings, as `DocumentCache` takes them (and a cache built on it passes them on)."""
+
+    soft_ttl: Required[float]
+    hard_ttl: Required[float]
+    not_found_ttl: Required[float]
+    stale_if_error: float
+    clock: Callable[[], float]
 
 
 @dataclass(frozen=True)

@@ -24,13 +24,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeGuard
+from typing import TYPE_CHECKING, TypeGuard, Unpack
 
 from shim.shared.availability import SharedUnavailable
 from shim.shared.records import Record, SharedRecords
-from shim.upstream.cache import Asked, DocumentCache, Entry, Loader, Storage
+from shim.upstream.cache import Asked, DocumentCache, Entry, Loader, Policy, Storage
 from shim.upstream.urls import redact_url
 
 if TYPE_CHECKING:  # the Redis client is loaded only where SHIM_CACHE_URL is set (shim.shared.availability)
@@ -101,22 +99,11 @@ class SharedDocumentCache(DocumentCache):
         *,
         shared: SharedRedis,
         lock_timeout: float,
-        soft_ttl: float,
-        hard_ttl: float,
-        not_found_ttl: float,
-        stale_if_error: float = 0.0,
-        clock: Callable[[], float] = time.time,
         poll: float = POLL,
         max_shared_bytes: int = MAX_SHARED_BYTES,
+        **policy: Unpack[Policy],
     ) -> None:
-        super().__init__(
-            storage,
-            soft_ttl=soft_ttl,
-            hard_ttl=hard_ttl,
-            not_found_ttl=not_found_ttl,
-            stale_if_error=stale_if_error,
-            clock=clock,
-        )
+        super().__init__(storage, **policy)
         self.shared = shared
         self.records = SharedRecords(shared, "document")
         self.lock_timeout = lock_timeout

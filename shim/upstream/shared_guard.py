@@ -21,14 +21,13 @@ meanwhile is published once Redis answers again.
 
 from __future__ import annotations
 
-import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shim.errors import UpstreamUnavailable
-from shim.shared.availability import SharedUnavailable
+from shim.shared.availability import SharedUnavailable, milliseconds, text
 from shim.upstream.resilience import Guard
 
 if TYPE_CHECKING:  # the Redis client is loaded only where SHIM_CACHE_URL is set (shim.shared.availability)
@@ -51,15 +50,6 @@ if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
 end
 return 0
 """
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-
-
-def _ms(seconds: float) -> int:
-    # Redis refuses an expiry of 0: a cooldown of 0 still opens the circuit, for a millisecond.
-    return max(1, math.ceil(seconds * 1000))
 
 
 @dataclass
@@ -156,7 +146,7 @@ class SharedCircuit:
         if shared is None:
             return None
         key = self._keys(shared, guard.origin).probe
-        ttl = _ms(guard.config.deadline + shared.timeout)
+        ttl = milliseconds(guard.config.deadline + shared.timeout)
         try:
             return bool(await shared.run(lambda client: client.set(key, b"1", nx=True, px=ttl)))
         except SharedUnavailable:
@@ -181,14 +171,14 @@ class SharedCircuit:
         async def write(client: redis.asyncio.Redis) -> None:
             pipe = client.pipeline(transaction=False)
             if opened:
-                pipe.set(keys.open, b"1", px=_ms(cooldown))
-                pipe.set(keys.tripped, b"1", px=_ms(cooldown + HALF_OPEN_MEMORY))
+                pipe.set(keys.open, b"1", px=milliseconds(cooldown))
+                pipe.set(keys.tripped, b"1", px=milliseconds(cooldown + HALF_OPEN_MEMORY))
                 pipe.sadd(shared.key("origins"), guard.origin)
-                pipe.pexpire(shared.key("origins"), _ms(cooldown + HALF_OPEN_MEMORY))
+                pipe.pexpire(shared.key("origins"), milliseconds(cooldown + HALF_OPEN_MEMORY))
             if opened or closed or mark.probe:
                 pipe.delete(*((keys.open, keys.tripped, keys.probe) if closed else (keys.probe,)))
             if guard.resume_at > mark.resume_at and wait > 0:
-                pipe.eval(_LENGTHEN, 1, keys.pause, _ms(wait))
+                pipe.eval(_LENGTHEN, 1, keys.pause, milliseconds(wait))
             if len(pipe):
                 await pipe.execute()
 
@@ -212,7 +202,7 @@ class SharedCircuit:
             origins = await shared.run(lambda client: client.smembers(shared.key("origins")))
         except SharedUnavailable:
             return
-        for origin in sorted(_text(origin) for origin in origins):
+        for origin in sorted(text(origin) for origin in origins):
             if origin.startswith(("http://", "https://")):
                 guard_for(origin)
         for guard in list(guards.values()):

@@ -43,7 +43,7 @@ async def health(request: Request) -> Response:
     }
     shared = services.shared
     # Degraded, never dead: a replica without its shared store still answers every call from its own state.
-    degraded = [name for name, away in (("shared", shared is not None and shared.degraded),) if away]
+    degraded = ["shared"] if shared is not None and shared.degraded else []
     return JSONResponse(
         {
             "status": "degraded" if degraded else "ok",
