@@ -51,6 +51,11 @@ class Replica:
     def guard(self) -> Guard:
         return self.upstream.guard
 
+    async def trip(self, url: str = ROUNDUP, failure: str = "HTTP 500") -> None:
+        """Open this replica's circuit for `url`'s origin: the two failures in a row `replicas` sets it to take."""
+        for _ in range(2):
+            assert await self.reason(url) == failure
+
     async def reason(self, url: str) -> str:
         """Why a GET of `url` is unavailable (it must be)."""
         with pytest.raises(UpstreamUnavailable) as raised:
@@ -97,8 +102,7 @@ async def test_a_circuit_opened_on_one_replica_refuses_on_the_other_without_aski
     fake = failing_index()
     async with replicas(redis_url, httpx.ASGITransport(app=fake)) as (one, other):
         assert await other.reason(HTTPX) == "HTTP 500"  # one failure of its own: its circuit alone stays closed
-        for _ in range(2):
-            assert await one.reason(ROUNDUP) == "HTTP 500"
+        await one.trip()
         assert one.guard.state == "open" and asked(fake) == 3
         assert await other.reason(HTTPX) == OPEN
         assert await other.reason(ROUNDUP) == OPEN
@@ -188,8 +192,7 @@ async def test_after_the_cooldown_one_probe_goes_across_both_replicas(redis_url:
     gate = Gate(fake, path="/pypi/roundup/json")
     async with replicas(redis_url, gate) as both:
         one, other = both
-        for _ in range(2):
-            assert await one.reason(ROUNDUP) == "HTTP 500"
+        await one.trip()
         time_passes(redis_url, 59.9, both)
         assert await other.reason(HTTPX) == OPEN  # still cooling down
         time_passes(redis_url, 0.1, both)
@@ -225,8 +228,7 @@ async def test_a_probe_cancelled_mid_flight_lets_the_next_request_of_any_replica
     gate = Gate(fake, path="/pypi/roundup/json")
     async with replicas(redis_url, gate) as both:
         one, other = both
-        for _ in range(2):
-            assert await one.reason(ROUNDUP) == "HTTP 500"
+        await one.trip()
         time_passes(redis_url, 60, both)
         fake.clear_rules()
         gate.holding = True
@@ -246,8 +248,7 @@ async def test_the_files_hosts_circuit_is_apart_from_the_indexs(redis_url: str) 
     fake = FakeIndex()
     fake.fail("/packages/*", status=503)
     async with replicas(redis_url, httpx.ASGITransport(app=fake)) as (one, other):
-        for _ in range(2):
-            assert await one.reason(METADATA) == "HTTP 503"
+        await one.trip(METADATA, "HTTP 503")
         assert (
             await other.reason(METADATA)
             == "the upstream (https://files.upstream.test) keeps failing; the circuit is open"
@@ -279,8 +280,7 @@ async def test_a_replica_that_never_asked_the_files_host_shows_its_circuit_open(
     fake = FakeIndex()
     fake.fail("/packages/*", status=503)
     async with replicas(redis_url, httpx.ASGITransport(app=fake)) as (one, other):
-        for _ in range(2):
-            assert await one.reason(METADATA) == "HTTP 503"
+        await one.trip(METADATA, "HTTP 503")
         assert FILES not in other.upstream.guards
         await other.upstream.circuit.look(other.upstream.guards, other.upstream.guard_for)  # as /healthz does
         assert {origin: guard.state for origin, guard in other.upstream.guards.items()} == {
@@ -293,8 +293,7 @@ async def test_redis_killed_mid_run_each_replica_guards_alone_then_they_share_ag
     fake = failing_index()
     async with replicas(own_redis.url, httpx.ASGITransport(app=fake)) as (one, other):
         own_redis.kill()
-        for _ in range(2):
-            assert await one.reason(ROUNDUP) == "HTTP 500"
+        await one.trip()
         assert await one.reason(ROUNDUP) == OPEN  # its own circuit, as without Redis
         assert not one.shared.available
         assert await other.reason(HTTPX) == "HTTP 500"  # it knows nothing of the first's circuit: it asks
@@ -330,8 +329,7 @@ async def test_redis_away_from_the_start_leaves_each_replica_its_own_guard(own_r
     fake = failing_index()
     async with replicas(own_redis.url, httpx.ASGITransport(app=fake)) as (one, other):
         for replica in (one, other):
-            for _ in range(2):
-                assert await replica.reason(ROUNDUP) == "HTTP 500"
+            await replica.trip()
             assert await replica.reason(ROUNDUP) == OPEN
         assert asked(fake) == 4
 
