@@ -209,7 +209,7 @@ class Upstream:
         for attempt in range(retries + 1):
             # The pause is waited out before the circuit admits: a request it refused is never the probe. What the
             # other replicas found is adopted first, and what this request teaches the guard is told to them.
-            async with self.circuit.attempt(guard, redact_url(url), deadline):
+            async with self.circuit.attempt(guard, url, deadline):
                 probe = guard.probing
                 # Every ending of an admitted request settles the circuit, or a probe that never settles
                 # would keep it half-open, refusing everyone, for ever.
@@ -348,7 +348,7 @@ class Upstream:
         # Not retried (a client's download is the client's to retry), but its origin's circuit is honoured
         # and fed: a files host that is down is refused at once, and never trips the index's circuit.
         guard = self.guard_for(url)
-        async with self.circuit.attempt(guard, redact_url(url)):
+        async with self.circuit.attempt(guard, url):
             request = self.client.build_request("GET", url, headers=headers or {})
             try:
                 response = await self.client.send(request, auth=auth or httpx.USE_CLIENT_DEFAULT, stream=True)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from shim.errors import UpstreamUnavailable
 from shim.shared.availability import SharedUnavailable, milliseconds, text
 from shim.upstream.resilience import Guard
+from shim.upstream.urls import redact_url
 
 if TYPE_CHECKING:  # the Redis client is loaded only where SHIM_CACHE_URL is set (shim.shared.availability)
     import redis.asyncio
@@ -90,7 +91,7 @@ class SharedCircuit:
     @asynccontextmanager
     async def attempt(self, guard: Guard, url: str, deadline: float | None = None) -> AsyncIterator[None]:
         """One request to `guard`'s origin: admitted after the shared pause (waited out when it ends before
-        `deadline`; without one, not waited for) and the circuit, else UpstreamUnavailable naming `url`; what
+        `deadline`; without one, not waited for) and the circuit, else UpstreamUnavailable naming `url` (redacted); what
         the guard learnt by the end of the block is published."""
         await self.adopt(guard)
         refused = guard.refusal()
@@ -104,7 +105,7 @@ class SharedCircuit:
                 refused = guard.refused_elsewhere()
             mark.probe = claimed is True
         if refused:
-            raise UpstreamUnavailable(url, refused)
+            raise UpstreamUnavailable(redact_url(url), refused)
         try:
             yield
         finally:
