@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import socket
 import struct
 from collections import OrderedDict
@@ -90,6 +91,15 @@ else:
     _Base = asyncio.Protocol
 
 
+_HEAD_END = re.compile(rb"\n\r?\n")  # a blank line: h11 and httptools take a bare LF too
+_TAIL = 2  # the bytes of the reads before that a head's end may start in
+
+
+def _ends_within(tail: bytes, read: bytes, left: int) -> bool:
+    """Whether a head whose reads so far ended in `tail` ends in `read` within its first `left` bytes."""
+    return _HEAD_END.search(tail + read, 0, left + len(tail)) is not None
+
+
 def _no_delay(transport: asyncio.Transport) -> None:
     """Answers go out at once. asyncio sets TCP_NODELAY only where the listening socket was bound as IPPROTO_TCP,
     and uvicorn binds its workers' socket with protocol 0: Nagle's algorithm then held each answer's body behind
@@ -108,6 +118,7 @@ class _Guarded(_Base):
     _queue: OrderedDict[_Guarded, None] | None = None  # the server's connections waiting for a request
     _phase = "waiting"
     _head_bytes = 0
+    _tail = b""  # the last bytes of a head's reads so far
     _refused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -137,9 +148,15 @@ class _Guarded(_Base):
     def data_received(self, data: bytes) -> None:
         starting = False
         if self._phase != "busy":
+            seen = self._head_bytes
             self._head_bytes += len(data)
             if self._phase == "waiting":
                 self._phase, starting = "head", True
+            # A whole head in one read is parsed whole, past any bound the parser has for heads still incomplete:
+            # past the bound, its end must lie within it (a body may follow it in the same read).
+            if self._head_bytes > MAX_HEAD_BYTES and not _ends_within(self._tail, data, MAX_HEAD_BYTES - seen):
+                self._refuse_head()
+                return
         super().data_received(data)
         if self._phase == "busy" or self.transport.is_closing():
             return
@@ -147,11 +164,17 @@ class _Guarded(_Base):
             self._phase = "busy"
             self._cancel()
             self._waiting().pop(self, None)
-        elif self._head_bytes > MAX_HEAD_BYTES:
-            self.transport.write(TOO_LARGE)
-            self.transport.close()
-        elif starting:  # the head's first bytes, and not all of it: its bound runs from now
+            return
+        if self._head_bytes > MAX_HEAD_BYTES:
+            self._refuse_head()
+            return
+        self._tail = (self._tail + data)[-_TAIL:]  # a head's end may straddle two reads
+        if starting:  # the head's first bytes, and not all of it: its bound runs from now
             self._arm(self._guards.header_timeout, "its request head took too long")
+
+    def _refuse_head(self) -> None:
+        self.transport.write(TOO_LARGE)
+        self.transport.close()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -180,6 +203,7 @@ class _Guarded(_Base):
     def _wait(self) -> None:
         self._phase = "waiting"
         self._head_bytes = 0
+        self._tail = b""
         waiting = self._waiting()
         waiting[self] = None
         waiting.move_to_end(self)
