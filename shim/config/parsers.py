@@ -113,6 +113,13 @@ def file_path(text: str) -> Path:
     return path
 
 
+def folder(text: str) -> Path:
+    path = Path(text.strip()).expanduser()
+    if not text.strip() or (path.exists() and not path.is_dir()):
+        raise ValueError("not a folder")
+    return path
+
+
 def optional_text(text: str) -> str | None:
     return text.strip() or None
 

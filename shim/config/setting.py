@@ -10,7 +10,7 @@ from typing import Any, Generic, TypeVar
 
 from shim.config import parsers
 
-__all__ = ["LogLevel", "Setting"]
+__all__ = ["LogClient", "LogFormat", "LogLevel", "Setting"]
 
 T = TypeVar("T")
 
@@ -20,6 +20,16 @@ class LogLevel(StrEnum):
     INFO = "info"
     WARNING = "warning"
     ERROR = "error"
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"  # for a terminal
+    JSON = "json"  # one object per line, for a log collector
+
+
+class LogClient(StrEnum):
+    ADDRESS = "address"
+    HASH = "hash"  # tells clients apart without keeping their addresses
 
 
 class EventLoop(StrEnum):

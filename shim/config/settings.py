@@ -21,7 +21,7 @@ from shim.config.defaults import default_catalog_path
 from shim.config.parsers import Network
 from shim.config.rates import RateLimit
 from shim.config.registry import BY_NAME, REGISTRY
-from shim.config.setting import EventLoop, LogLevel, Setting
+from shim.config.setting import EventLoop, LogClient, LogFormat, LogLevel, Setting
 from shim.modes import FilesMode, Mode
 from shim.shared.address import RedisURL
 from shim.upstream.urls import REDACTED, Credentials, Secret, UpstreamURL, redact_url
@@ -129,6 +129,11 @@ class Settings:
     cache_password: Secret | None = _default("cache_password")
     cache_timeout: float = _default("cache_timeout")
     cache_required: bool = _default("cache_required")
+    metrics: bool = _default("metrics")
+    metrics_token: Secret | None = _default("metrics_token")
+    metrics_dir: Path | None = _default("metrics_dir")
+    log_format: LogFormat = _default("log_format")
+    log_client: LogClient = _default("log_client")
 
     @classmethod
     def load(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shim.config.registry.operations import OPERATIONS
 from shim.config.registry.serving import SERVING
 from shim.config.registry.sharing import SHARING
 from shim.config.registry.storage import STORAGE
@@ -18,6 +19,6 @@ from shim.config.setting import Setting
 
 __all__ = ["BY_NAME", "REGISTRY"]
 
-REGISTRY: tuple[Setting[Any], ...] = (*UPSTREAM, *SERVING, *STORAGE, *SHARING)
+REGISTRY: tuple[Setting[Any], ...] = (*UPSTREAM, *SERVING, *STORAGE, *SHARING, *OPERATIONS)
 
 BY_NAME: dict[str, Setting[Any]] = {setting.name: setting for setting in REGISTRY}
