@@ -30,6 +30,7 @@ from shim.catalog.seed import seed_catalog
 from shim.catalog.writes import CatalogWriter
 from shim.config.defaults import default_catalog_path, former_default_catalog_path, shared_catalog_path
 from shim.config.settings import Settings
+from shim.metrics.instruments import Metrics
 from shim.upstream.cache import DocumentCache, MemoryStorage, Policy
 from shim.upstream.client import Upstream, build_client
 from shim.upstream.documents import DocumentStore
@@ -97,6 +98,7 @@ def upstream_for(
     guard: Guard | None = None,
     *,
     shared: SharedRedis | None = None,
+    metrics: Metrics | None = None,
 ) -> Upstream:
     """The upstream client over `client`, with the settings' limits (and `guard`, else one of its own); with
     `shared`, its circuits and pauses are the other replicas' too."""
@@ -108,6 +110,7 @@ def upstream_for(
         max_bytes=settings.max_document_bytes,
         optional_deadline=settings.upstream_timeout,
         shared=shared,
+        metrics=metrics,
     )
 
 
@@ -121,9 +124,11 @@ def build_services(
     `catalog_connection_factory` opens the catalog's file."""
     client = build_client(timeout=settings.upstream_timeout, ca_bundle=settings.ca_bundle, transport=transport)
     shared = shared_store(settings)
-    upstream = upstream_for(settings, client, shared=shared)
+    metrics = Metrics()
+    upstream = upstream_for(settings, client, shared=shared, metrics=metrics)
     index = SimpleIndex(upstream, refresh_every=settings.index_refresh, shared=shared_index(settings, shared))
     cache = document_cache(settings, shared)
+    cache.counted = metrics.looked_up
     adopt_former_catalog(settings)
     catalog = CatalogReader(
         settings.catalog_path, connection_factory=catalog_connection_factory, upstream=settings.upstream
@@ -147,6 +152,7 @@ def build_services(
         election,
         Observations(observer, ready=ready),
         shared,
+        metrics,
     )
     return services, client
 

@@ -22,7 +22,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("shim.xmlrpc",),
     ("shim.config",),
     ("shim.catalog",),
-    ("shim.upstream", "shim.shared"),
+    ("shim.upstream", "shim.shared", "shim.metrics"),
     ("shim", "shim.encodings", "shim.errors", "shim.modes", "shim.versions"),
 )
 

@@ -174,6 +174,10 @@ class Asked:
     adopt: Adopt | None = None
 
 
+def _uncounted(result: str) -> None:
+    pass
+
+
 class DocumentCache:
     # Whether entries may come from another replica, bytes only, to be readied by the caller's `adopt`.
     adopts = False
@@ -190,6 +194,8 @@ class DocumentCache:
     ) -> None:
         self.stale_if_error = stale_if_error
         self.stale_served = 0
+        # Each lookup's result, `hit`, `miss`, `revalidated` or `stale`, for the metrics (set by the wiring).
+        self.counted: Callable[[str], None] = _uncounted
         self.storage = storage
         self.soft_ttl = soft_ttl
         self.hard_ttl = hard_ttl
@@ -240,9 +246,10 @@ class DocumentCache:
         """
         entry = await self.storage.get(key)
         if entry is not None and stale_ok and self._fresh(entry, changed_at, floor, stale_ok):
+            self.counted("hit")
             return entry
         try:
-            return await self._fetch(key, entry, loader, Asked(changed_at, floor, stale_ok, adopt))
+            fetched = await self._fetch(key, entry, loader, Asked(changed_at, floor, stale_ok, adopt))
         except UpstreamError as exc:
             held = await self.storage.get(key)  # a copy adopted meanwhile (see shim.upstream.shared_documents)
             if held is not None and (entry is None or held.fetched_at > entry.fetched_at):
@@ -256,8 +263,12 @@ class DocumentCache:
             ):
                 raise
             self.stale_served += 1
+            self.counted("stale")
             logger.warning("serving a stale copy of %s (%.0f s old): %s", key, self.clock() - entry.fetched_at, exc)
             return entry
+        # A 304 keeps the copy's body (shim.upstream.documents), whichever caller's load it was.
+        self.counted("revalidated" if entry is not None and fetched.body is entry.body else "miss")
+        return fetched
 
     def _flight(self, key: str, asked: Asked) -> str:
         """Which load in flight a caller may join: here any of the key's, as every load asks the upstream."""

@@ -22,6 +22,7 @@ import httpx
 
 from shim import __version__, encodings
 from shim.errors import UpstreamMalformed, UpstreamUnavailable
+from shim.metrics.instruments import Metrics
 from shim.upstream.answers import Fetched, Ranged, origin, origin_label, passed_headers
 from shim.upstream.names import path_segment
 from shim.upstream.optional import OptionalReads
@@ -110,8 +111,10 @@ class Upstream:
         max_bytes: int,
         optional_deadline: float | None = None,
         shared: SharedRedis | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.client = client
+        self.metrics = metrics if metrics is not None else Metrics()
         self.base = upstream.base
         self.guard = guard  # the index's own origin
         if not guard.origin:
@@ -215,7 +218,7 @@ class Upstream:
                 # would keep it half-open, refusing everyone, for ever.
                 try:
                     async with guard.slots:
-                        fetched = await self._once(url, headers, read)
+                        fetched = await self._once(url, headers, read, guard.origin)
                 except _Retryable as exc:
                     guard.failed()
                     if exc.retry_after is not None:
@@ -223,6 +226,7 @@ class Upstream:
                     if attempt == retries:
                         raise UpstreamUnavailable(redact_url(url), exc.reason) from None
                     guard.count("retries")
+                    self.metrics.upstream_retried(guard.origin)
                 except (UpstreamMalformed, _RedirectRefused):
                     guard.succeeded()  # an answer, if not a usable one: the upstream is up
                     raise
@@ -242,7 +246,10 @@ class Upstream:
             await guard.sleep(guard.backoff(attempt))  # told to the others first: no one waits for a retry's back-off
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    async def _once(self, url: str, headers: dict[str, str], read: BodyReader | None = None) -> Fetched:
+    async def _once(
+        self, url: str, headers: dict[str, str], read: BodyReader | None = None, label: str = ""
+    ) -> Fetched:
+        """One request, redirects followed; each answer counted under `label`, its guard's origin."""
         start_origin = origin(url)
         auth = self._auth if start_origin == origin(self.base) else None
         for _ in range(MAX_REDIRECTS + 1):
@@ -257,7 +264,9 @@ class Upstream:
                 finally:
                     await response.aclose()
             except httpx.HTTPError as exc:
+                self.metrics.upstream_answered(label, None, 0)
                 raise _Retryable(f"{type(exc).__name__}: {exc}") from None
+            self.metrics.upstream_answered(label, response.status_code, len(body))
             if response.has_redirect_location:
                 target = urljoin(url, response.headers.get("location", ""))
                 if origin(target) != start_origin:
@@ -354,10 +363,12 @@ class Upstream:
                 response = await self.client.send(request, auth=auth or httpx.USE_CLIENT_DEFAULT, stream=True)
             except httpx.HTTPError as exc:
                 guard.failed()
+                self.metrics.upstream_answered(guard.origin, None, 0)
                 raise UpstreamUnavailable(redact_url(url), f"{type(exc).__name__}: {exc}") from None
             except BaseException:
                 guard.released()
                 raise
+            self.metrics.upstream_answered(guard.origin, response.status_code, 0)  # a file's bytes go to its client
             if response.status_code >= 500:
                 guard.failed()
             else:

@@ -94,6 +94,7 @@ def create_app(
         allow_i8=settings.allow_i8,
         search_fill_timeout=settings.search_fill_timeout,
         limiter=RateLimiter(settings.rate_limit, shared=services.shared) if settings.rate_limit is not None else None,
+        metrics=services.metrics,
     )
     endpoints = xmlrpc_endpoints(settings, dispatcher)
     routes = [

@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shim import encodings
 from shim.config.settings import Settings
+from shim.metrics.clients import client_family
 from shim.modes import Mode
 from shim.web import compression
 from shim.web.addresses import PeerAddresses
@@ -55,11 +56,12 @@ def _xmlrpc_bytes(body: bytes, headers: dict[str, str] | None = None) -> Respons
 class _Head:
     """The few request headers a call reads, taken from the scope in one pass."""
 
-    __slots__ = ("accept_encoding", "content_encoding", "content_length", "forwarded", "media_type")
+    __slots__ = ("accept_encoding", "content_encoding", "content_length", "forwarded", "media_type", "user_agent")
 
     def __init__(self, scope: Scope) -> None:
         self.media_type = self.content_length = self.content_encoding = ""
         self.accept_encoding: str | None = None
+        self.user_agent: str | None = None
         self.forwarded: list[str] = []
         typed = sized = False
         for key, value in scope["headers"]:
@@ -75,6 +77,8 @@ class _Head:
                 self.accept_encoding = _listed(self.accept_encoding, value)
             elif key == b"x-forwarded-for":
                 self.forwarded.append(value.decode("latin-1"))
+            elif key == b"user-agent":
+                self.user_agent = value.decode("latin-1")
 
 
 def _listed(before: str | None, line: bytes) -> str:
@@ -173,6 +177,7 @@ class XMLRPCEndpoint:
             return not_found("text")
         if head.media_type not in XML_TYPES:
             return PlainTextResponse("XML-RPC calls must be sent as text/xml or application/xml.\n", status_code=415)
+        self.dispatcher.metrics.client(client_family(head.user_agent))
         settings = self.settings
         reading = True
         try:

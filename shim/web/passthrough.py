@@ -381,6 +381,7 @@ def passthrough_routes(settings: Settings, services: Services, prefixes: list[st
     limit = settings.passthrough_rate_limit
     if limit is not None:
         limiter = RateLimiter(limit, name="passthrough", shared=services.shared)
+        limiter.refused = services.metrics.rate_limited
         shapes = [(path, _limited(endpoint, settings, limiter)) for path, endpoint in shapes]
     return [Route(path, endpoint, methods=["GET", "HEAD"]) for path, endpoint in shapes]
 

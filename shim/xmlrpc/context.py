@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from shim.catalog.election import Election
 from shim.catalog.observations import Observations
 from shim.catalog.reads import CatalogReader
+from shim.metrics.instruments import Metrics
 from shim.modes import Mode
 from shim.upstream.documents import DocumentStore
 from shim.upstream.simple_index import SimpleIndex
@@ -39,6 +40,8 @@ class Services:
     observations: Observations | None = None
     # The Redis shared by replicas (SHIM_CACHE_URL), which the cache, limits and circuit use while it answers.
     shared: SharedRedis | None = None
+    # What the service counts (shim.metrics): its calls, its upstream requests, its cache, its catalog.
+    metrics: Metrics = field(default_factory=Metrics)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ the client).
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import Enum
@@ -19,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from shim.errors import BadArguments, Refused, UpstreamError
+from shim.metrics.instruments import NO_METHOD, UNKNOWN_METHOD, Metrics
 from shim.modes import Mode
 from shim.xmlrpc.compressed import Deflated
 from shim.xmlrpc.context import CallContext, Services
@@ -120,9 +122,13 @@ class Dispatcher:
         search_fill_timeout: float,
         max_multicall_bytes: int = MULTICALL_MAX_BYTES,
         limiter: RateLimiter | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics if metrics is not None else Metrics()
         self.max_multicall_bytes = max_multicall_bytes
         self.limiter = limiter
+        if limiter is not None:
+            limiter.refused = self.metrics.rate_limited
         self.table = table
         self.services = services
         self.search_fill_timeout = search_fill_timeout
@@ -142,8 +148,10 @@ class Dispatcher:
             call = parse_call(body)
         except NotWellFormed as exc:
             logger.debug("unparsable XML-RPC body: %s", exc)
-            answer.body = self._fault_bytes(NOT_WELL_FORMED)
+            answer.body = self._fault_bytes(NOT_WELL_FORMED, NO_METHOD)
             return answer
+        in_progress = self.metrics.in_progress
+        in_progress.inc()
         try:
             value = await self.invoke(call.method, call.params, mode, client=client, answer=answer)
             # A whole-index answer is its response already, kept deflated: the endpoint frames it per client.
@@ -157,8 +165,14 @@ class Dispatcher:
             answer.body = self._fault_bytes(fault)
         except WireError:
             logger.exception("the answer of %s cannot be put on the wire", call.method)
-            answer.body = self._fault_bytes(APPLICATION_ERROR)
+            answer.body = self._fault_bytes(APPLICATION_ERROR, self._label(call.method))
+        finally:
+            in_progress.dec()
         return answer
+
+    def _label(self, method: Any) -> str:
+        """The metrics' name of `method`: a table's name, else one word for all others (a bounded label)."""
+        return method if isinstance(method, str) and method in self.table.by_name else UNKNOWN_METHOD
 
     async def invoke(
         self,
@@ -171,12 +185,36 @@ class Dispatcher:
         answer: Answer | None = None,
     ) -> Any:
         """Call `method` with `params` in `mode` (as a slot of `boxcar`, a multicall); raise Fault for every
-        failure."""
+        failure. Each call is counted and timed under its method's name, its fault under its code."""
         spec = self.table.lookup(method, mode) if isinstance(method, str) else None
         if spec is None:
-            raise METHOD_NOT_FOUND  # not counted as a call, as in Warehouse (spec §4.1 case 2)
+            # Not counted as a call by Warehouse (spec §4.1 case 2); the metrics count it (a table's name when the
+            # method is one this mode has not, else one word for all).
+            label = self._label(method)
+            self.metrics.called(label, 0.0)
+            self.metrics.faulted(label, METHOD_NOT_FOUND.code)
+            raise METHOD_NOT_FOUND
         name = spec.name
         self.calls[name] += 1
+        started = time.perf_counter()
+        try:
+            return await self._invoke(spec, params, mode, boxcar, client, answer)
+        except Fault as fault:
+            self.metrics.faulted(name, fault.code)
+            raise
+        finally:
+            self.metrics.called(name, time.perf_counter() - started)
+
+    async def _invoke(
+        self,
+        spec: MethodSpec,
+        params: Any,
+        mode: Mode,
+        boxcar: _Boxcar | None,
+        client: str | None,
+        answer: Answer | None,
+    ) -> Any:
+        name = spec.name
         if self.limiter is not None and client is not None:
             # Before the arguments are looked at, as PyPI does: every call to a method counts.
             verdict = await self.limiter.hit(client)
@@ -251,13 +289,17 @@ class Dispatcher:
 
     def unserved(self, why: Unserved) -> bytes:
         """The fault body for a request the endpoint answers without dispatching it (counted as any fault)."""
-        return self._fault_bytes(_UNSERVED_FAULTS[why])
+        fault = _UNSERVED_FAULTS[why]
+        return self._fault_bytes(fault, NO_METHOD)
 
     def _fault_slot(self, fault: Fault) -> Raw:
         """A multicall slot holding `fault`, as the call alone would have answered it (counted as any fault)."""
         self.faults[fault.code] += 1
         return encode_value({"faultCode": fault.code, "faultString": fault.string})
 
-    def _fault_bytes(self, fault: Fault) -> bytes:
+    def _fault_bytes(self, fault: Fault, method: str | None = None) -> bytes:
+        """A response holding `fault`; one no call counted (`method` given) is counted here."""
         self.faults[fault.code] += 1
+        if method is not None:
+            self.metrics.faulted(method, fault.code)
         return dump_fault(fault.code, fault.string)

@@ -58,6 +58,7 @@ class RateLimiter:
         self.in_process = MovingWindowRateLimiter(self.memory)
         self.shared = shared
         self.on_redis = MovingWindowRateLimiter(redis_storage(shared)) if shared is not None else None
+        self.refused: Callable[[str], None] = lambda name: None  # told the limiter's name at each refusal (metrics)
 
     async def hit(self, client: str) -> Verdict:
         """Count a call of `client`'s, and say whether it may go on: on Redis while it answers, else in process."""
@@ -74,6 +75,8 @@ class RateLimiter:
         await windows.hit(self.item, client)
         reset_at, remaining = await windows.get_window_stats(self.item, client)
         # At most a window away, though a replica whose clock runs ahead wrote the oldest hit on Redis.
+        if remaining <= 0:
+            self.refused(self.name)
         return Verdict(remaining > 0, max(0, remaining), min(reset_at - now, self.limit.window))
 
     def headers(self, verdict: Verdict) -> dict[str, str]:
