@@ -118,6 +118,14 @@ def in_app(client: TestClient, step: Callable[[], Awaitable[T]]) -> T:
     return client.portal.call(run)
 
 
+def sampled_health(client: TestClient) -> dict[str, Any]:
+    """/healthz once what the catalog and the shared circuit say has been sampled now: the sampler's next turn,
+    brought forward (/healthz itself reads memory only, shim.web.vitals)."""
+    in_app(client, client.app.state.vitals.sample)  # type: ignore[attr-defined]
+    answer: dict[str, Any] = client.get("/healthz").json()
+    return answer
+
+
 def refresh_index(client: TestClient) -> None:
     """Refresh the Simple index the app holds, now: the background task's next turn, brought forward."""
     in_app(client, client.app.state.services.index.refresh)  # type: ignore[attr-defined]

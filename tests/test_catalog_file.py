@@ -28,7 +28,7 @@ from testkit.fakeindex import FakeIndex
 from testkit.wheels import wheel_file
 
 from .feed import Feed
-from .helpers import fault_of, make_settings, rpc_for, served
+from .helpers import fault_of, make_settings, rpc_for, sampled_health, served
 
 READ_ONLY = "is read-only to the service (the file, its directory or its file system)"
 FIX = "fix that, or set SHIM_CATALOG_PATH to a file the service can write"
@@ -80,7 +80,7 @@ def test_a_catalog_the_writer_cannot_write_is_kept_read_and_named(
         running = Feed(fake, make_settings(catalog_path=path), catalog_connection_factory=read_only)
         with running.client:
             assert running.since(0) == rows  # the change feed answers from what is there
-            catalog = running.client.get("/healthz").json()["catalog"]
+            catalog = sampled_health(running.client)["catalog"]
     problem = f"the catalog {path} {READ_ONLY} (SQLITE_READONLY: attempt to write a readonly database): {FIX}"
     assert (catalog["writable"], catalog["problem"], catalog["events"]) == (False, problem, events)
     assert f"the catalog's writer waits: {problem}; it tries again in 300 s" in caplog.messages
@@ -102,7 +102,7 @@ def test_a_writer_that_cannot_write_says_why_the_feed_is_empty_and_tries_again(t
         assert running.rpc("package_releases", "roundup") == ["1.6.1"]
         switch.fixed = True  # the operator gives the service its file
         assert running.refresh() == 0  # the first look: the starting point
-        catalog = running.client.get("/healthz").json()["catalog"]
+        catalog = sampled_health(running.client)["catalog"]
         assert (catalog["writable"], catalog["problem"], catalog["projects"]) == (True, None, 13)
         assert running.since(running.rpc("changelog_last_serial")) == []
     assert list(tmp_path.glob("*.corrupt-*")) == []
@@ -147,7 +147,7 @@ def test_a_reader_that_cannot_open_the_catalog_says_so(tmp_path: Path) -> None:
             "RuntimeError: The catalog cannot be opened (a missing or unwritable directory, or no permission on "
             "the file); the service answers from it again once an operator fixes that.",
         )
-        catalog = client.get("/healthz").json()["catalog"]
+        catalog = sampled_health(client)["catalog"]
     assert catalog["writable"] is None  # no writer in this process
     assert catalog["problem"].startswith(f"the catalog {path} cannot be opened")
     assert not path.exists()
@@ -170,7 +170,7 @@ def test_a_full_disk_stops_the_writer_without_losing_the_catalog(tmp_path: Path)
         fake.add_release("roundup", "1.8.0", info={"description": "a long description " * 20_000})
         with pytest.raises(sqlite3.OperationalError):
             running.refresh()
-        catalog = running.client.get("/healthz").json()["catalog"]
+        catalog = sampled_health(running.client)["catalog"]
         assert running.since(0) == rows  # nothing half-written, nothing lost
     assert catalog["writable"] is False
     assert catalog["problem"] == (
@@ -227,7 +227,7 @@ def test_a_corrupt_catalog_the_writer_cannot_move_aside_is_left_as_it_is(
             "RuntimeError: The catalog is corrupt and cannot be moved aside: permission denied; "
             "the service answers from it again once an operator fixes that.",
         )
-        catalog = client.get("/healthz").json()["catalog"]
+        catalog = sampled_health(client)["catalog"]
     assert catalog["writable"] is False
     assert catalog["problem"] == (
         f"the catalog {path} is corrupt and cannot be moved aside: permission denied "

@@ -26,7 +26,7 @@ from testkit.wheels import wheel_file
 
 from .clock import FakeClock
 from .feed import Feed, crawl_all
-from .helpers import after_first_pass, in_app, make_settings, run_shim_json, served, shim_environ
+from .helpers import after_first_pass, in_app, make_settings, run_shim_json, sampled_health, served, shim_environ
 
 
 def crawler_on(monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> list[Crawler]:
@@ -43,7 +43,7 @@ def crawler_on(monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> list[Crawle
 
 
 def catalog_of(client: TestClient) -> dict[str, Any]:
-    catalog: dict[str, Any] = client.get("/healthz").json()["catalog"]
+    catalog: dict[str, Any] = sampled_health(client)["catalog"]
     return catalog
 
 

@@ -26,6 +26,8 @@ from shim.shared.availability import SharedStoreRequired
 from shim.web.endpoint import MODE_PREFIXES, XMLRPCEndpoint, XMLRPCFront, collapsed, xmlrpc_endpoints, xmlrpc_routes
 from shim.web.health import health_routes
 from shim.web.passthrough import passthrough_routes
+from shim.web.scrape import metrics_routes
+from shim.web.vitals import Vitals
 from shim.wiring import (
     CatalogRole,
     CatalogWork,
@@ -97,8 +99,10 @@ def create_app(
         metrics=services.metrics,
     )
     endpoints = xmlrpc_endpoints(settings, dispatcher)
+    vitals = Vitals(services)
     routes = [
         *health_routes(),
+        *metrics_routes(),
         *passthrough_routes(settings, services, list(MODE_PREFIXES)),
         *xmlrpc_routes(endpoints),
     ]
@@ -117,7 +121,10 @@ def create_app(
             except SharedStoreRequired as exc:
                 logger.error("%s", exc)
                 raise
-        tasks: list[asyncio.Task[Any]] = [asyncio.create_task(keep_what_calls_read(services))]
+        tasks: list[asyncio.Task[Any]] = [
+            asyncio.create_task(keep_what_calls_read(services)),
+            asyncio.create_task(vitals.run()),
+        ]
         if shared is not None:
             tasks.append(asyncio.create_task(shared.watch()))
         role = None
@@ -158,5 +165,6 @@ def create_app(
     app.state.settings = settings
     app.state.dispatcher = dispatcher
     app.state.services = services
+    app.state.vitals = vitals
     logger.info("answering XML-RPC from %s in %s mode", settings.upstream, settings.mode.value)
     return app

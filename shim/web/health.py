@@ -1,9 +1,8 @@
-"""Liveness and readiness: `/healthz` says what the service has learnt of its upstream, `/readyz` whether
-the first Simple index is loaded. Neither ever shows a credential."""
+"""Liveness and readiness: `/healthz` says what the service has learnt of its upstream and its stores, from memory
+only, `/readyz` whether the first Simple index is loaded. Neither ever shows a credential."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 from starlette.requests import Request
@@ -11,14 +10,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from shim import __version__
+from shim.web.vitals import Vitals
 from shim.xmlrpc.context import Services
 
 __all__ = ["health_routes"]
 
 
 async def health(request: Request) -> Response:
-    """Liveness, and what the service has learnt of its upstream so far (never a credential)."""
+    """Liveness: 200 whenever the process answers, never waiting on the catalog, Redis or the upstream; what they
+    said when last sampled (shim.web.vitals) is in the body, and the parts that are degraded are named."""
     services: Services = request.app.state.services
+    vitals: Vitals = request.app.state.vitals
+    vitals.ask()
     snapshot = services.index.snapshot
     index = None
     if snapshot is not None:
@@ -29,13 +32,10 @@ async def health(request: Request) -> Response:
             "serials": snapshot.listing.serials is not None,
             "fetched_at": snapshot.fetched_at,
         }
-    coverage = await services.catalog.run(services.catalog.coverage)
-    crawl = await services.catalog.run(services.catalog.crawl_progress, coverage)
     state = services.catalog.state
     problem = state.problem
     store = services.store
     upstream = store.upstream
-    await upstream.circuit.look(upstream.guards, upstream.guard_for)  # a circuit another replica opened, open here
     capabilities: dict[str, object] = {
         "json_simple": None if snapshot is None else snapshot.is_json,
         "serials": None if snapshot is None else snapshot.listing.serials is not None,
@@ -44,6 +44,8 @@ async def health(request: Request) -> Response:
     shared = services.shared
     # Degraded, never dead: a replica without its shared store still answers every call from its own state.
     degraded = ["shared"] if shared is not None and shared.degraded else []
+    if problem is not None or (vitals.latest is not None and vitals.latest.problem is not None):
+        degraded.append("catalog")
     return JSONResponse(
         {
             "status": "degraded" if degraded else "ok",
@@ -61,10 +63,9 @@ async def health(request: Request) -> Response:
             "per_version_json": store.capabilities.per_version_json.offered,
             # The writer's and the reader's findings: an operator's error (permissions, a full disk) named.
             "catalog": {
-                **dataclasses.asdict(coverage),
+                **vitals.catalog_report(),
                 "writable": state.writable,
                 "problem": None if problem is None else str(problem),
-                "crawl": dataclasses.asdict(crawl),
                 **_role(services),
             },
         }

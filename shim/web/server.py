@@ -19,10 +19,11 @@ from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
 from shim.config.settings import Settings, warn
+from shim.metrics.processes import mark_dead, multiprocess_folder
 from shim.web.arenas import fewer_malloc_arenas
 from shim.web.connections import MAX_HEAD_BYTES, ChunkedAnswers, Guards, guarded_protocol
 
-__all__ = ["AppFactory", "GracefulServer", "GuardedConfig", "connection_budget", "guarded_config", "serve"]
+__all__ = ["AppFactory", "GracefulServer", "GuardedConfig", "Workers", "connection_budget", "guarded_config", "serve"]
 
 # Connections accepted at one wake-up of the listening socket (and its queue): each holds a descriptor before the
 # cap can close any, so the reserve below counts them.
@@ -76,6 +77,18 @@ class AppFactory:
         fewer_malloc_arenas()  # in each worker too: each is a process of its own
         configure_logging(self.settings)
         return create_app(self.settings)
+
+
+class Workers(Multiprocess):
+    """uvicorn's supervisor of workers, which marks a worker that died dead for the metrics: its live gauges
+    leave the merge (its counters stay), and the worker started in its place counts anew."""
+
+    def keep_subprocess_alive(self) -> None:
+        before = {process.pid for process in self.processes}
+        super().keep_subprocess_alive()
+        for pid in before - {process.pid for process in self.processes}:
+            if pid is not None:
+                mark_dead(pid)
 
 
 def guarded_config(app: Any, settings: Settings, *, parser: str = "httptools", **options: Any) -> GuardedConfig:
@@ -138,8 +151,18 @@ def serve(settings: Settings, *, parser: str = "httptools") -> int:
         AppFactory(settings), settings, parser=parser, factory=True, workers=settings.workers, max_connections=budget
     )
     if settings.workers > 1:
-        # Each worker unpickles the config (guards and settings with it) and builds the app from the factory.
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        # Each worker unpickles the config (guards and settings with it) and builds the app from the factory; each
+        # counts its metrics in the folder set here, before any of them imports prometheus_client.
+        try:
+            folder = multiprocess_folder(settings.metrics_dir)
+            folder.__enter__()
+        except OSError as exc:
+            print(f"pypi-xmlrpc-shim: {exc}", file=sys.stderr)
+            return 2
+        try:
+            Workers(config, sockets=[config.bind_socket()]).run()
+        finally:
+            folder.__exit__(None, None, None)
         return 0
     server = GracefulServer(config)
     server.run()
