@@ -19,7 +19,7 @@ from shim.metrics.definitions import METRICS
 from shim.upstream.urls import Secret
 from testkit.fakeindex import FakeIndex
 
-from .helpers import make_settings
+from .helpers import after_first_pass, in_app, make_settings, refresh_index
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -185,3 +185,33 @@ def test_neither_metrics_nor_health_shows_a_credential(path: str) -> None:
         rpc(client, "changelog_last_serial")
         text = client.get(path, headers={"Authorization": "Bearer s3cret-token"}).text
     assert "s3cret-token" not in text
+
+
+def test_the_catalogs_coverage_feed_lag_and_role_are_sampled_into_gauges() -> None:
+    with service() as client:
+        after_first_pass(client)
+        in_app(client, client.app.state.vitals.sample)  # type: ignore[attr-defined]
+        samples = scrape(client)
+    assert value(samples, "shim_catalog_projects") == 13  # the fake index's projects, listed by the first pass
+    assert value(samples, "shim_catalog_feed_lag_seconds") == 0  # caught up with the index's last serial
+    assert value(samples, "shim_catalog_role", role="writer") == 1
+    assert value(samples, "shim_catalog_role", role="standby") == 0
+
+
+def test_the_feed_lag_counts_from_when_the_catalog_was_first_seen_behind() -> None:
+    fake = FakeIndex()
+    with service(fake) as client:
+        after_first_pass(client)
+        vitals = client.app.state.vitals  # type: ignore[attr-defined]
+        fake.add_release("roundup", "9.0")
+        refresh_index(client)  # this process sees the new serial; the catalog has not written it yet
+        now = [vitals.services.index.snapshot.fetched_at + 42.0]
+        vitals.clock = lambda: now[0]
+        catalog = vitals.services.catalog
+        catalog.last_serial = lambda: 0  # held back: as a writer that has fallen behind
+        in_app(client, vitals.sample)
+        first = value(scrape(client), "shim_catalog_feed_lag_seconds")
+        assert first == pytest.approx(42.0, abs=1.0)  # behind since that index was fetched (a refresh may follow)
+        now[0] += 10
+        in_app(client, vitals.sample)
+        assert value(scrape(client), "shim_catalog_feed_lag_seconds") == pytest.approx(first + 10)
