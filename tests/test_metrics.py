@@ -19,7 +19,7 @@ from shim.metrics.definitions import METRICS
 from shim.upstream.urls import Secret
 from testkit.fakeindex import FakeIndex
 
-from .helpers import after_first_pass, in_app, make_settings, refresh_index
+from .helpers import after_first_pass, in_app, make_settings, refresh_index, shared_settings
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -215,3 +215,16 @@ def test_the_feed_lag_counts_from_when_the_catalog_was_first_seen_behind() -> No
         now[0] += 10
         in_app(client, vitals.sample)
         assert value(scrape(client), "shim_catalog_feed_lag_seconds") == pytest.approx(first + 10)
+
+
+def test_across_replicas_a_document_one_loaded_is_counted_as_shared_by_the_other_never_twice(redis_url: str) -> None:
+    fake = FakeIndex()
+    apps = [create_app(shared_settings(redis_url), transport=httpx.ASGITransport(app=fake)) for _ in range(2)]
+    with TestClient(apps[0]) as one, TestClient(apps[1]) as other:
+        assert rpc(one, "package_releases", "roundup") == ["1.6.1"]
+        assert rpc(other, "package_releases", "roundup") == ["1.6.1"]
+        first, second = scrape(one), scrape(other)
+    assert value(first, "shim_cache_lookups_total", result="miss") >= 1
+    assert value(second, "shim_cache_lookups_total", result="shared") == 1
+    assert fake.count("/pypi/roundup/json") == 1  # asked once, by the first, which alone counts it a miss
+    assert value(second, "shim_cache_lookups_total", result="miss") == 0

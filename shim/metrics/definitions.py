@@ -89,8 +89,9 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(
         "shim_cache_lookups",
         "counter",
-        "Document cache lookups by result: `hit`, `miss`, `revalidated` (a 304 kept the copy), `stale` (a stale copy "
-        "served while the upstream failed)",
+        "The document cache: lookups answered by its copy (`hit`) or by a stale one while the upstream failed "
+        "(`stale`); loads the upstream answered (`miss`; `revalidated`: a 304 kept the copy, once however many "
+        "callers waited on it); copies another replica loaded, taken from Redis (`shared`)",
         ("result",),
     ),
     MetricSpec("shim_catalog_projects", "gauge", "Projects the catalog knows", merge="livemostrecent"),

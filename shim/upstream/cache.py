@@ -194,7 +194,8 @@ class DocumentCache:
     ) -> None:
         self.stale_if_error = stale_if_error
         self.stale_served = 0
-        # Each lookup's result, `hit`, `miss`, `revalidated` or `stale`, for the metrics (set by the wiring).
+        # For the metrics (set by the wiring): each lookup answered from here (`hit`) or by a stale copy (`stale`),
+        # each load the upstream answered (`miss`, `revalidated`), each copy another replica loaded (`shared`).
         self.counted: Callable[[str], None] = _uncounted
         self.storage = storage
         self.soft_ttl = soft_ttl
@@ -249,7 +250,7 @@ class DocumentCache:
             self.counted("hit")
             return entry
         try:
-            fetched = await self._fetch(key, entry, loader, Asked(changed_at, floor, stale_ok, adopt))
+            return await self._fetch(key, entry, loader, Asked(changed_at, floor, stale_ok, adopt))
         except UpstreamError as exc:
             held = await self.storage.get(key)  # a copy adopted meanwhile (see shim.upstream.shared_documents)
             if held is not None and (entry is None or held.fetched_at > entry.fetched_at):
@@ -266,9 +267,6 @@ class DocumentCache:
             self.counted("stale")
             logger.warning("serving a stale copy of %s (%.0f s old): %s", key, self.clock() - entry.fetched_at, exc)
             return entry
-        # A 304 keeps the copy's body (shim.upstream.documents), whichever caller's load it was.
-        self.counted("revalidated" if entry is not None and fetched.body is entry.body else "miss")
-        return fetched
 
     def _flight(self, key: str, asked: Asked) -> str:
         """Which load in flight a caller may join: here any of the key's, as every load asks the upstream."""
@@ -294,6 +292,8 @@ class DocumentCache:
 
     async def _fetched(self, key: str, loader: Loader, revalidate: Entry | None, floor: int | None) -> Entry:
         fresh = await loader(revalidate)
+        # Counted once per load, however many callers share it: each load is one the upstream answered.
+        self.counted("revalidated" if fresh is revalidate and revalidate is not None else "miss")
         if fresh is revalidate and revalidate is not None:
             fresh = replace(revalidate, fetched_at=self.clock(), parsed=revalidate.parsed)
         if floor is not None and fresh.serial is not None and fresh.serial < floor:

@@ -120,17 +120,20 @@ class SharedDocumentCache(DocumentCache):
         try:
             entry = await self._newer(key, entry, asked)
             if self._answers(entry, asked):
+                self.counted("shared")
                 return entry
             token = await self.records.acquire(key, self.lock_timeout)
             if token is not None:
                 # Another replica may have stored it and let go of the lock since the look above: look once more.
                 entry = await self._newer(key, entry, asked)
                 if self._answers(entry, asked):
+                    self.counted("shared")
                     return entry
             else:  # another replica fetches it: what it stores is ours too
                 await self.records.wait(key, timeout=self.lock_timeout, poll=self.poll)
                 found = await self._newer(key, entry, asked)
                 if found is not entry and found is not None and self._settles(found, asked):
+                    self.counted("shared")
                     return found
                 entry = found
                 token = await self.records.acquire(key, self.lock_timeout)  # None: a lock that outlived its holder
