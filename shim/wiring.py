@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from shim import __version__
 from shim.catalog.crawler import Crawler
 from shim.catalog.election import Election
 from shim.catalog.followed import FollowedSerials
@@ -125,6 +126,7 @@ def build_services(
     client = build_client(timeout=settings.upstream_timeout, ca_bundle=settings.ca_bundle, transport=transport)
     shared = shared_store(settings)
     metrics = Metrics()
+    metrics.gauge("shim_info", 1, __version__, settings.mode.value)
     upstream = upstream_for(settings, client, shared=shared, metrics=metrics)
     index = SimpleIndex(upstream, refresh_every=settings.index_refresh, shared=shared_index(settings, shared))
     cache = document_cache(settings, shared)

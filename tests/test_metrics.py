@@ -13,6 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
+from shim import __version__
 from shim.app import create_app
 from shim.config.rates import RateLimit
 from shim.metrics.definitions import METRICS
@@ -73,6 +74,7 @@ def test_calls_faults_and_durations_are_counted_per_method() -> None:
     assert value(samples, "shim_faults_total", method="(none)", code="-32700") == 1
     assert not any("no_such_method" in str(labels) for _, labels in samples)
     assert value(samples, "shim_calls_in_progress") == 0
+    assert value(samples, "shim_info", version=__version__, mode="restore") == 1
 
 
 def test_a_multicalls_calls_are_counted_each_under_its_own_method() -> None:

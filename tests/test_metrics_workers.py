@@ -72,7 +72,11 @@ def test_every_workers_calls_are_counted_once_whichever_worker_is_scraped_and_su
     with serve_in_thread(fake) as index_url:
         fake.set_urls(index_url + "/")
         settings = {"SHIM_UPSTREAM": index_url + "/", "XDG_STATE_HOME": str(tmp_path), "SHIM_WORKERS": "2"}
+        folder.mkdir()
+        stale = folder / "counter_999999.db"
+        stale.write_bytes(b"an earlier run's worker")  # read by the merge, it would break every scrape
         with command({**settings, "SHIM_METRICS_DIR": str(folder)}) as shim:
+            assert not stale.exists()  # emptied at start
             workers = pids(shim, 2)
             for _ in range(20):  # each over a new connection: both workers answer some
                 with xmlrpc.client.ServerProxy(shim.base + "/pypi") as proxy:
