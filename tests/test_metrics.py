@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 import xmlrpc.client
 from collections.abc import Iterator
@@ -19,6 +20,8 @@ from shim.config.rates import RateLimit
 from shim.metrics.definitions import METRICS
 from shim.upstream.urls import Secret
 from testkit.fakeindex import FakeIndex
+from testkit.redisserver import RedisServer
+from testkit.servers import serving
 
 from .helpers import after_first_pass, in_app, make_settings, refresh_index, shared_settings
 
@@ -230,3 +233,17 @@ def test_across_replicas_a_document_one_loaded_is_counted_as_shared_by_the_other
     assert value(second, "shim_cache_lookups_total", result="shared") == 1
     assert fake.count("/pypi/roundup/json") == 1  # asked once, by the first, which alone counts it a miss
     assert value(second, "shim_cache_lookups_total", result="miss") == 0
+
+
+def test_healthz_and_metrics_answer_at_once_while_redis_hangs(own_redis: RedisServer) -> None:
+    # A Redis that takes connections and never answers (stopped, not gone): every command waits out its bound.
+    app = create_app(shared_settings(own_redis.url, cache_timeout=5.0), transport=httpx.ASGITransport(app=FakeIndex()))
+    with serving(app, lifespan="on") as served, httpx.Client(base_url=served.url, timeout=2.0) as http:
+        assert http.get("/healthz").status_code == 200
+        assert own_redis.process is not None
+        own_redis.process.send_signal(signal.SIGSTOP)
+        try:
+            for path in ("/healthz", "/metrics", "/healthz"):
+                assert http.get(path).status_code == 200, path  # within 2 s, where a Redis command may take 5
+        finally:
+            own_redis.process.send_signal(signal.SIGCONT)
