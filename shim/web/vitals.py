@@ -59,11 +59,15 @@ class Vitals:
         return latest
 
     async def run(self) -> None:
-        """For the service's life: a sample every SAMPLE_EVERY seconds."""
-        while True:
-            with contextlib.suppress(Exception):  # sample() logs its own failures; the loop outlives any
-                await self.sample()
-            await asyncio.sleep(SAMPLE_EVERY)
+        """For the service's life: a sample every SAMPLE_EVERY seconds (and, stopped, no sample left running)."""
+        try:
+            while True:
+                with contextlib.suppress(Exception):  # sample() logs its own failures; the loop outlives any
+                    await self.sample()
+                await asyncio.sleep(SAMPLE_EVERY)
+        finally:
+            if self._taking is not None:
+                self._taking.cancel()
 
     async def sample(self) -> Sample:
         services, catalog = self.services, self.services.catalog
