@@ -148,6 +148,12 @@ def started(
             stop(process)
 
 
-def run_check(argv: Sequence[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """A health check's command, as the engine runs it: with the container's environment, its exit status decides."""
-    return subprocess.run(list(argv), env=env, capture_output=True, text=True, timeout=30, check=False)
+def run_check(
+    argv: Sequence[str], env: dict[str, str], confinement: Confinement | None = None
+) -> subprocess.CompletedProcess[str]:
+    """A health check's command, as the engine runs it in the container: with its environment and limits; its exit
+    status decides."""
+    with tempfile.TemporaryDirectory() as view:
+        if confinement is not None:
+            argv = confinement.wrap(argv, Path(view) / "shown")
+        return subprocess.run(list(argv), env=env, capture_output=True, text=True, timeout=30, check=False)

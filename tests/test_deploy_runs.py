@@ -85,11 +85,13 @@ def at(url: str, port: int) -> str:
     return urlunsplit(parts._replace(netloc=f"127.0.0.1:{port}"))
 
 
-def assert_a_check_passes_then_fails_once_stopped(shim: Started, check: list[str], env: dict[str, str]) -> None:
-    passed = run_check(check, env)
+def assert_a_check_passes_then_fails_once_stopped(
+    shim: Started, check: list[str], env: dict[str, str], limits: Confinement | None
+) -> None:
+    passed = run_check(check, env, limits)
     assert passed.returncode == 0, passed.stderr
     stop(shim.process)
-    assert run_check(check, env).returncode != 0  # nothing answers: the check says so
+    assert run_check(check, env, limits).returncode != 0  # nothing answers: the check says so
 
 
 def test_the_images_command_and_environment_answer_readyz_beyond_loopback(
@@ -98,11 +100,12 @@ def test_the_images_command_and_environment_answer_readyz_beyond_loopback(
     _, index = upstream
     folders = volume_folders(base)
     env = {**mapped_env(image_env(), folders), "SHIM_UPSTREAM": index, "PORT": str(free_port())}
+    limits = confinement(folders, *image_user())
     assert ADDRESS is not None
-    with started(cmd(), env, host=ADDRESS, confinement=confinement(folders, *image_user())) as shim:
+    with started(cmd(), env, host=ADDRESS, confinement=limits) as shim:
         assert shim.get("/readyz").json() == {"ready": True}
         assert shim.rpc("package_releases", "roundup") == ["1.6.1"]
-        assert_a_check_passes_then_fails_once_stopped(shim, healthcheck()[1], env)
+        assert_a_check_passes_then_fails_once_stopped(shim, healthcheck()[1], env, limits)
     assert Path(env["SHIM_CATALOG_PATH"]).parent == folders["/var/lib/pypi-xmlrpc-shim"]
     assert Path(env["SHIM_CATALOG_PATH"]).is_file()
 
@@ -118,16 +121,11 @@ def test_without_the_images_shim_host_nothing_answers_beyond_loopback(
         httpx.get(f"http://{ADDRESS}:{shim.port}/readyz", timeout=5)
 
 
-def found_outside(uid: int, roots: list[Path], inside: list[Path]) -> list[Path]:
-    """Files and folders owned by `uid` under `roots`, but not under `inside`."""
+def owned_by(uid: int, root: Path) -> list[Path]:
+    """What `uid` owns under `root`."""
     found = []
-    for root in roots:
-        for folder, names, files in os.walk(root):
-            here = Path(folder)
-            if any(here == kept or kept in here.parents for kept in inside):
-                names.clear()
-                continue
-            found += [here / name for name in names + files if (here / name).lstat().st_uid == uid]
+    for folder, names, files in os.walk(root):
+        found += [Path(folder) / name for name in names + files if (Path(folder) / name).lstat().st_uid == uid]
     return found
 
 
@@ -154,7 +152,7 @@ def test_on_a_read_only_root_the_image_writes_only_in_its_volumes(
     assert list(folders["/tmp"].iterdir()) == []  # nothing of the service's own goes to TMPDIR
     # The root filesystem refused every other write; what a container keeps writable besides its volumes (its
     # /dev/shm) holds nothing new of the user's either.
-    assert found_outside(uid, [Path("/dev/shm")], []) == []
+    assert owned_by(uid, Path("/dev/shm")) == []
 
 
 def test_composes_replicas_and_redis_as_written_share_one_catalog_and_one_redis(
@@ -176,12 +174,12 @@ def test_composes_replicas_and_redis_as_written_share_one_catalog_and_one_redis(
         config = client.config_get("maxmemory*")
         assert (config["maxmemory"], config["maxmemory-policy"]) == (str(2**30), "allkeys-lru")  # as compose says
         with two_replicas(services["shim"], base, index, port) as replicas:
-            roles = sorted(shim.get("/healthz").json()["catalog"]["role"] for shim, _ in replicas)
+            roles = sorted(shim.get("/healthz").json()["catalog"]["role"] for shim, _, _ in replicas)
             assert roles == ["standby", "writer"]  # one writer of the one catalog
-            for shim, env in replicas:
+            for shim, env, limits in replicas:
                 assert shim.get("/healthz").json()["shared"]["state"] == "shared"
                 assert shim.rpc("package_releases", "roundup") == ["1.6.1"]
-                check = run_check(services["shim"]["healthcheck"]["test"][1:], env)
+                check = run_check(services["shim"]["healthcheck"]["test"][1:], env, limits)
                 assert check.returncode == 0, check.stderr
             assert fake.count("/pypi/roundup/json") == 1  # asked of the upstream once, for both
     finally:
@@ -198,7 +196,7 @@ def _pings(client: redis.Redis) -> bool:
 @contextlib.contextmanager
 def two_replicas(
     service: dict[str, Any], base: Path, index: str, redis_port: int
-) -> Iterator[list[tuple[Started, dict[str, str]]]]:
+) -> Iterator[list[tuple[Started, dict[str, str], Confinement | None]]]:
     """The service's replicas, each with the one named volume (the catalog) and tmpfs folders of its own."""
     catalog = base / "catalog"
     catalog.mkdir()
@@ -207,15 +205,15 @@ def two_replicas(
     assert ADDRESS is not None
     with contextlib.ExitStack() as stack:
         replicas = []
-        for replica in range(2):
+        for replica in range(service["deploy"]["replicas"]):
             own = volume_folders(base / f"replica-{replica}")
             folders = {**own, **shared}
             env = mapped_env({**image_env(), **service["environment"]}, folders)
             env.update(SHIM_UPSTREAM=index, PORT=str(free_port()), SHIM_CACHE_URL=at(env["SHIM_CACHE_URL"], redis_port))
             assert set(folders) == set(volumes())
-            run = started(service["command"], env, host=ADDRESS, confinement=confinement(folders, uid, gid))
-            shim = stack.enter_context(run)
-            replicas.append((shim, env))
+            limits = confinement(folders, uid, gid)
+            shim = stack.enter_context(started(service["command"], env, host=ADDRESS, confinement=limits))
+            replicas.append((shim, env, limits))
         yield replicas
 
 
