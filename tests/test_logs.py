@@ -24,7 +24,7 @@ from shim.config.settings import Settings
 from shim.logs import ACCESS_LOGGER, UVICORN_LOGGERS, JsonLines, uvicorn_log_config
 from shim.upstream.urls import UpstreamURL
 from shim.web.exchanges import HASH_CHARS
-from shim.web.server import AppFactory, guarded_config
+from shim.web.server import AppFactory, guarded_config, start_warning
 from shim.wiring import configure_logging
 from testkit.fakeindex import FakeIndex
 
@@ -377,3 +377,18 @@ def test_no_credential_or_request_body_is_ever_logged(log_format: LogFormat) -> 
     assert "upstream failed" in output and "unparsable XML-RPC body" in output  # what was logged, was logged
     assert output.count("POST /pypi") == 5
     assert_no_token(output, f"the {log_format.value} logs")
+
+
+def test_a_warning_at_start_is_a_json_line_in_json_and_the_plain_line_it_was_in_text(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with written(make_settings(log_format=LogFormat.JSON)) as stream:
+        start_warning(make_settings(log_format=LogFormat.JSON))("serving at most 10 connections at once")
+    (line,) = json_lines(stream)
+    assert (line["level"], line["event"], line["logger"]) == (
+        "WARNING",
+        "serving at most 10 connections at once",
+        "shim.web.server",
+    )
+    start_warning(make_settings())("serving at most 10 connections at once")
+    assert capsys.readouterr().err == "pypi-xmlrpc-shim: warning: serving at most 10 connections at once\n"

@@ -7,6 +7,7 @@ timeouts beyond uvicorn's own, no connection cap, and a SIGTERM that ends with s
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
 import sys
 import threading
@@ -26,7 +27,18 @@ from shim.web.arenas import fewer_malloc_arenas
 from shim.web.connections import MAX_HEAD_BYTES, ChunkedAnswers, Guards, guarded_protocol
 from shim.web.exchanges import client_key
 
-__all__ = ["AppFactory", "GracefulServer", "GuardedConfig", "Workers", "connection_budget", "guarded_config", "serve"]
+__all__ = [
+    "AppFactory",
+    "GracefulServer",
+    "GuardedConfig",
+    "Workers",
+    "connection_budget",
+    "guarded_config",
+    "serve",
+    "start_warning",
+]
+
+logger = logging.getLogger(__name__)
 
 # Connections accepted at one wake-up of the listening socket (and its queue): each holds a descriptor before the
 # cap can close any, so the reserve below counts them.
@@ -151,9 +163,14 @@ def connection_budget(wanted: int, warn: Callable[[str], None]) -> int:
     return budget
 
 
+def start_warning(settings: Settings) -> Callable[[str], None]:
+    """How a warning at start reaches the operator: the plain line on standard error, or a JSON line in JSON."""
+    return warn if settings.log_format is LogFormat.TEXT else logger.warning
+
+
 def serve(settings: Settings, *, parser: str = "httptools") -> int:
     """Serve until a SIGTERM or SIGINT has drained the connections; the process's exit status."""
-    budget = connection_budget(settings.max_connections, warn)  # the workers inherit the raised limit
+    budget = connection_budget(settings.max_connections, start_warning(settings))  # the workers inherit the limit
     config = guarded_config(
         AppFactory(settings), settings, parser=parser, factory=True, workers=settings.workers, max_connections=budget
     )
