@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from uvicorn.logging import ColourizedFormatter
 
 from shim import __version__
 from shim.catalog.crawler import Crawler
@@ -30,7 +31,9 @@ from shim.catalog.schema import ConnectionFactory, adopt, open_sqlite
 from shim.catalog.seed import seed_catalog
 from shim.catalog.writes import CatalogWriter
 from shim.config.defaults import default_catalog_path, former_default_catalog_path, shared_catalog_path
+from shim.config.setting import LogFormat
 from shim.config.settings import Settings
+from shim.logs import ACCESS_LOGGER, TEXT_FORMAT, UVICORN_LOGGERS, AccessText, JsonLines
 from shim.metrics.instruments import Metrics
 from shim.upstream.cache import DocumentCache, MemoryStorage, Policy
 from shim.upstream.client import Upstream, build_client
@@ -62,14 +65,35 @@ __all__ = [
 
 
 def configure_logging(settings: Settings) -> None:
-    """Log the service's own messages beside uvicorn's, at the configured level."""
+    """Log the service's own messages beside uvicorn's, at the configured level, as text or JSON lines (shim.logs);
+    the access line (SHIM_ACCESS_LOG) whatever the level. Again for other settings, it replaces what it set."""
+    as_json = settings.log_format is LogFormat.JSON
     shim_logger = logging.getLogger("shim")
     shim_logger.setLevel(settings.log_level.value.upper())
-    if not shim_logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
-        shim_logger.addHandler(handler)
-        shim_logger.propagate = False
+    _handled_by(shim_logger, sys.stderr, JsonLines() if as_json else logging.Formatter(TEXT_FORMAT))
+    access = logging.getLogger(ACCESS_LOGGER)
+    access.setLevel(logging.INFO)
+    _handled_by(access, sys.stdout, JsonLines() if as_json else AccessText())  # where uvicorn writes its own
+    if as_json:  # served by bare uvicorn (`--factory`), its loggers were configured for text: its own formatters
+        for name in UVICORN_LOGGERS:
+            for handler in logging.getLogger(name).handlers:
+                if isinstance(handler.formatter, ColourizedFormatter):
+                    handler.setFormatter(JsonLines())
+    # The service writes the access line: a bare uvicorn's own would be a second one.
+    logging.getLogger("uvicorn.access").disabled = settings.access_log
+
+
+class _ServiceHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The handler configure_logging sets, replaced when it is called again."""
+
+
+def _handled_by(logger: logging.Logger, stream: Any, formatter: logging.Formatter) -> None:
+    for handler in [h for h in logger.handlers if isinstance(h, _ServiceHandler)]:
+        logger.removeHandler(handler)
+    handler = _ServiceHandler(stream)
+    handler.setFormatter(formatter)
+    logger.addHandler(handler)
+    logger.propagate = False
 
 
 def adopt_former_catalog(settings: Settings) -> None:

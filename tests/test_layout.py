@@ -23,7 +23,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("shim.config",),
     ("shim.catalog",),
     ("shim.upstream", "shim.shared", "shim.metrics"),
-    ("shim", "shim.encodings", "shim.errors", "shim.modes", "shim.versions"),
+    ("shim", "shim.encodings", "shim.errors", "shim.exchange", "shim.logs", "shim.modes", "shim.versions"),
 )
 
 

@@ -20,7 +20,7 @@ from urllib.parse import urljoin
 
 import httpx
 
-from shim import __version__, encodings
+from shim import __version__, encodings, exchange
 from shim.errors import UpstreamMalformed, UpstreamUnavailable
 from shim.metrics.instruments import Metrics
 from shim.upstream.answers import Fetched, Ranged, origin, origin_label, passed_headers
@@ -50,8 +50,6 @@ USER_AGENT = f"pypi-xmlrpc-shim/{__version__} httpx/{httpx.__version__}"
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 SITE_FEEDS = ("updates", "packages")
 MAX_REDIRECTS = 3
-# The encodings a document may come in, each with the zlib window that undoes it; asked for by name, so that
-# the upstream sends none we would refuse (httpx would offer br or zstd as soon as their decoders were installed).
 # Reads a file's body from its raw chunks (what it keeps of it is the answer's body): `Upstream.get_streamed`.
 BodyReader = Callable[[AsyncIterator[bytes]], Awaitable[bytes]]
 _CONTENT_RANGE = re.compile(r"bytes ([0-9]{1,19})-([0-9]{1,19})/([0-9]{1,19})")
@@ -254,6 +252,7 @@ class Upstream:
         auth = self._auth if start_origin == origin(self.base) else None
         for _ in range(MAX_REDIRECTS + 1):
             request = self.client.build_request("GET", url, headers=headers)
+            exchange.upstream_request()  # each attempt and each redirect followed: one request more for the call
             try:
                 response = await self.client.send(request, auth=auth or httpx.USE_CLIENT_DEFAULT, stream=True)
                 try:
@@ -359,6 +358,7 @@ class Upstream:
         guard = self.guard_for(url)
         async with self.circuit.attempt(guard, url):
             request = self.client.build_request("GET", url, headers=headers or {})
+            exchange.upstream_request()
             try:
                 response = await self.client.send(request, auth=auth or httpx.USE_CLIENT_DEFAULT, stream=True)
             except httpx.HTTPError as exc:

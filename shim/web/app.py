@@ -24,6 +24,8 @@ from shim.config.settings import Settings, SettingsError
 from shim.methods.table import METHODS
 from shim.shared.availability import SharedStoreRequired
 from shim.web.endpoint import MODE_PREFIXES, XMLRPCEndpoint, XMLRPCFront, collapsed, xmlrpc_endpoints, xmlrpc_routes
+from shim.web.exchanges import Exchanges, RequestLog
+from shim.web.exchanges import client_key as new_client_key
 from shim.web.health import health_routes
 from shim.web.passthrough import passthrough_routes
 from shim.web.scrape import metrics_routes
@@ -64,9 +66,10 @@ class ShimApp(Starlette):
     send of every request), everything else through it and the routes."""
 
     endpoints: dict[str, XMLRPCEndpoint]
+    request_log: RequestLog  # every request's record for the logs (the endpoints open their calls' themselves)
 
     def build_middleware_stack(self) -> ASGIApp:
-        return XMLRPCFront(super().build_middleware_stack(), self.endpoints)
+        return XMLRPCFront(Exchanges(super().build_middleware_stack(), self.request_log), self.endpoints)
 
 
 def create_app(
@@ -75,11 +78,13 @@ def create_app(
     methods: MethodTable = METHODS,
     transport: httpx.AsyncBaseTransport | None = None,
     catalog_connection_factory: ConnectionFactory = open_sqlite,
+    client_key: bytes | None = None,
 ) -> Starlette:
     """The service. Without `settings`, they are read from the environment (uvicorn's `--factory`).
 
     `transport` replaces the network under the upstream client (tests pass a fake index);
-    `catalog_connection_factory` opens the catalog's file, for its readers and its writer.
+    `catalog_connection_factory` opens the catalog's file, for its readers and its writer; `client_key` keys the
+    clients' hashes in the logs (SHIM_LOG_CLIENT=hash: the same in every worker; else one of this app's own).
     """
     if settings is None:
         try:
@@ -98,7 +103,8 @@ def create_app(
         limiter=RateLimiter(settings.rate_limit, shared=services.shared) if settings.rate_limit is not None else None,
         metrics=services.metrics,
     )
-    endpoints = xmlrpc_endpoints(settings, dispatcher)
+    request_log = RequestLog(settings, client_key if client_key is not None else new_client_key())
+    endpoints = xmlrpc_endpoints(settings, dispatcher, request_log)
     vitals = Vitals(services)
     routes = [
         *health_routes(),
@@ -162,6 +168,7 @@ def create_app(
 
     app = ShimApp(routes=routes, lifespan=lifespan, middleware=[Middleware(CollapseSlashes)])
     app.endpoints = endpoints
+    app.request_log = request_log
     app.state.settings = settings
     app.state.dispatcher = dispatcher
     app.state.services = services

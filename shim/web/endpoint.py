@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import AsyncIterator
 
 from starlette.requests import ClientDisconnect, Request
@@ -30,6 +31,7 @@ from shim.web import compression
 from shim.web.addresses import PeerAddresses
 from shim.web.deadline import Deadline
 from shim.web.docs import docs_page
+from shim.web.exchanges import REQUEST_ID, RequestLog, client_key
 from shim.web.responses import not_found
 from shim.xmlrpc.dispatch import AnswerBody, Dispatcher, Unserved
 
@@ -56,13 +58,22 @@ def _xmlrpc_bytes(body: bytes, headers: dict[str, str] | None = None) -> Respons
 class _Head:
     """The few request headers a call reads, taken from the scope in one pass."""
 
-    __slots__ = ("accept_encoding", "content_encoding", "content_length", "forwarded", "media_type", "user_agent")
+    __slots__ = (
+        "accept_encoding",
+        "content_encoding",
+        "content_length",
+        "forwarded",
+        "media_type",
+        "request_id",
+        "user_agent",
+    )
 
     def __init__(self, scope: Scope) -> None:
         self.media_type = self.content_length = self.content_encoding = ""
         self.accept_encoding: str | None = None
         self.user_agent: str | None = None
         self.forwarded: list[str] = []
+        self.request_id: bytes | None = None
         typed = sized = False
         for key, value in scope["headers"]:
             if key == b"content-type":
@@ -79,6 +90,8 @@ class _Head:
                 self.forwarded.append(value.decode("latin-1"))
             elif key == b"user-agent":
                 self.user_agent = value.decode("latin-1")
+            elif key == REQUEST_ID and self.request_id is None:
+                self.request_id = value
 
 
 def _listed(before: str | None, line: bytes) -> str:
@@ -117,12 +130,14 @@ async def _read_body(head: _Head, receive: Receive, limit: int) -> bytes:
 
 class CallsInProgress:
     """What every endpoint shares: the count of calls in progress, under its cap (one event loop: a count, not a
-    lock; past the cap a call is refused, never queued), and the callers' addresses as the rate limits count them."""
+    lock; past the cap a call is refused, never queued), the callers' addresses as the rate limits count them, and
+    what the logs say of each call."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, log: RequestLog) -> None:
         self.limit = settings.max_concurrent_calls
         self.count = 0
         self.addresses = PeerAddresses(settings)
+        self.log = log  # each call's record for the logs, and its access line
 
     def full(self) -> bool:
         return self.count >= self.limit
@@ -152,24 +167,35 @@ class XMLRPCEndpoint:
         )
 
     async def post(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
         head = _Head(scope)
-        outcome = await self._post(scope, receive, head)
-        if isinstance(outcome, Response):
-            await outcome(scope, receive, send)
-            return
-        body, headers = outcome
-        min_bytes = self.settings.compress_min_bytes
-        if isinstance(body, bytes) and not compression.worth_compressing(len(body), min_bytes):
-            # The common small answer, straight to the server: no response object to build.
-            raw = [(b"content-type", XMLRPC_CONTENT_TYPE.encode()), (b"content-length", str(len(body)).encode())]
-            raw += [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
-            raw += compression.vary(min_bytes)
-            await send({"type": "http.response.start", "status": 200, "headers": raw})
-            await send({"type": "http.response.body", "body": body})
-            return
-        sent = {"content-type": XMLRPC_CONTENT_TYPE, **headers}
-        response = await compression.encoded(head.accept_encoding, body, sent, min_bytes)
-        await response(scope, receive, send)
+        log = self.calls.log
+        record, token = log.open(scope, head.request_id)  # as shim.web.exchanges does for every other request
+        status = 500
+        try:
+            outcome = await self._post(scope, receive, head)
+            if isinstance(outcome, Response):
+                outcome.headers["x-request-id"] = record.request_id
+                status = outcome.status_code
+                await outcome(scope, receive, send)
+                return
+            body, headers = outcome
+            status = 200
+            min_bytes = self.settings.compress_min_bytes
+            if isinstance(body, bytes) and not compression.worth_compressing(len(body), min_bytes):
+                # The common small answer, straight to the server: no response object to build.
+                raw = [(b"content-type", XMLRPC_CONTENT_TYPE.encode()), (b"content-length", str(len(body)).encode())]
+                raw += [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+                raw += compression.vary(min_bytes)
+                raw.append((REQUEST_ID, record.request_id.encode()))
+                await send({"type": "http.response.start", "status": 200, "headers": raw})
+                await send({"type": "http.response.body", "body": body})
+                return
+            sent = {"content-type": XMLRPC_CONTENT_TYPE, **headers, "x-request-id": record.request_id}
+            response = await compression.encoded(head.accept_encoding, body, sent, min_bytes)
+            await response(scope, receive, send)
+        finally:
+            log.close(scope, record, token, status, started)
 
     async def _post(self, scope: Scope, receive: Receive, head: _Head) -> Response | tuple[AnswerBody, dict[str, str]]:
         mode = self.mode or self.settings.mode
@@ -236,10 +262,12 @@ class XMLRPCFront:
         await self.app(scope, receive, send)
 
 
-def xmlrpc_endpoints(settings: Settings, dispatcher: Dispatcher) -> dict[str, XMLRPCEndpoint]:
-    """Each XML-RPC path's endpoint."""
+def xmlrpc_endpoints(
+    settings: Settings, dispatcher: Dispatcher, log: RequestLog | None = None
+) -> dict[str, XMLRPCEndpoint]:
+    """Each XML-RPC path's endpoint (`log`: what the logs say of each call, shared with the app's other requests)."""
     endpoints: dict[str, XMLRPCEndpoint] = {}
-    calls = CallsInProgress(settings)
+    calls = CallsInProgress(settings, log if log is not None else RequestLog(settings, client_key()))
     for prefix, mode in MODE_PREFIXES.items():
         endpoint = XMLRPCEndpoint(settings, dispatcher, mode, calls)
         paths = {prefix + path for path in ENDPOINT_PATHS} | ({prefix} if prefix else set())

@@ -7,6 +7,7 @@ timeouts beyond uvicorn's own, no connection cap, and a SIGTERM that ends with s
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
 import sys
 import threading
@@ -18,12 +19,26 @@ from starlette.types import ASGIApp
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
+from shim.config.setting import LogFormat
 from shim.config.settings import Settings, warn
+from shim.logs import uvicorn_log_config
 from shim.metrics.processes import mark_dead, multiprocess_folder
 from shim.web.arenas import fewer_malloc_arenas
 from shim.web.connections import MAX_HEAD_BYTES, ChunkedAnswers, Guards, guarded_protocol
+from shim.web.exchanges import client_key
 
-__all__ = ["AppFactory", "GracefulServer", "GuardedConfig", "Workers", "connection_budget", "guarded_config", "serve"]
+__all__ = [
+    "AppFactory",
+    "GracefulServer",
+    "GuardedConfig",
+    "Workers",
+    "connection_budget",
+    "guarded_config",
+    "serve",
+    "start_warning",
+]
+
+logger = logging.getLogger(__name__)
 
 # Connections accepted at one wake-up of the listening socket (and its queue): each holds a descriptor before the
 # cap can close any, so the reserve below counts them.
@@ -69,6 +84,7 @@ class AppFactory:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.client_key = client_key()  # made once, where the service starts: every worker hashes clients alike
 
     def __call__(self) -> ASGIApp:
         from shim.web.app import create_app
@@ -76,7 +92,7 @@ class AppFactory:
 
         fewer_malloc_arenas()  # in each worker too: each is a process of its own
         configure_logging(self.settings)
-        return create_app(self.settings)
+        return create_app(self.settings, client_key=self.client_key)
 
 
 class Workers(Multiprocess):
@@ -104,7 +120,8 @@ def guarded_config(app: Any, settings: Settings, *, parser: str = "httptools", *
         "port": settings.port,
         "http": guarded_protocol(parser),
         "loop": settings.event_loop.value,
-        "access_log": settings.access_log,
+        # The service writes the access line itself (SHIM_ACCESS_LOG, shim.web.exchanges), with the request's id.
+        "access_log": False,
         "ws": "none",  # the service has no WebSocket route: an upgrade request is a plain request
         "lifespan": "on",
         "log_level": settings.log_level.value,
@@ -116,6 +133,8 @@ def guarded_config(app: Any, settings: Settings, *, parser: str = "httptools", *
         # A drain waits for calls in progress: their body, the call, then the answer's delivery.
         "timeout_graceful_shutdown": int(settings.body_timeout + settings.call_timeout + settings.write_timeout),
     }
+    if settings.log_format is LogFormat.JSON:  # uvicorn's loggers in every process, the supervisor's too
+        values["log_config"] = uvicorn_log_config(settings.log_level.value)
     values.update(options)
     return GuardedConfig(app, guards=guards, **values)
 
@@ -144,9 +163,14 @@ def connection_budget(wanted: int, warn: Callable[[str], None]) -> int:
     return budget
 
 
+def start_warning(settings: Settings) -> Callable[[str], None]:
+    """How a warning at start reaches the operator: the plain line on standard error, or a JSON line in JSON."""
+    return warn if settings.log_format is LogFormat.TEXT else logger.warning
+
+
 def serve(settings: Settings, *, parser: str = "httptools") -> int:
     """Serve until a SIGTERM or SIGINT has drained the connections; the process's exit status."""
-    budget = connection_budget(settings.max_connections, warn)  # the workers inherit the raised limit
+    budget = connection_budget(settings.max_connections, start_warning(settings))  # the workers inherit the limit
     config = guarded_config(
         AppFactory(settings), settings, parser=parser, factory=True, workers=settings.workers, max_connections=budget
     )

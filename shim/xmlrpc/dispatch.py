@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from shim import exchange
 from shim.errors import BadArguments, Refused, UpstreamError
 from shim.metrics.instruments import NO_METHOD, UNKNOWN_METHOD, Metrics
 from shim.modes import Mode
@@ -161,6 +162,7 @@ class Dispatcher:
                 answer.body = response_parts(value, allow_i8=self.allow_i8)
             else:
                 answer.body = dump_response(value, allow_i8=self.allow_i8)
+            exchange.note_outcome(None)
         except Fault as fault:
             answer.body = self._fault_bytes(fault)
         except WireError:
@@ -196,6 +198,7 @@ class Dispatcher:
             raise METHOD_NOT_FOUND
         name = spec.name
         self.calls[name] += 1
+        exchange.note_method(name, nested=boxcar is not None)
         started = time.perf_counter()
         try:
             return await self._invoke(spec, params, mode, boxcar, client, answer)
@@ -298,8 +301,10 @@ class Dispatcher:
         return encode_value({"faultCode": fault.code, "faultString": fault.string})
 
     def _fault_bytes(self, fault: Fault, method: str | None = None) -> bytes:
-        """A response holding `fault`; one no call counted (`method` given) is counted here."""
+        """A response holding `fault` (its code the request's outcome); one no call counted (`method` given) is
+        counted here."""
         self.faults[fault.code] += 1
         if method is not None:
             self.metrics.faulted(method, fault.code)
+        exchange.note_outcome(fault.code)
         return dump_fault(fault.code, fault.string)
