@@ -23,6 +23,7 @@ from starlette.testclient import TestClient
 
 from shim.app import create_app
 from shim.methods.table import METHODS
+from shim.metrics.definitions import METRICS
 from shim.modes import Mode
 from shim.shared.address import RedisURL
 from shim.web.endpoint import MODE_PREFIXES
@@ -298,6 +299,21 @@ def test_the_page_never_waits_on_redis_the_catalog_or_the_upstream(tmp_path: Pat
         assert "Simple index<b>not yet</b>" in page.text and "Catalog coverage<b>not yet</b>" in page.text
     finally:
         hole.close()
+
+
+def test_every_metric_is_listed_in_the_readme_with_its_kind_labels_merge_and_meaning() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = re.search(r"<!-- generated:metrics -->\n(.*?)<!-- /generated:metrics -->", readme, re.DOTALL)
+    assert section, "README has no generated metrics section"
+    rows = {m[1]: m[2] for m in re.finditer(r"^\| `(\w+)` \| (.*) \|$", section[1], re.MULTILINE)}
+    assert list(rows) == [spec.exposed for spec in METRICS]
+    for spec in METRICS:
+        kind, labels, merged, _meaning = (c.strip() for c in rows[spec.exposed].split(" | ", 3))
+        assert (kind, merged) == (spec.kind, spec.merged)
+        assert re.findall(r"`(\w+)`", labels) == list(spec.labels)
+    assert (
+        "docs/status-page.png" in readme and (Path(__file__).resolve().parent.parent / "docs/status-page.png").is_file()
+    )
 
 
 @pytest.mark.parametrize("mode", [Mode.RESTORE, Mode.PYPI_TODAY])
