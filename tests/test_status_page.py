@@ -4,12 +4,12 @@ never waits on Redis, the catalog or the upstream. Its browser test is tests/tes
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import hashlib
 import re
-import socket
-import threading
+import signal
 import time
 import xmlrpc.client
 from collections.abc import Iterator
@@ -32,6 +32,7 @@ from shim.web.markup import markdown
 from shim.web.status import status_page
 from shim.xmlrpc.table import MethodTable
 from testkit.fakeindex import FakeIndex
+from testkit.redisserver import RedisServer
 
 from .helpers import make_settings
 
@@ -244,61 +245,40 @@ def test_the_page_names_no_other_origin(page_client: TestClient) -> None:
     assert "https://upstream.test/" in page and not re.search(r"""=\s*["'][^"']*://""", page)
 
 
-class BlackHole:
-    """A TCP listener that accepts connections and never answers: a Redis (or anything) that hangs."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.held: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                self.held.append(self.sock.accept()[0])
-            except OSError:
-                return
-
-    def close(self) -> None:
-        self.sock.close()
-        for held in self.held:
-            held.close()
-
-
 class Hanging(httpx.AsyncBaseTransport):
     """An upstream that never answers."""
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        import asyncio
-
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 
 
-@pytest.mark.timeout(20)
-def test_the_page_never_waits_on_redis_the_catalog_or_the_upstream(tmp_path: Path) -> None:
-    hole = BlackHole()
-    try:
-        settings = make_settings(cache_url=RedisURL.parse(f"redis://127.0.0.1:{hole.port}/0"), cache_timeout=30.0)
-        app = create_app(settings, transport=Hanging())
-        services = app.state.services
+@pytest.mark.timeout(30)
+def test_the_page_never_waits_on_redis_the_catalog_or_the_upstream(own_redis: RedisServer) -> None:
+    settings = make_settings(cache_url=RedisURL.parse(own_redis.url), cache_timeout=10.0)
+    app = create_app(settings, transport=Hanging())
+    services = app.state.services
 
-        def refused(*args: object, **kwargs: object) -> object:
-            raise AssertionError("the status page read the catalog")
+    def refused(*args: object, **kwargs: object) -> object:
+        raise AssertionError("the status page read the catalog")
 
-        services.catalog.run = refused
-        client = TestClient(app)  # no lifespan: nothing has connected, loaded or sampled anything
-        started = time.monotonic()
-        page = client.get("/")
-        assert page.status_code == 200 and time.monotonic() - started < 2
-        shown = tables(page.text)
-        assert shown["usage"] == {"no call yet": ["0", "none", "not yet", "not yet"]}
-        assert "Simple index<b>not yet</b>" in page.text and "Catalog coverage<b>not yet</b>" in page.text
-    finally:
-        hole.close()
+    with TestClient(app) as client:  # connected to Redis; the Simple index never comes
+        assert services.shared.available
+        process = own_redis.process
+        assert process is not None
+        process.send_signal(signal.SIGSTOP)  # Redis still accepts, and answers nothing
+        reads, services.catalog.run = services.catalog.run, refused
+        try:
+            started = time.monotonic()
+            page = client.get("/")
+            took = time.monotonic() - started
+        finally:
+            services.catalog.run = reads
+            process.send_signal(signal.SIGCONT)
+    assert page.status_code == 200 and took < 1, took
+    assert tables(page.text)["usage"] == {"no call yet": ["0", "none", "not yet", "not yet"]}
+    assert "Simple index<b>not yet</b>" in page.text and "Catalog coverage<b>not yet</b>" in page.text
+    assert "Shared store<b>shared</b>" in page.text  # as this replica last found it
 
 
 def test_every_metric_is_listed_in_the_readme_with_its_kind_labels_merge_and_meaning() -> None:
