@@ -4,7 +4,6 @@ never waits on Redis, the catalog or the upstream. Its browser test is tests/tes
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import dataclasses
 import hashlib
@@ -150,6 +149,17 @@ def test_the_page_names_the_upstream_its_origins_capabilities_cache_and_the_pref
     assert "<a href='/removed/'>" not in page  # a removed endpoint has no page to link to
 
 
+def test_an_origin_whose_circuit_is_open_is_shown_open_with_its_failures(page_client: TestClient) -> None:
+    post(page_client, "package_releases", "roundup")
+    guard = page_client.app.state.services.store.upstream.guard  # type: ignore[attr-defined]
+    guard.failures, guard.open_until = guard.config.threshold, guard.clock() + 60  # as its failures left it
+    guard.count("refused_by_circuit")
+    page = page_client.get("/?live").text
+    circuit, failures, _requests, _retries, _received, refused = tables(page)["origins"]["https://upstream.test"]
+    assert (circuit, failures, refused) == ("open", str(guard.config.threshold), "1")
+    assert "<span class='open'>open</span>" in page  # marked for the eye, not only said
+
+
 def test_another_endpoint_path_shows_the_same_page_in_its_mode(page_client: TestClient) -> None:
     post(page_client, "package_releases", "roundup", path="/today/pypi")
     page = page_client.get("/today/").text
@@ -245,27 +255,25 @@ def test_the_page_names_no_other_origin(page_client: TestClient) -> None:
     assert "https://upstream.test/" in page and not re.search(r"""=\s*["'][^"']*://""", page)
 
 
-class Hanging(httpx.AsyncBaseTransport):
-    """An upstream that never answers."""
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        await asyncio.Event().wait()
-        raise AssertionError("unreachable")
-
-
 @pytest.mark.timeout(30)
 def test_the_page_never_waits_on_redis_the_catalog_or_the_upstream(own_redis: RedisServer) -> None:
+    fake = FakeIndex()
     settings = make_settings(cache_url=RedisURL.parse(own_redis.url), cache_timeout=10.0)
-    app = create_app(settings, transport=Hanging())
+    app = create_app(settings, transport=httpx.ASGITransport(app=fake))
     services = app.state.services
 
     def refused(*args: object, **kwargs: object) -> object:
         raise AssertionError("the status page read the catalog")
 
-    with TestClient(app) as client:  # connected to Redis; the Simple index never comes
+    with TestClient(app) as client:  # connected to Redis
         assert services.shared.available
+        deadline = time.monotonic() + 10
+        while services.index.snapshot is None and time.monotonic() < deadline:
+            time.sleep(0.01)
         process = own_redis.process
         assert process is not None
+        asked = fake.count()
+        fake.slow("*", 20)  # the upstream, were it asked, would answer late
         process.send_signal(signal.SIGSTOP)  # Redis still accepts, and answers nothing
         reads, services.catalog.run = services.catalog.run, refused
         try:
@@ -275,9 +283,11 @@ def test_the_page_never_waits_on_redis_the_catalog_or_the_upstream(own_redis: Re
         finally:
             services.catalog.run = reads
             process.send_signal(signal.SIGCONT)
+            fake.clear_rules()
     assert page.status_code == 200 and took < 1, took
+    assert fake.count() == asked  # the page asked the upstream nothing
     assert tables(page.text)["usage"] == {"no call yet": ["0", "none", "not yet", "not yet"]}
-    assert "Simple index<b>not yet</b>" in page.text and "Catalog coverage<b>not yet</b>" in page.text
+    assert "Catalog coverage<b>not yet</b>" in page.text
     assert "Shared store<b>shared</b>" in page.text  # as this replica last found it
 
 
@@ -291,9 +301,8 @@ def test_every_metric_is_listed_in_the_readme_with_its_kind_labels_merge_and_mea
         kind, labels, merged, _meaning = (c.strip() for c in rows[spec.exposed].split(" | ", 3))
         assert (kind, merged) == (spec.kind, spec.merged)
         assert re.findall(r"`(\w+)`", labels) == list(spec.labels)
-    assert (
-        "docs/status-page.png" in readme and (Path(__file__).resolve().parent.parent / "docs/status-page.png").is_file()
-    )
+    picture = Path(__file__).resolve().parent.parent / "docs" / "status-page.png"
+    assert "](docs/status-page.png)" in readme and picture.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
 
 @pytest.mark.parametrize("mode", [Mode.RESTORE, Mode.PYPI_TODAY])
