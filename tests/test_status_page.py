@@ -20,6 +20,7 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
+from shim import __version__
 from shim.app import create_app
 from shim.methods.table import METHODS
 from shim.metrics.definitions import METRICS
@@ -138,6 +139,7 @@ def test_the_page_names_the_upstream_its_origins_capabilities_cache_and_the_pref
     page = page_client.get("/").text
     shown = tables(page)
     assert "answered from <code>https://upstream.test/</code> in <b>restore</b> mode" in page
+    assert f"<h1>pypi-xmlrpc-shim {__version__}</h1>" in page
     circuit, failures, requests, *_ = shown["origins"]["https://upstream.test"]
     assert (circuit, failures) == ("closed", "0") and re.fullmatch(r"2xx \d+", requests), requests
     assert shown["capabilities"]["per-release JSON"][:2] == ["yes", "answers"]
