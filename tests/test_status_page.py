@@ -4,6 +4,7 @@ never waits on Redis, the catalog or the upstream. Its browser test is tests/tes
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import hashlib
@@ -33,6 +34,7 @@ from shim.web.status import status_page
 from shim.xmlrpc.table import MethodTable
 from testkit.fakeindex import FakeIndex
 from testkit.redisserver import RedisServer
+from testkit.servers import serving
 
 from .helpers import make_settings
 
@@ -173,20 +175,32 @@ def test_another_endpoint_path_shows_the_same_page_in_its_mode(page_client: Test
     assert page_client.get("/removed/").status_code == 404
 
 
-def test_the_catalog_figures_are_not_yet_until_sampled_then_shown(page_client: TestClient) -> None:
-    page = page_client.get("/?live").text
+def test_the_catalog_figures_are_not_yet_until_sampled_then_shown(marked_index: FakeIndex) -> None:
+    app = create_app(make_settings(), transport=httpx.ASGITransport(app=marked_index))
+    page = TestClient(app).get("/?live").text  # not started: the service has sampled nothing
     for figure in ("Catalog coverage", "Crawl ETA", "Feed lag", "Catalog role"):
         assert f"{figure}<b>not yet</b>" in page
-    metrics = page_client.app.state.services.metrics  # type: ignore[attr-defined]
+    metrics = app.state.services.metrics  # what the sampler (shim.web.vitals) sets
     metrics.gauge("shim_catalog_projects", 2000)
     metrics.gauge("shim_catalog_covered", 500)
     metrics.gauge("shim_catalog_crawl_eta_seconds", 3 * 3600 + 240)
     metrics.gauge("shim_catalog_feed_lag_seconds", 12)
-    metrics.gauge("shim_catalog_role", 1, "writer")
-    page = page_client.get("/?live").text
+    for role in ("writer", "standby", "reader"):
+        metrics.gauge("shim_catalog_role", 1 if role == "writer" else 0, role)
+    page = TestClient(app).get("/?live").text
     assert "Catalog coverage<b>500 of 2,000 (25%)</b>" in page
     assert "Crawl ETA<b>3 h 4 min</b>" in page and "Feed lag<b>12 s</b>" in page
-    assert "Catalog role<b>writer 1</b>" in page
+    assert "Catalog role<b>writer 1</b>" in page  # the roles no process holds left out
+
+
+def test_the_catalog_figures_of_a_running_service_are_its_samplers(page_client: TestClient) -> None:
+    vitals = page_client.app.state.vitals  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 10
+    while vitals.latest is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    page = page_client.get("/?live").text
+    assert re.search(r"Catalog coverage<b>\d[\d,]* of \d[\d,]*( \(\d+%\))?</b>", page), page
+    assert re.search(r"Catalog role<b>(writer|standby|reader) 1</b>", page), page
 
 
 def test_markup_from_a_client_or_the_upstream_is_shown_as_text(page_client: TestClient) -> None:
@@ -264,14 +278,13 @@ def test_the_page_never_waits_on_redis_the_catalog_or_the_upstream(own_redis: Re
     app = create_app(settings, transport=httpx.ASGITransport(app=fake))
     services = app.state.services
 
-    def refused(*args: object, **kwargs: object) -> object:
-        raise AssertionError("the status page read the catalog")
+    async def refused(*args: object, **kwargs: object) -> object:
+        await asyncio.sleep(20)  # a catalog file that does not answer, for whoever waits on it
+        raise AssertionError("unreachable")
 
-    with TestClient(app) as client:  # connected to Redis
+    with serving(app, lifespan="on") as served, httpx.Client(base_url=served.url, timeout=15.0) as http:
+        assert http.get("/readyz").status_code == 200  # connected to Redis, the Simple index loaded
         assert services.shared.available
-        deadline = time.monotonic() + 10
-        while services.index.snapshot is None and time.monotonic() < deadline:
-            time.sleep(0.01)
         process = own_redis.process
         assert process is not None
         asked = fake.count()
@@ -280,7 +293,7 @@ def test_the_page_never_waits_on_redis_the_catalog_or_the_upstream(own_redis: Re
         reads, services.catalog.run = services.catalog.run, refused
         try:
             started = time.monotonic()
-            page = client.get("/")
+            page = http.get("/")
             took = time.monotonic() - started
         finally:
             services.catalog.run = reads
@@ -289,7 +302,6 @@ def test_the_page_never_waits_on_redis_the_catalog_or_the_upstream(own_redis: Re
     assert page.status_code == 200 and took < 1, took
     assert fake.count() == asked  # the page asked the upstream nothing
     assert tables(page.text)["usage"] == {"no call yet": ["0", "none", "not yet", "not yet"]}
-    assert "Catalog coverage<b>not yet</b>" in page.text
     assert "Shared store<b>shared</b>" in page.text  # as this replica last found it
 
 
