@@ -1,7 +1,7 @@
 """Credentials in the upstream URL are used, never shown: every output is searched for a known token.
 
 The token is put into SHIM_UPSTREAM (and PIP_INDEX_URL), then everything the service can show is
-collected: `--help`, start-up errors, reprs, the docs page, /healthz, fault strings, the log of a whole
+collected: `--help`, start-up errors, reprs, the status page, /healthz, fault strings, the log of a whole
 session, and the output of a real server process. None may hold the token, plain or URL-encoded.
 """
 
@@ -23,7 +23,9 @@ from shim.config.settings import Settings, SettingsError
 from shim.methods.table import METHODS
 from shim.modes import Mode
 from shim.upstream.urls import REDACTED, UpstreamURL, redact_url
-from shim.web.docs import docs_page
+from shim.web.endpoint import MODE_PREFIXES
+from shim.web.live import read_live
+from shim.web.status import status_page
 
 from .helpers import on_fake_clock
 from .tokens import (
@@ -256,8 +258,12 @@ def test_docs_page_healthz_and_faults_hide_the_token(secret_settings: Settings) 
 
 
 @pytest.mark.parametrize("mode", list(Mode))
-def test_docs_page_of_every_mode_hides_the_token(secret_settings: Settings, mode: Mode) -> None:
-    assert_no_token(docs_page(METHODS, secret_settings, mode), f"the docs page in {mode}")
+def test_status_page_of_every_mode_hides_the_token(secret_settings: Settings, mode: Mode) -> None:
+    services = create_app(secret_settings).state.services
+    page = status_page(
+        METHODS, secret_settings, read_live(services), upstream=services.base_url, prefixes=MODE_PREFIXES, here=mode
+    )
+    assert_no_token(page, f"the status page in {mode}")
 
 
 def test_the_log_of_a_whole_session_hides_the_token(

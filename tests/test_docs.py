@@ -1,4 +1,4 @@
-"""The README, the docs page and `--help` are generated from the code: pin that they still agree."""
+"""The README, the status page and `--help` are generated from the code: pin that they still agree."""
 
 from __future__ import annotations
 

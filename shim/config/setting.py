@@ -66,7 +66,7 @@ class Setting(Generic[T]):
 
     @property
     def default_doc(self) -> str:
-        """The default as the help, the README and the docs page show it."""
+        """The default as the help, the README and the status page show it."""
         if self.computed is not None or self.shown:
             return self.shown
         value: Any = self.default

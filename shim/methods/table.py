@@ -2,7 +2,7 @@
 
 One entry per method: its function (in the family modules beside this one), what it answers, its fidelity
 grade, a note on how it differs from PyPI, and what it does in each mode (answers, a fixed refusal in
-PyPI's words, or no such method). Dispatch, introspection, the docs page and the README's method table
+PyPI's words, or no such method). Dispatch, introspection, the status page and the README's method table
 all read this table.
 """
 

@@ -1,1 +1,1 @@
-"""The face: the ASGI app, the XML-RPC endpoint, pass-through, the file proxy, health, the docs page."""
+"""The face: the ASGI app, the XML-RPC endpoint, pass-through, the file proxy, health, the status page."""

@@ -1,24 +1,31 @@
-"""Documentation generated from the method table and the settings registry: the README's tables and
-the docs page served on GET `/`. `python -m shim.web.docs` rewrites the README; `--check` fails if stale.
+"""Documentation generated from the code: the README's tables of methods, settings, faults and metrics, whose rows
+the status page (shim.web.status) shows too. `python -m shim.web.docs` rewrites the README; `--check` fails if stale.
 """
 
 from __future__ import annotations
 
 import argparse
-import html
 import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from shim import __version__
 from shim.config.registry import REGISTRY
-from shim.config.settings import Settings
-from shim.modes import Mode
+from shim.metrics.definitions import METRICS
 from shim.xmlrpc.faults import DOCUMENTED
 from shim.xmlrpc.table import Absent, Behaviour, MethodTable, Refuse
 
-__all__ = ["docs_page", "faults_markdown", "methods_markdown", "render_readme", "settings_markdown"]
+__all__ = [
+    "FAULT_COLUMNS",
+    "SETTING_COLUMNS",
+    "fault_rows",
+    "faults_markdown",
+    "methods_markdown",
+    "metrics_markdown",
+    "render_readme",
+    "setting_rows",
+    "settings_markdown",
+]
 
 
 def _behaviour(behaviour: Behaviour) -> str:
@@ -54,7 +61,7 @@ def methods_markdown(table: MethodTable) -> str:
     return _table(header, rows)
 
 
-# The faults and the settings as both the README and the docs page list them: header, then rows.
+# The faults and the settings as both the README and the status page list them: header, then rows.
 FAULT_COLUMNS = ["faultCode", "faultString", "When"]
 SETTING_COLUMNS = ["Variable", "Option", "Default", "Meaning"]
 
@@ -75,10 +82,23 @@ def faults_markdown() -> str:
     return _table(FAULT_COLUMNS, fault_rows())
 
 
+METRIC_COLUMNS = ["Metric", "Kind", "Labels", "Workers merged by", "Meaning"]
+
+
+def metrics_markdown() -> str:
+    """Every metric as `/metrics` exposes it, from `METRICS`."""
+    rows = [
+        [f"`{spec.exposed}`", spec.kind, ", ".join(f"`{x}`" for x in spec.labels) or "none", spec.merged, spec.meaning]
+        for spec in METRICS
+    ]
+    return _table(METRIC_COLUMNS, rows)
+
+
 _SECTIONS: dict[str, Callable[[MethodTable], str]] = {
     "methods": methods_markdown,
     "settings": lambda table: settings_markdown(),
     "faults": lambda table: faults_markdown(),
+    "metrics": lambda table: metrics_markdown(),
 }
 _MARKED = re.compile(r"(<!-- generated:(\w+) -->\n).*?(<!-- /generated:\2 -->)", re.DOTALL)
 
@@ -90,47 +110,6 @@ def render_readme(text: str, table: MethodTable) -> str:
         return f"{match[1]}{_SECTIONS[match[2]](table)}\n{match[3]}"
 
     return _MARKED.sub(fill, text)
-
-
-def _html_table(header: list[str], rows: list[list[str]]) -> str:
-    """An HTML table; cells are escaped, and a cell in backticks is shown as code."""
-
-    def cell(text: str) -> str:
-        if len(text) > 1 and text.startswith("`") and text.endswith("`"):
-            return f"<code>{html.escape(text[1:-1])}</code>"
-        return html.escape(text)
-
-    head = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
-    body = ["<tr>" + "".join(f"<td>{cell(c)}</td>" for c in row) + "</tr>" for row in rows]
-    return "<table border='1'>" + head + "\n" + "\n".join(body) + "\n</table>\n"
-
-
-def docs_page(table: MethodTable, settings: Settings, mode: Mode) -> str:
-    """The HTML page served on GET of an endpoint: what each method answers in `mode` and how well, the faults,
-    and the settings with their defaults (never their values here)."""
-    esc = html.escape
-    methods = [
-        [
-            f"`{spec.usage()}`",
-            behaviour.text(settings.upstream.host) if isinstance(behaviour, Refuse) else spec.summary,
-            spec.grade.value,
-            spec.note,
-        ]
-        for spec in table
-        if not isinstance(behaviour := spec.behaviour(mode), Absent)
-    ]
-    return (
-        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>pypi-xmlrpc-shim</title></head><body>\n"
-        f"<h1>pypi-xmlrpc-shim {esc(__version__)}</h1>\n"
-        f"<p>PyPI's legacy XML-RPC API, answered from <code>{esc(settings.upstream.base)}</code> "
-        f"in <b>{esc(mode.value)}</b> mode. POST <code>text/xml</code> calls to this URL.</p>\n"
-        + _html_table(["Method", "Answer", "Fidelity", "Differences from PyPI"], methods)
-        + "<h2>Faults</h2>\n"
-        + _html_table(FAULT_COLUMNS, fault_rows())
-        + "<h2>Settings</h2>\n"
-        + _html_table(SETTING_COLUMNS, setting_rows())
-        + "</body></html>\n"
-    )
 
 
 def main(argv: list[str] | None = None) -> int:

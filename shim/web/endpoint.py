@@ -8,7 +8,7 @@ the calls in progress are capped; a call is cut off at its deadline.
 
 A POST to an endpoint's path is served straight from the ASGI scope (`XMLRPCFront`): on a cache hit, matching
 the app's fifty routes in turn and building Starlette's request and response objects were a third of the call.
-Every other request to those paths (the docs page, a wrong method) goes through the routes.
+Every other request to those paths (the status page, a wrong method) goes through the routes.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterator
 
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -30,9 +30,9 @@ from shim.modes import Mode
 from shim.web import compression
 from shim.web.addresses import PeerAddresses
 from shim.web.deadline import Deadline
-from shim.web.docs import docs_page
 from shim.web.exchanges import REQUEST_ID, RequestLog, client_key
 from shim.web.responses import not_found
+from shim.web.status import status_response
 from shim.xmlrpc.dispatch import AnswerBody, Dispatcher, Unserved
 
 __all__ = ["MODE_PREFIXES", "XMLRPCFront", "collapsed", "xmlrpc_endpoints", "xmlrpc_routes"]
@@ -161,7 +161,15 @@ class XMLRPCEndpoint:
             # Warehouse answers another method on its XML-RPC route with this fault.
             return _xmlrpc_bytes(self.dispatcher.unserved(Unserved.WRONG_HTTP_METHOD))
         if request.method in ("GET", "HEAD") and request.url.path.endswith("/"):
-            return HTMLResponse(docs_page(self.dispatcher.table, self.settings, mode))
+            dispatcher = self.dispatcher
+            return status_response(
+                dispatcher.table,
+                self.settings,
+                dispatcher.services,
+                prefixes=MODE_PREFIXES,
+                here=self.mode,
+                live_only="live" in request.query_params,
+            )
         return PlainTextResponse(
             "This is an XML-RPC endpoint: POST a text/xml methodCall.\n", status_code=405, headers={"Allow": "POST"}
         )

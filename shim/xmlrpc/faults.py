@@ -50,7 +50,7 @@ class FaultDoc:
     when: str
 
 
-# Every fault the service sends, in dispatch's order; the README's and the docs page's table come from here.
+# Every fault the service sends, in dispatch's order; the README's and the status page's table come from here.
 DOCUMENTED = (
     FaultDoc(NOT_WELL_FORMED, "The body is not an XML-RPC call, is unsafe XML, or is too large."),
     FaultDoc(METHOD_NOT_FOUND, "No such method in the request's mode."),

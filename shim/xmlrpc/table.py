@@ -1,6 +1,6 @@
 """The shape of the method table: one `MethodSpec` per legacy method, as data.
 
-Dispatch, introspection, the docs page and the README's method table all read these entries; nothing
+Dispatch, introspection, the status page and the README's method table all read these entries; nothing
 about a method is written down anywhere else.
 """
 
