@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
+from shim.upstream.urls import Secret
+
 __all__ = [
     "Network",
     "boolean",
@@ -118,6 +120,11 @@ def folder(text: str) -> Path:
     if not text.strip() or (path.exists() and not path.is_dir()):
         raise ValueError("not a folder")
     return path
+
+
+def secret(text: str) -> Secret | None:
+    """A credential, never shown; empty is none."""
+    return Secret(text) if text else None
 
 
 def optional_text(text: str) -> str | None:

@@ -66,17 +66,16 @@ async def health(request: Request) -> Response:
                 **vitals.catalog_report(),
                 "writable": state.writable,
                 "problem": None if problem is None else str(problem),
-                **_role(services),
+                **_role(services, vitals.role()),
             },
         }
     )
 
 
-def _role(services: Services) -> dict[str, object]:
+def _role(services: Services, role: str) -> dict[str, object]:
     """Whether this process writes the change feed (`writer`), stands by to (`standby`) or never does (`reader`),
     and what calls read that the catalog kept."""
     election, observations = services.election, services.observations
-    role = election.role if election is not None and election.role is not None else "reader"
     return {
         "role": role,
         "pid": os.getpid(),

@@ -177,16 +177,13 @@ def serve(settings: Settings, *, parser: str = "httptools") -> int:
     if settings.workers > 1:
         # Each worker unpickles the config (guards and settings with it) and builds the app from the factory; each
         # counts its metrics in the folder set here, before any of them imports prometheus_client.
-        try:
-            folder = multiprocess_folder(settings.metrics_dir)
-            folder.__enter__()
-        except OSError as exc:
-            print(f"pypi-xmlrpc-shim: {exc}", file=sys.stderr)
-            return 2
-        try:
+        with contextlib.ExitStack() as held:
+            try:
+                held.enter_context(multiprocess_folder(settings.metrics_dir))
+            except OSError as exc:  # an operator's folder that cannot be used: named, never a traceback
+                print(f"pypi-xmlrpc-shim: {exc}", file=sys.stderr)
+                return 2
             Workers(config, sockets=[config.bind_socket()]).run()
-        finally:
-            folder.__exit__(None, None, None)
         return 0
     server = GracefulServer(config)
     server.run()

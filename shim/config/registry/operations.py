@@ -6,7 +6,6 @@ from typing import Any
 
 from shim.config import parsers
 from shim.config.setting import LogClient, LogFormat, Setting
-from shim.upstream.urls import Secret
 
 __all__ = ["OPERATIONS"]
 
@@ -21,7 +20,7 @@ OPERATIONS: tuple[Setting[Any], ...] = (
     ),
     Setting(
         "metrics_token",
-        lambda text: Secret(text) if text else None,
+        parsers.secret,
         "When set, `/metrics` answers only a request carrying `Authorization: Bearer <token>` (401 otherwise); "
         "never shown.",
         None,

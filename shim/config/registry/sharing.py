@@ -9,7 +9,6 @@ from shim.config import parsers
 from shim.config.setting import Setting
 from shim.shared.address import RedisURL
 from shim.shared.availability import CONFIRM, RETRY
-from shim.upstream.urls import Secret
 
 __all__ = ["SHARING"]
 
@@ -28,7 +27,7 @@ SHARING: tuple[Setting[Any], ...] = (
     ),
     Setting(
         "cache_password",
-        lambda text: Secret(text) if text else None,
+        parsers.secret,
         "Password for SHIM_CACHE_URL, instead of one in the URL; never shown. Prefer the variable: a command line "
         "is visible to every user of the machine.",
         None,

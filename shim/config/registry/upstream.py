@@ -8,7 +8,7 @@ from shim.config import parsers
 from shim.config.pip import default_upstream
 from shim.config.setting import Setting
 from shim.upstream.file_metadata import EXPANSION
-from shim.upstream.urls import Secret, UpstreamURL
+from shim.upstream.urls import UpstreamURL
 
 __all__ = ["UPSTREAM"]
 
@@ -32,7 +32,7 @@ UPSTREAM: tuple[Setting[Any], ...] = (
     ),
     Setting(
         "upstream_password",
-        lambda text: Secret(text) if text else None,
+        parsers.secret,
         "Password or token for the upstream; never shown. Prefer the variable: a command line is visible "
         "to other users of the machine.",
         metavar="SECRET",
